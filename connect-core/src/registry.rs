@@ -1,0 +1,401 @@
+//! Builds pipelines from Debezium / Kafka Connect properties.
+//!
+//! Connector crates register factories under their `connector.class` names; connect-core
+//! knows no driver. Every key of the properties must be read by the engine, a converter,
+//! a transform, a predicate or the connector, or the build fails naming it.
+//!
+//! Keys the registry reads itself:
+//!
+//! | key | meaning |
+//! |---|---|
+//! | `name` | engine name (offsets namespace) |
+//! | `connector.class` | the registered connector |
+//! | `tasks.max` | tasks per connector |
+//! | `transforms`, `transforms.<a>.type`, `.predicate`, `.negate`, `.*` | transform chain |
+//! | `predicates`, `predicates.<p>.type`, `.*` | predicates |
+//! | `offset.storage` | `org.apache.kafka.connect.storage.FileOffsetBackingStore` (JSON file here) or `...MemoryOffsetBackingStore` |
+//! | `offset.storage.file.filename` | offsets file |
+//! | `offset.flush.interval.ms`, `offset.flush.records` | commit policy (either triggers) |
+//! | `max.batch.size`, `max.batch.bytes`, `max.queue.batches`, `max.queue.bytes` | limits |
+//! | `errors.tolerance`, `errors.retry.timeout`, `errors.retry.delay.max.ms` | error policy |
+//! | `key.converter`, `value.converter`, `*.converter.schemas.enable` | converters |
+//! | `schema.history.internal`, `schema.history.internal.file.filename` | schema history |
+//!
+//! Accepted and ignored (documented no-ops of the embedded engine):
+//! `offset.flush.timeout.ms`, `errors.log.enable`, `errors.log.include.messages`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::connector::{SinkConnector, SourceConnector};
+use crate::convert::{ByteArrayConverter, Converter, JsonConverter, StringConverter};
+use crate::engine::{CommitPolicy, ErrorTolerance, PipelineBuilder, PipelineSettings};
+use crate::error::{Error, Result};
+use crate::history::{FileSchemaHistory, MemorySchemaHistory, SchemaHistory};
+use crate::offsets::{FileOffsetStore, MemoryOffsetStore, OffsetStore};
+use crate::properties::{Properties, Scope};
+use crate::transform::{
+    ExtractNewRecordState, Filter, HasHeaderKey, Predicate, RecordIsTombstone, RegexRouter,
+    TopicNameMatches, Transform, TransformChain,
+};
+
+/// Keys accepted and ignored, for compatibility with existing properties files.
+pub const IGNORED_KEYS: &[&str] = &[
+    "offset.flush.timeout.ms",
+    "errors.log.enable",
+    "errors.log.include.messages",
+];
+
+/// What a connector factory receives.
+pub struct FactoryContext<'a> {
+    /// The properties, unprefixed: read the connector's own keys from here.
+    pub props: Scope<'a>,
+    /// Converter for keys (`key.converter`, default JSON with schemas).
+    pub key_converter: Arc<dyn Converter>,
+    /// Converter for values (`value.converter`, default JSON with schemas).
+    pub value_converter: Arc<dyn Converter>,
+    /// Schema history (`schema.history.internal`), for sources that need one.
+    pub history: Arc<dyn SchemaHistory>,
+}
+
+type SourceFactory =
+    Arc<dyn Fn(&FactoryContext<'_>) -> Result<Arc<dyn SourceConnector>> + Send + Sync>;
+type SinkFactory = Arc<dyn Fn(&FactoryContext<'_>) -> Result<Arc<dyn SinkConnector>> + Send + Sync>;
+type TransformFactory = Arc<dyn Fn(&Scope<'_>) -> Result<Box<dyn Transform>> + Send + Sync>;
+type PredicateFactory = Arc<dyn Fn(&Scope<'_>) -> Result<Arc<dyn Predicate>> + Send + Sync>;
+
+/// A pipeline built from properties, before its destination is chosen.
+pub struct BuiltPipeline {
+    /// The engine name (`name`).
+    pub name: String,
+    /// The pipeline: finish it with an `into_*` destination.
+    pub pipeline: PipelineBuilder,
+    /// `key.converter`.
+    pub key_converter: Arc<dyn Converter>,
+    /// `value.converter`.
+    pub value_converter: Arc<dyn Converter>,
+}
+
+impl std::fmt::Debug for BuiltPipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuiltPipeline")
+            .field("name", &self.name)
+            .field("pipeline", &self.pipeline)
+            .finish()
+    }
+}
+
+/// Factories of connectors, transforms and predicates by class name.
+#[derive(Clone)]
+pub struct Registry {
+    sources: HashMap<String, SourceFactory>,
+    sinks: HashMap<String, SinkFactory>,
+    transforms: HashMap<String, TransformFactory>,
+    predicates: HashMap<String, PredicateFactory>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut sources: Vec<_> = self.sources.keys().collect();
+        sources.sort();
+        f.debug_struct("Registry")
+            .field("sources", &sources)
+            .finish()
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Registry {
+    /// A registry with the built-in transforms and predicates and no connectors.
+    pub fn new() -> Self {
+        let mut r = Registry {
+            sources: HashMap::new(),
+            sinks: HashMap::new(),
+            transforms: HashMap::new(),
+            predicates: HashMap::new(),
+        };
+        r.register_transform("io.debezium.transforms.ExtractNewRecordState", |s| {
+            Ok(Box::new(ExtractNewRecordState::from_props(s)?))
+        });
+        r.register_transform("org.apache.kafka.connect.transforms.RegexRouter", |s| {
+            Ok(Box::new(RegexRouter::from_props(s)?))
+        });
+        r.register_transform("org.apache.kafka.connect.transforms.Filter", |_| {
+            Ok(Box::new(Filter))
+        });
+        r.register_predicate(
+            "org.apache.kafka.connect.transforms.predicates.TopicNameMatches",
+            |s| Ok(Arc::new(TopicNameMatches::from_props(s)?)),
+        );
+        r.register_predicate(
+            "org.apache.kafka.connect.transforms.predicates.HasHeaderKey",
+            |s| Ok(Arc::new(HasHeaderKey::from_props(s)?)),
+        );
+        r.register_predicate(
+            "org.apache.kafka.connect.transforms.predicates.RecordIsTombstone",
+            |_| Ok(Arc::new(RecordIsTombstone)),
+        );
+        r
+    }
+
+    /// Registers a source connector factory under a `connector.class` name.
+    pub fn register_source(
+        &mut self,
+        class: &str,
+        factory: impl Fn(&FactoryContext<'_>) -> Result<Arc<dyn SourceConnector>>
+            + Send
+            + Sync
+            + 'static,
+    ) {
+        self.sources.insert(class.to_owned(), Arc::new(factory));
+    }
+
+    /// Registers a sink connector factory.
+    pub fn register_sink(
+        &mut self,
+        class: &str,
+        factory: impl Fn(&FactoryContext<'_>) -> Result<Arc<dyn SinkConnector>> + Send + Sync + 'static,
+    ) {
+        self.sinks.insert(class.to_owned(), Arc::new(factory));
+    }
+
+    /// Registers a transform factory under its `transforms.<alias>.type` name.
+    pub fn register_transform(
+        &mut self,
+        class: &str,
+        factory: impl Fn(&Scope<'_>) -> Result<Box<dyn Transform>> + Send + Sync + 'static,
+    ) {
+        self.transforms.insert(class.to_owned(), Arc::new(factory));
+    }
+
+    /// Registers a predicate factory under its `predicates.<alias>.type` name.
+    pub fn register_predicate(
+        &mut self,
+        class: &str,
+        factory: impl Fn(&Scope<'_>) -> Result<Arc<dyn Predicate>> + Send + Sync + 'static,
+    ) {
+        self.predicates.insert(class.to_owned(), Arc::new(factory));
+    }
+
+    /// Builds a source pipeline from properties. Every key must be understood.
+    pub fn build_pipeline(&self, props: &Properties) -> Result<BuiltPipeline> {
+        let root = props.root();
+        for key in IGNORED_KEYS {
+            let _ = root.get(key);
+        }
+        let name = root
+            .get("name")
+            .unwrap_or(crate::engine::DEFAULT_ENGINE_NAME)
+            .to_owned();
+        let class = root.require("connector.class")?;
+        let factory = self.sources.get(class).ok_or_else(|| {
+            Error::config(
+                "connector.class",
+                format!(
+                    "no source connector registered as `{class}`{}",
+                    self.known(&self.sources)
+                ),
+            )
+        })?;
+        let (key_converter, value_converter) = (
+            converter(&root, "key.converter")?,
+            converter(&root, "value.converter")?,
+        );
+        let history = history(&root)?;
+        let ctx = FactoryContext {
+            props: root.clone(),
+            key_converter: key_converter.clone(),
+            value_converter: value_converter.clone(),
+            history,
+        };
+        let source = factory(&ctx)?;
+        let settings = settings(&root)?;
+        settings.validate()?;
+        let chain = self.chain(&root)?;
+        let store = offset_store(&root)?;
+        props.reject_unused()?;
+        let pipeline = PipelineBuilder::new(&name)
+            .source_arc(source)
+            .transforms(chain)
+            .offsets_arc(store)
+            .settings(settings);
+        Ok(BuiltPipeline {
+            name,
+            pipeline,
+            key_converter,
+            value_converter,
+        })
+    }
+
+    /// Builds a sink connector from properties (its own file, as in Kafka Connect).
+    pub fn build_sink(&self, props: &Properties) -> Result<Arc<dyn SinkConnector>> {
+        let root = props.root();
+        let _ = root.get("name");
+        let _ = root.get("tasks.max");
+        let class = root.require("connector.class")?;
+        let factory = self.sinks.get(class).ok_or_else(|| {
+            Error::config(
+                "connector.class",
+                format!(
+                    "no sink connector registered as `{class}`{}",
+                    self.known(&self.sinks)
+                ),
+            )
+        })?;
+        let ctx = FactoryContext {
+            props: root.clone(),
+            key_converter: converter(&root, "key.converter")?,
+            value_converter: converter(&root, "value.converter")?,
+            history: Arc::new(MemorySchemaHistory::new()),
+        };
+        let sink = factory(&ctx)?;
+        props.reject_unused()?;
+        Ok(sink)
+    }
+
+    fn known<T>(&self, map: &HashMap<String, T>) -> String {
+        let mut names: Vec<&str> = map.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        if names.is_empty() {
+            String::from(" (none registered: add the connector crate's `register`)")
+        } else {
+            format!(" (known: {})", names.join(", "))
+        }
+    }
+
+    fn chain(&self, root: &Scope<'_>) -> Result<TransformChain> {
+        let mut predicates = HashMap::new();
+        for alias in root.list("predicates") {
+            let scope = root.scope(&format!("predicates.{alias}."));
+            let class = scope.require("type")?;
+            let factory = self.predicates.get(class).ok_or_else(|| {
+                Error::config(
+                    scope.key("type"),
+                    format!(
+                        "unknown predicate `{class}`{}",
+                        self.known(&self.predicates)
+                    ),
+                )
+            })?;
+            predicates.insert(alias.to_owned(), factory(&scope)?);
+        }
+        let mut chain = TransformChain::new();
+        for alias in root.list("transforms") {
+            let scope = root.scope(&format!("transforms.{alias}."));
+            let class = scope.require("type")?;
+            let factory = self.transforms.get(class).ok_or_else(|| {
+                Error::config(
+                    scope.key("type"),
+                    format!(
+                        "unknown transform `{class}`{}",
+                        self.known(&self.transforms)
+                    ),
+                )
+            })?;
+            let negate = scope.bool_or("negate", false)?;
+            let predicate = match scope.get("predicate") {
+                Some(p) => Some((
+                    predicates.get(p).cloned().ok_or_else(|| {
+                        Error::config(
+                            scope.key("predicate"),
+                            format!("predicate `{p}` is not listed in `predicates`"),
+                        )
+                    })?,
+                    negate,
+                )),
+                None => None,
+            };
+            chain.push_boxed(alias, factory(&scope)?, predicate);
+        }
+        Ok(chain)
+    }
+}
+
+fn converter(root: &Scope<'_>, key: &str) -> Result<Arc<dyn Converter>> {
+    let schemas = root.bool_or(&format!("{key}.schemas.enable"), true)?;
+    Ok(match root.get(key) {
+        None | Some("org.apache.kafka.connect.json.JsonConverter") => Arc::new(JsonConverter::new(schemas)),
+        Some("org.apache.kafka.connect.storage.StringConverter") => Arc::new(StringConverter),
+        Some("org.apache.kafka.connect.converters.ByteArrayConverter") => Arc::new(ByteArrayConverter),
+        Some(other) => {
+            return Err(Error::config(
+                key,
+                format!("unknown converter `{other}` (accepted: org.apache.kafka.connect.json.JsonConverter, org.apache.kafka.connect.storage.StringConverter, org.apache.kafka.connect.converters.ByteArrayConverter)"),
+            ))
+        }
+    })
+}
+
+fn settings(root: &Scope<'_>) -> Result<PipelineSettings> {
+    let d = PipelineSettings::default();
+    let interval = root.millis_or("offset.flush.interval.ms", Duration::from_secs(1))?;
+    let mut policy = CommitPolicy::periodic(interval);
+    if let Some(n) = root.get("offset.flush.records") {
+        let n: u64 = n.parse().map_err(|e| {
+            Error::config("offset.flush.records", format!("invalid value `{n}`: {e}"))
+        })?;
+        policy = CommitPolicy::every_records(n).or(policy);
+    }
+    let tolerance = match root.one_of("errors.tolerance", &["none", "all"], "none")? {
+        "all" => ErrorTolerance::All,
+        _ => ErrorTolerance::None,
+    };
+    let retry_ms: i64 = root.parse_or(
+        "errors.retry.timeout",
+        d.retry_timeout.map_or(-1, |t| t.as_millis() as i64),
+    )?;
+    Ok(PipelineSettings {
+        tasks_max: root.parse_or("tasks.max", d.tasks_max)?,
+        max_batch_records: root.parse_or("max.batch.size", d.max_batch_records)?,
+        max_batch_bytes: root.parse_or("max.batch.bytes", d.max_batch_bytes)?,
+        max_queue_batches: root.parse_or("max.queue.batches", d.max_queue_batches)?,
+        max_queue_bytes: root.parse_or("max.queue.bytes", d.max_queue_bytes)?,
+        commit_policy: policy,
+        tolerance,
+        retry_timeout: (retry_ms >= 0).then(|| Duration::from_millis(retry_ms as u64)),
+        retry_max_delay: root.millis_or("errors.retry.delay.max.ms", d.retry_max_delay)?,
+    })
+}
+
+fn offset_store(root: &Scope<'_>) -> Result<Arc<dyn OffsetStore>> {
+    const FILE: &str = "org.apache.kafka.connect.storage.FileOffsetBackingStore";
+    const MEMORY: &str = "org.apache.kafka.connect.storage.MemoryOffsetBackingStore";
+    let filename = root.get("offset.storage.file.filename");
+    match (root.get("offset.storage"), filename) {
+        (Some(FILE) | None, Some(f)) => Ok(Arc::new(FileOffsetStore::open(f)?)),
+        (Some(FILE), None) => Err(Error::config(
+            "offset.storage.file.filename",
+            "is required with FileOffsetBackingStore",
+        )),
+        (Some(MEMORY) | None, None) => Ok(Arc::new(MemoryOffsetStore::new())),
+        (Some(MEMORY), Some(_)) => Err(Error::config(
+            "offset.storage.file.filename",
+            "has no effect with MemoryOffsetBackingStore",
+        )),
+        (Some(other), _) => Err(Error::config(
+            "offset.storage",
+            format!("unknown offset store `{other}` (accepted: {FILE}, {MEMORY})"),
+        )),
+    }
+}
+
+fn history(root: &Scope<'_>) -> Result<Arc<dyn SchemaHistory>> {
+    const FILE: &str = "io.debezium.storage.file.history.FileSchemaHistory";
+    const MEMORY: &str = "io.debezium.relational.history.MemorySchemaHistory";
+    match root.get("schema.history.internal") {
+        Some(FILE) => Ok(Arc::new(FileSchemaHistory::open(
+            root.require("schema.history.internal.file.filename")?,
+        )?)),
+        Some(MEMORY) | None => Ok(Arc::new(MemorySchemaHistory::new())),
+        Some(other) => Err(Error::config(
+            "schema.history.internal",
+            format!("unknown schema history `{other}` (accepted: {FILE}, {MEMORY})"),
+        )),
+    }
+}

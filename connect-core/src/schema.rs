@@ -1,0 +1,493 @@
+//! Kafka Connect's schema model, built once per table version and shared by `Arc`.
+//!
+//! Each [`Schema`] carries its serialised JSON (as Kafka's `JsonConverter` writes a schema),
+//! computed once when it is built, so the JSON converter splices it into every event
+//! instead of re-serialising it.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use crate::value::Value;
+
+/// Names of Kafka Connect's logical types.
+pub mod logical {
+    /// `bytes`: big-endian two's-complement unscaled value; parameter `scale`.
+    pub const DECIMAL: &str = "org.apache.kafka.connect.data.Decimal";
+    /// `int32`: days since the Unix epoch.
+    pub const DATE: &str = "org.apache.kafka.connect.data.Date";
+    /// `int32`: milliseconds since midnight.
+    pub const TIME: &str = "org.apache.kafka.connect.data.Time";
+    /// `int64`: milliseconds since the Unix epoch.
+    pub const TIMESTAMP: &str = "org.apache.kafka.connect.data.Timestamp";
+}
+
+/// The type of a schema, as Kafka Connect names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SchemaType {
+    /// 8-bit signed integer.
+    Int8,
+    /// 16-bit signed integer.
+    Int16,
+    /// 32-bit signed integer.
+    Int32,
+    /// 64-bit signed integer.
+    Int64,
+    /// 32-bit IEEE float.
+    Float32,
+    /// 64-bit IEEE float.
+    Float64,
+    /// true / false.
+    Boolean,
+    /// UTF-8 text.
+    String,
+    /// Raw bytes.
+    Bytes,
+    /// A list of values of one schema.
+    Array,
+    /// Key/value pairs.
+    Map,
+    /// Named, ordered fields.
+    Struct,
+}
+
+impl SchemaType {
+    /// The name used in JSON schemas (`"int32"`, `"struct"`, ...).
+    pub fn json_name(self) -> &'static str {
+        match self {
+            SchemaType::Int8 => "int8",
+            SchemaType::Int16 => "int16",
+            SchemaType::Int32 => "int32",
+            SchemaType::Int64 => "int64",
+            SchemaType::Float32 => "float",
+            SchemaType::Float64 => "double",
+            SchemaType::Boolean => "boolean",
+            SchemaType::String => "string",
+            SchemaType::Bytes => "bytes",
+            SchemaType::Array => "array",
+            SchemaType::Map => "map",
+            SchemaType::Struct => "struct",
+        }
+    }
+
+    /// Parses a JSON schema type name.
+    pub fn from_json_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "int8" => SchemaType::Int8,
+            "int16" => SchemaType::Int16,
+            "int32" => SchemaType::Int32,
+            "int64" => SchemaType::Int64,
+            "float" => SchemaType::Float32,
+            "double" => SchemaType::Float64,
+            "boolean" => SchemaType::Boolean,
+            "string" => SchemaType::String,
+            "bytes" => SchemaType::Bytes,
+            "array" => SchemaType::Array,
+            "map" => SchemaType::Map,
+            "struct" => SchemaType::Struct,
+            _ => return None,
+        })
+    }
+}
+
+/// A named field of a struct schema.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    name: Arc<str>,
+    schema: Arc<Schema>,
+}
+
+impl Field {
+    /// The field's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The field's schema.
+    pub fn schema(&self) -> &Arc<Schema> {
+        &self.schema
+    }
+}
+
+/// An immutable schema with its JSON form cached. Build one with [`SchemaBuilder`].
+#[derive(Debug, Clone)]
+pub struct Schema {
+    ty: SchemaType,
+    optional: bool,
+    name: Option<Arc<str>>,
+    version: Option<i32>,
+    doc: Option<Arc<str>>,
+    parameters: Vec<(Arc<str>, Arc<str>)>,
+    default: Option<Value>,
+    fields: Vec<Field>,
+    key: Option<Arc<Schema>>,
+    items: Option<Arc<Schema>>,
+    json: Box<str>,
+}
+
+impl PartialEq for Schema {
+    fn eq(&self, other: &Self) -> bool {
+        // The cached JSON holds every attribute, in a canonical order.
+        self.json == other.json
+    }
+}
+
+impl Schema {
+    /// The schema's type.
+    pub fn schema_type(&self) -> SchemaType {
+        self.ty
+    }
+
+    /// Whether null is allowed.
+    pub fn is_optional(&self) -> bool {
+        self.optional
+    }
+
+    /// Logical or semantic name (e.g. `io.debezium.time.Date`), or the record name.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Schema version, if set.
+    pub fn version(&self) -> Option<i32> {
+        self.version
+    }
+
+    /// Documentation, if set.
+    pub fn doc(&self) -> Option<&str> {
+        self.doc.as_deref()
+    }
+
+    /// Parameters in insertion order (e.g. `scale` of a Decimal).
+    pub fn parameters(&self) -> &[(Arc<str>, Arc<str>)] {
+        &self.parameters
+    }
+
+    /// The value of one parameter.
+    pub fn parameter(&self, key: &str) -> Option<&str> {
+        self.parameters
+            .iter()
+            .find(|(k, _)| &**k == key)
+            .map(|(_, v)| &**v)
+    }
+
+    /// Default value, if set.
+    pub fn default_value(&self) -> Option<&Value> {
+        self.default.as_ref()
+    }
+
+    /// Fields of a struct schema (empty for other types).
+    pub fn fields(&self) -> &[Field] {
+        &self.fields
+    }
+
+    /// Position and definition of a struct field by name.
+    pub fn field(&self, name: &str) -> Option<(usize, &Field)> {
+        self.fields
+            .iter()
+            .enumerate()
+            .find(|(_, f)| &*f.name == name)
+    }
+
+    /// Key schema of a map.
+    pub fn key_schema(&self) -> Option<&Arc<Schema>> {
+        self.key.as_ref()
+    }
+
+    /// Value schema of a map, item schema of an array.
+    pub fn value_schema(&self) -> Option<&Arc<Schema>> {
+        self.items.as_ref()
+    }
+
+    /// The schema as Kafka's `JsonConverter` writes it, computed once at build time.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// Starts a schema of a primitive type (or an empty struct).
+    pub fn builder(ty: SchemaType) -> SchemaBuilder {
+        SchemaBuilder::new(ty)
+    }
+
+    /// Starts a struct schema.
+    pub fn struct_builder() -> SchemaBuilder {
+        SchemaBuilder::new(SchemaType::Struct)
+    }
+
+    /// Starts an array schema.
+    pub fn array_builder(items: Arc<Schema>) -> SchemaBuilder {
+        let mut b = SchemaBuilder::new(SchemaType::Array);
+        b.items = Some(items);
+        b
+    }
+
+    /// Starts a map schema.
+    pub fn map_builder(key: Arc<Schema>, value: Arc<Schema>) -> SchemaBuilder {
+        let mut b = SchemaBuilder::new(SchemaType::Map);
+        b.key = Some(key);
+        b.items = Some(value);
+        b
+    }
+
+    /// A required primitive schema.
+    pub fn required(ty: SchemaType) -> Arc<Schema> {
+        SchemaBuilder::new(ty).build()
+    }
+
+    /// An optional primitive schema.
+    pub fn optional(ty: SchemaType) -> Arc<Schema> {
+        SchemaBuilder::new(ty).optional().build()
+    }
+
+    /// A copy of this schema with `optional` set, JSON recomputed.
+    pub fn to_builder(&self) -> SchemaBuilder {
+        SchemaBuilder {
+            ty: self.ty,
+            optional: self.optional,
+            name: self.name.clone(),
+            version: self.version,
+            doc: self.doc.clone(),
+            parameters: self.parameters.clone(),
+            default: self.default.clone(),
+            fields: self.fields.clone(),
+            key: self.key.clone(),
+            items: self.items.clone(),
+        }
+    }
+}
+
+/// Builds a [`Schema`]; `build()` computes the cached JSON once.
+#[derive(Debug, Clone)]
+pub struct SchemaBuilder {
+    ty: SchemaType,
+    optional: bool,
+    name: Option<Arc<str>>,
+    version: Option<i32>,
+    doc: Option<Arc<str>>,
+    parameters: Vec<(Arc<str>, Arc<str>)>,
+    default: Option<Value>,
+    fields: Vec<Field>,
+    key: Option<Arc<Schema>>,
+    items: Option<Arc<Schema>>,
+}
+
+impl SchemaBuilder {
+    fn new(ty: SchemaType) -> Self {
+        SchemaBuilder {
+            ty,
+            optional: false,
+            name: None,
+            version: None,
+            doc: None,
+            parameters: Vec::new(),
+            default: None,
+            fields: Vec::new(),
+            key: None,
+            items: None,
+        }
+    }
+
+    /// Allows null.
+    pub fn optional(mut self) -> Self {
+        self.optional = true;
+        self
+    }
+
+    /// Sets `optional` explicitly.
+    pub fn with_optional(mut self, optional: bool) -> Self {
+        self.optional = optional;
+        self
+    }
+
+    /// Sets the name.
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the version.
+    pub fn version(mut self, version: i32) -> Self {
+        self.version = Some(version);
+        self
+    }
+
+    /// Sets the documentation.
+    pub fn doc(mut self, doc: impl Into<Arc<str>>) -> Self {
+        self.doc = Some(doc.into());
+        self
+    }
+
+    /// Adds a parameter (kept in insertion order, as Kafka's builder does).
+    pub fn parameter(mut self, key: impl Into<Arc<str>>, value: impl Into<Arc<str>>) -> Self {
+        self.parameters.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets the default value.
+    pub fn default_value(mut self, value: Value) -> Self {
+        self.default = Some(value);
+        self
+    }
+
+    /// Appends a struct field.
+    pub fn field(mut self, name: impl Into<Arc<str>>, schema: Arc<Schema>) -> Self {
+        self.fields.push(Field {
+            name: name.into(),
+            schema,
+        });
+        self
+    }
+
+    /// Finishes the schema and computes its JSON.
+    pub fn build(self) -> Arc<Schema> {
+        let mut schema = Schema {
+            ty: self.ty,
+            optional: self.optional,
+            name: self.name,
+            version: self.version,
+            doc: self.doc,
+            parameters: self.parameters,
+            default: self.default,
+            fields: self.fields,
+            key: self.key,
+            items: self.items,
+            json: Box::from(""),
+        };
+        let mut json = String::with_capacity(64);
+        write_schema_json(&mut json, &schema, None);
+        schema.json = json.into_boxed_str();
+        Arc::new(schema)
+    }
+}
+
+/// Writes a schema in `JsonConverter.asJsonSchema` order: type, fields/items/keys, optional,
+/// name, version, doc, parameters, default, then `field` for struct members.
+fn write_schema_json(out: &mut String, schema: &Schema, field_name: Option<&str>) {
+    out.push_str("{\"type\":\"");
+    out.push_str(schema.ty.json_name());
+    out.push('"');
+    match schema.ty {
+        SchemaType::Array => {
+            out.push_str(",\"items\":");
+            out.push_str(&schema.items.as_ref().expect("array schema has items").json);
+        }
+        SchemaType::Map => {
+            out.push_str(",\"keys\":");
+            out.push_str(&schema.key.as_ref().expect("map schema has keys").json);
+            out.push_str(",\"values\":");
+            out.push_str(&schema.items.as_ref().expect("map schema has values").json);
+        }
+        SchemaType::Struct => {
+            out.push_str(",\"fields\":[");
+            for (i, f) in schema.fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_schema_json(out, &f.schema, Some(&f.name));
+            }
+            out.push(']');
+        }
+        _ => {}
+    }
+    out.push_str(if schema.optional {
+        ",\"optional\":true"
+    } else {
+        ",\"optional\":false"
+    });
+    if let Some(name) = &schema.name {
+        out.push_str(",\"name\":");
+        push_json_string(out, name);
+    }
+    if let Some(v) = schema.version {
+        let _ = write!(out, ",\"version\":{v}");
+    }
+    if let Some(doc) = &schema.doc {
+        out.push_str(",\"doc\":");
+        push_json_string(out, doc);
+    }
+    if !schema.parameters.is_empty() {
+        out.push_str(",\"parameters\":{");
+        for (i, (k, v)) in schema.parameters.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_json_string(out, k);
+            out.push(':');
+            push_json_string(out, v);
+        }
+        out.push('}');
+    }
+    if let Some(default) = &schema.default {
+        out.push_str(",\"default\":");
+        let mut bytes = Vec::new();
+        crate::convert::json::write_value(&mut bytes, Some(schema), default);
+        out.push_str(&String::from_utf8(bytes).expect("JSON writer emits UTF-8"));
+    }
+    if let Some(name) = field_name {
+        out.push_str(",\"field\":");
+        push_json_string(out, name);
+    }
+    out.push('}');
+}
+
+fn push_json_string(out: &mut String, s: &str) {
+    let mut bytes = std::mem::take(out).into_bytes();
+    crate::convert::json::write_str(&mut bytes, s);
+    *out = String::from_utf8(bytes).expect("JSON writer emits UTF-8");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn struct_json_matches_json_converter_order() {
+        let s = Schema::struct_builder()
+            .name("srv.public.t.Value")
+            .field("id", Schema::required(SchemaType::Int32))
+            .field(
+                "kind",
+                Schema::builder(SchemaType::String)
+                    .optional()
+                    .name("io.debezium.data.Enum")
+                    .version(1)
+                    .parameter("allowed", "a,b")
+                    .build(),
+            )
+            .optional()
+            .build();
+        assert_eq!(
+            s.json(),
+            r#"{"type":"struct","fields":[{"type":"int32","optional":false,"field":"id"},{"type":"string","optional":true,"name":"io.debezium.data.Enum","version":1,"parameters":{"allowed":"a,b"},"field":"kind"}],"optional":true,"name":"srv.public.t.Value"}"#
+        );
+    }
+
+    #[test]
+    fn map_and_array_json() {
+        let m = Schema::map_builder(
+            Schema::required(SchemaType::String),
+            Schema::optional(SchemaType::Int64),
+        )
+        .build();
+        assert_eq!(
+            m.json(),
+            r#"{"type":"map","keys":{"type":"string","optional":false},"values":{"type":"int64","optional":true},"optional":false}"#
+        );
+        let a = Schema::array_builder(Schema::required(SchemaType::Float64)).build();
+        assert_eq!(
+            a.json(),
+            r#"{"type":"array","items":{"type":"double","optional":false},"optional":false}"#
+        );
+    }
+
+    #[test]
+    fn default_is_written_with_the_schema() {
+        let s = Schema::builder(SchemaType::String)
+            .optional()
+            .default_value(Value::string("x\"y"))
+            .build();
+        assert_eq!(
+            s.json(),
+            r#"{"type":"string","optional":true,"default":"x\"y"}"#
+        );
+    }
+}

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Installs (if missing), configures and starts what the test suite needs on 127.0.0.1:
+#   PostgreSQL with wal_level=logical (superuser postgres/postgres over TCP, replication allowed)
+#   MariaDB with a ROW binlog (root with an empty password over TCP)
+# Idempotent: safe to run again; restarts a server only when its CDC settings are missing.
+# Works without systemd (as in CI containers). Needs root.
+set -euo pipefail
+
+log() { printf '[services] %s\n' "$*" >&2; }
+
+apt_updated=0
+need_pkg() { # need_pkg <command> <debian package>
+  if ! command -v "$1" >/dev/null 2>&1; then
+    if [ "$apt_updated" = 0 ]; then
+      log "apt-get update"
+      DEBIAN_FRONTEND=noninteractive apt-get update -qq
+      apt_updated=1
+    fi
+    log "installing $2"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+  fi
+}
+
+wait_for() { # wait_for <description> <command...>: poll up to 60 s
+  local what=$1; shift
+  for _ in $(seq 1 120); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.5
+  done
+  log "timed out waiting for $what"; return 1
+}
+
+# ---------------------------------------------------------------- PostgreSQL
+setup_postgres() {
+  need_pkg pg_ctlcluster postgresql
+  local version conf_dir
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  conf_dir=/etc/postgresql/$version/main
+  [ -d "$conf_dir" ] || pg_createcluster "$version" main >/dev/null
+  mkdir -p "$conf_dir/conf.d"
+  grep -q "^include_dir = 'conf.d'" "$conf_dir/postgresql.conf" \
+    || echo "include_dir = 'conf.d'" >> "$conf_dir/postgresql.conf"
+  cat > "$conf_dir/conf.d/50-connect-cdc.conf" <<'CONF'
+# written by connect's scripts/services.sh
+listen_addresses = '127.0.0.1'
+wal_level = logical
+max_replication_slots = 32
+max_wal_senders = 32
+CONF
+  local hba=$conf_dir/pg_hba.conf
+  grep -qE '^host\s+all\s+all\s+127\.0\.0\.1/32' "$hba" \
+    || echo "host all all 127.0.0.1/32 scram-sha-256" >> "$hba"
+  grep -qE '^host\s+replication\s+all\s+127\.0\.0\.1/32' "$hba" \
+    || echo "host replication all 127.0.0.1/32 scram-sha-256" >> "$hba"
+  mkdir -p /var/run/postgresql && chown postgres:postgres /var/run/postgresql
+  if pg_isready -q -h 127.0.0.1; then
+    local wal
+    wal=$(su postgres -c "psql -tAc 'show wal_level'")
+    if [ "$wal" != logical ]; then
+      log "restarting PostgreSQL $version for wal_level=logical"
+      pg_ctlcluster --skip-systemctl-redirect "$version" main restart
+    else
+      pg_ctlcluster --skip-systemctl-redirect "$version" main reload
+    fi
+  else
+    log "starting PostgreSQL $version"
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  fi
+  wait_for "PostgreSQL" pg_isready -h 127.0.0.1
+  su postgres -c "psql -qc \"ALTER USER postgres WITH PASSWORD 'postgres'\""
+  # Slots left behind by killed test runs pin WAL and use up max_replication_slots.
+  su postgres -c "psql -qtAc \"SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots WHERE NOT active AND slot_name LIKE 'connect_test%'\"" >/dev/null
+  log "PostgreSQL ready on 127.0.0.1:5432 (wal_level=$(su postgres -c "psql -tAc 'show wal_level'"))"
+}
+
+# ---------------------------------------------------------------- MariaDB
+setup_mariadb() {
+  need_pkg mariadbd mariadb-server
+  local cnf=/etc/mysql/connect-cdc.cnf
+  mkdir -p /etc/mysql
+  cat > "$cnf" <<'CONF'
+# written by connect's scripts/services.sh
+[mysqld]
+bind-address = 127.0.0.1
+port = 3306
+log_bin = mariadb-bin
+binlog_format = ROW
+binlog_row_image = FULL
+binlog_row_metadata = FULL
+server_id = 1
+CONF
+  touch /etc/mysql/my.cnf
+  grep -q "^!include $cnf" /etc/mysql/my.cnf || echo "!include $cnf" >> /etc/mysql/my.cnf
+  mkdir -p /run/mysqld /var/log/mysql
+  chown mysql:mysql /run/mysqld /var/log/mysql
+  local datadir=/var/lib/mysql
+  if [ ! -d "$datadir/mysql" ]; then
+    log "initialising MariaDB data directory"
+    mariadb-install-db --user=mysql --datadir="$datadir" >/dev/null
+  fi
+  if mariadb-admin ping >/dev/null 2>&1; then
+    local fmt
+    fmt=$(mariadb -uroot -NBe "select concat(@@log_bin + 0, @@binlog_format, @@binlog_row_metadata)" 2>/dev/null || true)
+    if [ "$fmt" != "1ROWFULL" ]; then
+      log "restarting MariaDB for the ROW binlog"
+      mariadb-admin shutdown
+      wait_for "MariaDB to stop" bash -c '! mariadb-admin ping'
+      start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
+    fi
+  else
+    log "starting MariaDB"
+    start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
+  fi
+  wait_for "MariaDB" mariadb-admin ping
+  # root with an empty password over TCP (tests only), whatever the socket auth is.
+  mariadb -uroot <<'SQL'
+CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
+GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
+ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('');
+FLUSH PRIVILEGES;
+SQL
+  log "MariaDB ready on 127.0.0.1:3306 ($(mariadb -uroot -h127.0.0.1 -NBe 'select concat(@@version, " binlog=", @@binlog_format)'))"
+}
+
+setup_postgres
+setup_mariadb

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The README's test command: installs and starts what the tests need (idempotent, see
+# scripts/services.sh), then checks formatting and lints and runs the whole suite.
+#
+# Environment:
+#   CONNECT_KILL_RUNS   kill -9 / restart cycles of the crash tests (default 20)
+#   CONNECT_SKIP_SERVICES=1  do not touch the local servers (they are already set up)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CONNECT_KILL_RUNS=${CONNECT_KILL_RUNS:-20}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+if [ "${CONNECT_SKIP_SERVICES:-0}" != 1 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    bash scripts/services.sh
+  else
+    sudo -n bash scripts/services.sh
+  fi
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo not found: install Rust (https://rustup.rs) first" >&2
+  exit 1
+fi
+
+echo "== fmt"
+cargo fmt --all -- --check
+echo "== clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== benches build (not run)"
+cargo test --workspace --benches --no-run --quiet
+echo "== tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+  cargo test --workspace --doc --quiet
+else
+  cargo test --workspace --no-fail-fast
+fi
