@@ -90,6 +90,8 @@ pub mod properties;
 pub mod record;
 pub mod registry;
 pub mod schema;
+#[cfg(feature = "test-utils")]
+pub mod testing;
 pub mod transform;
 pub mod value;
 

@@ -52,10 +52,7 @@ impl Drop for AckHandle {
                 .metrics
                 .queue_bytes
                 .fetch_sub(self.bytes, Ordering::Relaxed);
-            self.shared.fail(Error::Nacked {
-                pipeline: self.shared.name.to_string(),
-                batch: self.seq,
-            });
+            self.shared.nack(self.seq);
             drop(permits);
         }
     }

@@ -378,6 +378,9 @@ pub(crate) struct Shared {
     failed: watch::Sender<bool>,
     failure: Mutex<Option<Error>>,
     listener: Arc<dyn EngineListener>,
+    /// Set once the shutdown stopped waiting for acks: batches dropped from then on are
+    /// reported as unacknowledged, not as a failure.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -419,6 +422,17 @@ impl Shared {
             m.behind_ms.store((now_ms() - ts).max(0), Ordering::Relaxed);
         }
         self.acks.send_modify(|n| *n += 1);
+    }
+
+    /// A batch was dropped without ack: a failure, unless the shutdown already gave up
+    /// on it.
+    pub(super) fn nack(&self, seq: u64) {
+        if !self.closing.load(Ordering::SeqCst) {
+            self.fail(Error::Nacked {
+                pipeline: self.name.to_string(),
+                batch: seq,
+            });
+        }
     }
 
     /// Records the first fatal error and stops the pipeline.
@@ -532,7 +546,7 @@ impl OffsetCommitter {
         let tick = policy.tick();
         loop {
             tokio::select! {
-                _ = stop.wait_for(|s| *s) => return self,
+                _ = until_set(&mut stop) => return self,
                 _ = acks.changed() => {}
                 _ = tokio::time::sleep(tick) => {}
             }
@@ -544,13 +558,20 @@ impl OffsetCommitter {
                         tracing::warn!(pipeline = %self.shared.name, error = %e, "offset commit failed; will retry");
                     } else {
                         self.shared.fail(e);
-                        let _ = stop.wait_for(|s| *s).await;
+                        let _ = until_set(&mut stop).await;
                         return self;
                     }
                 }
             }
         }
     }
+}
+
+/// Waits until a flag is set. The `watch::Ref` that `wait_for` returns holds a read lock:
+/// it is dropped here, so no `select!` branch holds it while the losing branch is
+/// dropped (dropping a pending batch nacks, and failing takes the write lock).
+async fn until_set(flag: &mut watch::Receiver<bool>) {
+    let _ = flag.wait_for(|set| *set).await;
 }
 
 fn backoff(max_delay: Duration) -> impl Iterator<Item = Duration> {
@@ -591,7 +612,7 @@ impl SourceLoop {
         loop {
             let polled = tokio::select! {
                 biased;
-                _ = self.stop.wait_for(|s| *s) => break,
+                _ = until_set(&mut self.stop) => break,
                 r = task.poll() => r,
             };
             match polled {
@@ -678,8 +699,8 @@ impl SourceLoop {
         let mut failed = self.shared.failed.subscribe();
         tokio::select! {
             _ = tokio::time::sleep(delay) => true,
-            _ = self.stop.wait_for(|s| *s) => false,
-            _ = failed.wait_for(|f| *f) => false,
+            _ = until_set(&mut self.stop) => false,
+            _ = until_set(&mut failed) => false,
         }
     }
 
@@ -691,8 +712,8 @@ impl SourceLoop {
         while self.shared.in_flight(Some(self.task_id)) > 0 {
             tokio::select! {
                 _ = acks.changed() => {}
-                _ = self.stop.wait_for(|s| *s) => return false,
-                _ = failed.wait_for(|f| *f) => return false,
+                _ = until_set(&mut self.stop) => return false,
+                _ = until_set(&mut failed) => return false,
             }
         }
         true
@@ -816,8 +837,8 @@ impl SourceLoop {
                 let s = byte_slots.acquire_many_owned(byte_permits).await.ok()?;
                 Some((b, s))
             } => r,
-            _ = self.stop.wait_for(|s| *s) => None,
-            _ = failed.wait_for(|f| *f) => None,
+            _ = until_set(&mut self.stop) => None,
+            _ = until_set(&mut failed) => None,
         }
     }
 }
@@ -887,6 +908,7 @@ impl Pipeline {
             failed,
             failure: Mutex::new(None),
             listener: rc.listener.clone(),
+            closing: std::sync::atomic::AtomicBool::new(false),
         });
         let mut report = PipelineReport {
             name: name.to_string(),
@@ -982,15 +1004,24 @@ impl Pipeline {
         let mut sources_done = Box::pin(futures::future::join_all(source_handles));
         let mut tasks: Option<Vec<Box<dyn SourceTask>>> = None;
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => {}
-            _ = failed.wait_for(|f| *f) => {}
+            _ = until_set(&mut stop) => {}
+            _ = until_set(&mut failed) => {}
             done = &mut sources_done => tasks = Some(collect_tasks(done)),
         }
+        // The whole shutdown fits in the bound: stopping the sources and draining may use
+        // all but a reserve kept for the final commit and stopping the tasks.
         let deadline = Instant::now() + rc.shutdown_timeout;
+        let drain_deadline = deadline - (rc.shutdown_timeout / 5).min(Duration::from_secs(5));
         stop_sources_tx.send_replace(true);
         let tasks = match tasks {
             Some(t) => t,
-            None => collect_tasks(sources_done.await),
+            None => match tokio::time::timeout_at(drain_deadline, &mut sources_done).await {
+                Ok(done) => collect_tasks(done),
+                Err(_) => {
+                    report.timed_out = true;
+                    Vec::new()
+                }
+            },
         };
 
         // Drain: wait for every handed-out batch to be acknowledged, within the bound.
@@ -1006,23 +1037,21 @@ impl Pipeline {
             }
             tokio::select! {
                 _ = acks.changed() => {}
-                _ = failed.wait_for(|f| *f) => {}
-                _ = tokio::time::sleep_until(deadline) => {
+                _ = until_set(&mut failed) => {}
+                _ = tokio::time::sleep_until(drain_deadline) => {
                     report.timed_out = true;
                     break;
                 }
             }
         }
         report.unacked_batches = shared.in_flight(None);
+        shared.closing.store(true, Ordering::SeqCst);
 
         // Final commit of everything acknowledged, then stop the tasks (a source can now
         // confirm the final committed position to its server).
         stop_committer_tx.send_replace(true);
         if let Ok(mut committer) = committer.await {
-            let bound = deadline
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_secs(1));
-            match tokio::time::timeout(bound, committer.commit()).await {
+            match tokio::time::timeout_at(deadline, committer.commit()).await {
                 Ok(Ok(_)) => report.committed = true,
                 Ok(Err(e)) => shared.fail(e),
                 Err(_) => report.timed_out = true,
@@ -1030,10 +1059,7 @@ impl Pipeline {
             report.offsets = committer.committed.clone();
         }
         for (task_id, mut task) in tasks.into_iter().enumerate() {
-            let bound = deadline
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_secs(1));
-            match tokio::time::timeout(bound, task.stop()).await {
+            match tokio::time::timeout_at(deadline, task.stop()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     tracing::warn!(pipeline = %name, task = task_id, error = %e, "task stop failed")
@@ -1133,7 +1159,7 @@ async fn deliver(
     loop {
         let batch = tokio::select! {
             b = queue.recv() => match b { Some(b) => b, None => return },
-            _ = failed.wait_for(|f| *f) => return,
+            _ = until_set(&mut failed) => return,
         };
         let result = match &mut destination {
             Destination::Channel(tx) => tokio::select! {
@@ -1143,7 +1169,7 @@ async fn deliver(
                     retryable: false,
                     source: "the batch receiver was dropped".into(),
                 }),
-                _ = failed.wait_for(|f| *f) => return,
+                _ = until_set(&mut failed) => return,
             },
             Destination::Callback(f) => {
                 let (records, committer) = batch.into_parts();

@@ -1,0 +1,325 @@
+//! Test and benchmark helpers (feature `test-utils`): a synthetic source of Debezium
+//! change events with fault injection.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+
+use crate::connector::{SourceBatch, SourceConnector, SourceTask, Task, TaskConfig, TaskContext};
+use crate::envelope::{EnvelopeSchema, Op};
+use crate::error::{Error, Result};
+use crate::record::{EventId, Record, SourceOffset, SourcePartition};
+use crate::schema::{logical, Schema, SchemaType};
+use crate::value::{Struct, Value};
+
+/// Shared schemas of the synthetic `inventory.orders` table.
+#[derive(Debug, Clone)]
+pub struct OrdersSchemas {
+    /// Key schema `{id}`.
+    pub key: Arc<Schema>,
+    /// Row schema.
+    pub row: Arc<Schema>,
+    /// Source block schema.
+    pub source: Arc<Schema>,
+    /// Envelope.
+    pub envelope: EnvelopeSchema,
+}
+
+impl Default for OrdersSchemas {
+    fn default() -> Self {
+        let key = Schema::struct_builder()
+            .name("bench.inventory.orders.Key")
+            .field("id", Schema::required(SchemaType::Int64))
+            .build();
+        let row = Schema::struct_builder()
+            .name("bench.inventory.orders.Value")
+            .optional()
+            .field("id", Schema::required(SchemaType::Int64))
+            .field("customer", Schema::optional(SchemaType::String))
+            .field(
+                "amount",
+                Schema::builder(SchemaType::Bytes)
+                    .name(logical::DECIMAL)
+                    .version(1)
+                    .parameter("scale", "2")
+                    .parameter("connect.decimal.precision", "12")
+                    .optional()
+                    .build(),
+            )
+            .field("quantity", Schema::optional(SchemaType::Int32))
+            .field(
+                "created_at",
+                Schema::builder(SchemaType::Int64)
+                    .name("io.debezium.time.MicroTimestamp")
+                    .version(1)
+                    .optional()
+                    .build(),
+            )
+            .build();
+        let source = Schema::struct_builder()
+            .name("io.debezium.connector.postgresql.Source")
+            .field("version", Schema::required(SchemaType::String))
+            .field("connector", Schema::required(SchemaType::String))
+            .field("name", Schema::required(SchemaType::String))
+            .field("ts_ms", Schema::required(SchemaType::Int64))
+            .field("db", Schema::required(SchemaType::String))
+            .field("schema", Schema::required(SchemaType::String))
+            .field("table", Schema::required(SchemaType::String))
+            .field("lsn", Schema::optional(SchemaType::Int64))
+            .build();
+        let envelope = EnvelopeSchema::new("bench.inventory.orders", row.clone(), source.clone())
+            .expect("row schema is optional");
+        OrdersSchemas {
+            key,
+            row,
+            source,
+            envelope,
+        }
+    }
+}
+
+impl OrdersSchemas {
+    /// The change event (an insert) for sequence number `seq`, with a customer name of
+    /// `name_len` bytes.
+    pub fn event(
+        &self,
+        topic: &Arc<str>,
+        partition: &SourcePartition,
+        seq: u64,
+        name_len: usize,
+    ) -> Record {
+        const NAME: &str = "customer-name-padding-customer-name-padding-customer-name-padding";
+        let name = if name_len <= NAME.len() {
+            Value::static_str(&NAME[..name_len])
+        } else {
+            Value::from("x".repeat(name_len))
+        };
+        let id = seq as i64;
+        let row = Struct::new(
+            self.row.clone(),
+            vec![
+                Value::Int64(id),
+                name,
+                Value::decimal(12_345 + i128::from(id % 1000)),
+                Value::Int32((id % 50) as i32),
+                Value::Int64(1_700_000_000_000_000 + id),
+            ],
+        )
+        .expect("row arity");
+        let source = Struct::new(
+            self.source.clone(),
+            vec![
+                Value::static_str("3.6.3.Final"),
+                Value::static_str("postgresql"),
+                Value::static_str("bench"),
+                Value::Int64(1_700_000_000_000),
+                Value::static_str("bench"),
+                Value::static_str("inventory"),
+                Value::static_str("orders"),
+                Value::Int64(id),
+            ],
+        )
+        .expect("source arity");
+        let value = self.envelope.event(
+            Op::Create,
+            None,
+            Some(row),
+            source,
+            None,
+            SystemTime::UNIX_EPOCH,
+        );
+        let key = Struct::new(self.key.clone(), vec![Value::Int64(id)]).expect("key arity");
+        Record::new(topic.clone(), Some(self.envelope.schema().clone()), value)
+            .with_key(Some(self.key.clone()), Value::Struct(key))
+            .with_timestamp_ms(1_700_000_000_000)
+            .with_event_id(EventId::from_parts(&[
+                partition.as_json().as_bytes(),
+                &seq.to_le_bytes(),
+            ]))
+    }
+}
+
+/// A fault to inject once (shared across task restarts).
+#[derive(Debug)]
+pub struct Fault {
+    at_seq: u64,
+    retryable: bool,
+    fired: AtomicBool,
+}
+
+impl Fault {
+    /// Fail once the task has emitted `at_seq` records.
+    pub fn new(at_seq: u64, retryable: bool) -> Arc<Self> {
+        Arc::new(Fault {
+            at_seq,
+            retryable,
+            fired: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether it fired.
+    pub fn fired(&self) -> bool {
+        self.fired.load(Ordering::SeqCst)
+    }
+}
+
+/// A source of synthetic insert events of `bench.inventory.orders`, `total` per task
+/// (`None`: endless), `batch` per poll; offsets `{"seq": n}` in partition
+/// `{"server": "<name>-<task>"}`; resumes from the committed offset.
+#[derive(Debug, Clone)]
+pub struct SyntheticSource {
+    name: String,
+    total: Option<u64>,
+    batch: usize,
+    name_len: (usize, usize),
+    tasks: usize,
+    fault: Option<Arc<Fault>>,
+    polls: Arc<AtomicU64>,
+    schemas: OrdersSchemas,
+}
+
+impl SyntheticSource {
+    /// `total` events per task (`None`: endless).
+    pub fn new(name: &str, total: Option<u64>) -> Self {
+        SyntheticSource {
+            name: name.to_owned(),
+            total,
+            batch: 100,
+            name_len: (16, 16),
+            tasks: 1,
+            fault: None,
+            polls: Arc::default(),
+            schemas: OrdersSchemas::default(),
+        }
+    }
+
+    /// Events per poll.
+    pub fn batch(mut self, n: usize) -> Self {
+        self.batch = n;
+        self
+    }
+
+    /// Customer names of a length in `[min, max]` (varies the record size).
+    pub fn name_len(mut self, min: usize, max: usize) -> Self {
+        self.name_len = (min, max.max(min));
+        self
+    }
+
+    /// Number of task configs offered (each task has its own partition).
+    pub fn tasks(mut self, n: usize) -> Self {
+        self.tasks = n;
+        self
+    }
+
+    /// Injects a fault.
+    pub fn fault(mut self, fault: Arc<Fault>) -> Self {
+        self.fault = Some(fault);
+        self
+    }
+
+    /// Polls served so far (all tasks).
+    pub fn polls(&self) -> Arc<AtomicU64> {
+        self.polls.clone()
+    }
+
+    /// The partition of task `task`.
+    pub fn partition(&self, task: usize) -> SourcePartition {
+        SourcePartition::server(&format!("{}-{task}", self.name))
+    }
+}
+
+impl SourceConnector for SyntheticSource {
+    fn name(&self) -> &str {
+        "synthetic"
+    }
+
+    fn task_configs(&self, max_tasks: usize) -> Result<Vec<TaskConfig>> {
+        Ok((0..self.tasks.min(max_tasks))
+            .map(|i| TaskConfig::from([("task".to_owned(), i.to_string())]))
+            .collect())
+    }
+
+    fn create_task(&self) -> Box<dyn SourceTask> {
+        Box::new(SyntheticTask {
+            source: self.clone(),
+            topic: Arc::from(format!("{}.inventory.orders", self.name)),
+            partition: self.partition(0),
+            next: 0,
+        })
+    }
+}
+
+struct SyntheticTask {
+    source: SyntheticSource,
+    topic: Arc<str>,
+    partition: SourcePartition,
+    next: u64,
+}
+
+#[async_trait]
+impl Task for SyntheticTask {
+    async fn start(&mut self, ctx: TaskContext) -> Result<()> {
+        let task: usize = ctx
+            .config
+            .get("task")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+        self.partition = self.source.partition(task);
+        self.next = ctx
+            .offset(&self.partition)
+            .and_then(|o| o.get("seq")?.as_u64())
+            .unwrap_or(0);
+        Ok(())
+    }
+
+    async fn stop(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn version(&self) -> &str {
+        "test"
+    }
+}
+
+#[async_trait]
+impl SourceTask for SyntheticTask {
+    async fn poll(&mut self) -> Result<Option<SourceBatch>> {
+        self.source.polls.fetch_add(1, Ordering::Relaxed);
+        if let Some(f) = &self.source.fault {
+            if self.next >= f.at_seq && !f.fired.swap(true, Ordering::SeqCst) {
+                let msg = format!("injected fault at seq {}", self.next);
+                return Err(if f.retryable {
+                    Error::retryable("synthetic", msg)
+                } else {
+                    Error::fatal("synthetic", msg)
+                });
+            }
+        }
+        let end = match self.source.total {
+            Some(t) if self.next >= t => return Ok(None),
+            Some(t) => t.min(self.next + self.source.batch as u64),
+            None => self.next + self.source.batch as u64,
+        };
+        let (min, max) = self.source.name_len;
+        let span = (max - min + 1) as u64;
+        let records = (self.next + 1..=end)
+            .map(|seq| {
+                // A cheap deterministic spread of sizes.
+                let len = min + (seq.wrapping_mul(2_654_435_761) % span) as usize;
+                self.source
+                    .schemas
+                    .event(&self.topic, &self.partition, seq, len)
+            })
+            .collect();
+        self.next = end;
+        // Yield so an endless source cannot starve other tasks on a current-thread runtime.
+        tokio::task::yield_now().await;
+        Ok(Some(SourceBatch::new(
+            records,
+            self.partition.clone(),
+            SourceOffset::single("seq", end),
+        )))
+    }
+}
