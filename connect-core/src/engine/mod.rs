@@ -173,6 +173,12 @@ impl EngineBuilder {
         self
     }
 
+    /// Replaces the transform chain of the single pipeline.
+    pub fn transforms(mut self, chain: crate::transform::TransformChain) -> Self {
+        self.draft = self.draft.transforms(chain);
+        self
+    }
+
     /// The offset store of the single pipeline.
     pub fn offsets(mut self, store: impl OffsetStore + 'static) -> Self {
         self.draft = self.draft.offsets(store);
