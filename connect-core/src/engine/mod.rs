@@ -269,6 +269,11 @@ impl EngineBuilder {
             }
         }
         let (stop_tx, stop_rx) = watch::channel(false);
+        let signals = if self.handle_signals {
+            Some(spawn_signal_handler(stop_tx.clone())?)
+        } else {
+            None
+        };
         let mut metrics = Vec::new();
         let mut runs = Vec::new();
         for p in self.pipelines {
@@ -283,9 +288,6 @@ impl EngineBuilder {
             };
             runs.push(tokio::spawn(p.run(rc)));
         }
-        let signals = self
-            .handle_signals
-            .then(|| tokio::spawn(wait_for_signal(stop_tx.clone())));
         let listener = self.listener.clone();
         let done = tokio::spawn(async move {
             let mut report = ShutdownReport::default();
@@ -335,27 +337,32 @@ impl ChannelEngineBuilder {
     }
 }
 
-async fn wait_for_signal(stop: watch::Sender<bool>) {
+/// Installs SIGTERM/SIGINT handlers now (so a signal arriving right after `start` is not
+/// handled by the default action) and returns a task that stops the engine on either.
+fn spawn_signal_handler(stop: watch::Sender<bool>) -> Result<JoinHandle<()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            tracing::error!("cannot install signal handlers");
-            return;
+        let install = |kind| {
+            signal(kind).map_err(|e| Error::io("cannot install signal handler", "signal", e))
         };
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-        }
+        let mut term = install(SignalKind::terminate())?;
+        let mut int = install(SignalKind::interrupt())?;
+        Ok(tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+            }
+            stop.send_replace(true);
+        }))
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        Ok(tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            stop.send_replace(true);
+        }))
     }
-    stop.send_replace(true);
 }
 
 /// A running engine.
