@@ -122,7 +122,7 @@ impl OffsetStore for MemoryOffsetStore {
 #[derive(Debug, Clone)]
 pub struct FileOffsetStore {
     path: Arc<PathBuf>,
-    entries: Arc<Mutex<Entries>>,
+    entries: MemoryOffsetStore,
     /// Serialises flushes so an older snapshot never overwrites a newer one.
     flush_lock: Arc<tokio::sync::Mutex<()>>,
 }
@@ -153,7 +153,9 @@ impl FileOffsetStore {
         }
         Ok(FileOffsetStore {
             path: Arc::new(path),
-            entries: Arc::new(Mutex::new(entries)),
+            entries: MemoryOffsetStore {
+                entries: Arc::new(Mutex::new(entries)),
+            },
             flush_lock: Arc::default(),
         })
     }
@@ -167,26 +169,23 @@ impl FileOffsetStore {
 #[async_trait]
 impl OffsetStore for FileOffsetStore {
     async fn load(&self, engine: &str) -> Result<OffsetMap> {
-        Ok(select(
-            &self.entries.lock().unwrap_or_else(|p| p.into_inner()),
-            engine,
-        ))
+        self.entries.load(engine).await
     }
 
     async fn write(&self, engine: &str, offsets: &[(SourcePartition, SourceOffset)]) -> Result<()> {
-        stage(
-            &mut self.entries.lock().unwrap_or_else(|p| p.into_inner()),
-            engine,
-            offsets,
-        );
-        Ok(())
+        self.entries.write(engine, offsets).await
     }
 
     async fn flush(&self) -> Result<()> {
         let _serial = self.flush_lock.lock().await;
-        let bytes =
-            serde_json::to_vec_pretty(&*self.entries.lock().unwrap_or_else(|p| p.into_inner()))
-                .expect("offsets serialise");
+        let bytes = serde_json::to_vec_pretty(
+            &*self
+                .entries
+                .entries
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
+        .expect("offsets serialise");
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || write_atomic(&path, &bytes))
             .await

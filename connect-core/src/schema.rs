@@ -111,16 +111,7 @@ impl Field {
 /// An immutable schema with its JSON form cached. Build one with [`SchemaBuilder`].
 #[derive(Debug, Clone)]
 pub struct Schema {
-    ty: SchemaType,
-    optional: bool,
-    name: Option<Arc<str>>,
-    version: Option<i32>,
-    doc: Option<Arc<str>>,
-    parameters: Vec<(Arc<str>, Arc<str>)>,
-    default: Option<Value>,
-    fields: Vec<Field>,
-    key: Option<Arc<Schema>>,
-    items: Option<Arc<Schema>>,
+    def: SchemaBuilder,
     json: Box<str>,
 }
 
@@ -134,37 +125,38 @@ impl PartialEq for Schema {
 impl Schema {
     /// The schema's type.
     pub fn schema_type(&self) -> SchemaType {
-        self.ty
+        self.def.ty
     }
 
     /// Whether null is allowed.
     pub fn is_optional(&self) -> bool {
-        self.optional
+        self.def.optional
     }
 
     /// Logical or semantic name (e.g. `io.debezium.time.Date`), or the record name.
     pub fn name(&self) -> Option<&str> {
-        self.name.as_deref()
+        self.def.name.as_deref()
     }
 
     /// Schema version, if set.
     pub fn version(&self) -> Option<i32> {
-        self.version
+        self.def.version
     }
 
     /// Documentation, if set.
     pub fn doc(&self) -> Option<&str> {
-        self.doc.as_deref()
+        self.def.doc.as_deref()
     }
 
     /// Parameters in insertion order (e.g. `scale` of a Decimal).
     pub fn parameters(&self) -> &[(Arc<str>, Arc<str>)] {
-        &self.parameters
+        &self.def.parameters
     }
 
     /// The value of one parameter.
     pub fn parameter(&self, key: &str) -> Option<&str> {
-        self.parameters
+        self.def
+            .parameters
             .iter()
             .find(|(k, _)| &**k == key)
             .map(|(_, v)| &**v)
@@ -172,17 +164,18 @@ impl Schema {
 
     /// Default value, if set.
     pub fn default_value(&self) -> Option<&Value> {
-        self.default.as_ref()
+        self.def.default.as_ref()
     }
 
     /// Fields of a struct schema (empty for other types).
     pub fn fields(&self) -> &[Field] {
-        &self.fields
+        &self.def.fields
     }
 
     /// Position and definition of a struct field by name.
     pub fn field(&self, name: &str) -> Option<(usize, &Field)> {
-        self.fields
+        self.def
+            .fields
             .iter()
             .enumerate()
             .find(|(_, f)| &*f.name == name)
@@ -190,12 +183,12 @@ impl Schema {
 
     /// Key schema of a map.
     pub fn key_schema(&self) -> Option<&Arc<Schema>> {
-        self.key.as_ref()
+        self.def.key.as_ref()
     }
 
     /// Value schema of a map, item schema of an array.
     pub fn value_schema(&self) -> Option<&Arc<Schema>> {
-        self.items.as_ref()
+        self.def.items.as_ref()
     }
 
     /// The schema as Kafka's `JsonConverter` writes it, computed once at build time.
@@ -238,20 +231,9 @@ impl Schema {
         SchemaBuilder::new(ty).optional().build()
     }
 
-    /// A copy of this schema with `optional` set, JSON recomputed.
+    /// A builder holding this schema's definition (to derive a new schema from it).
     pub fn to_builder(&self) -> SchemaBuilder {
-        SchemaBuilder {
-            ty: self.ty,
-            optional: self.optional,
-            name: self.name.clone(),
-            version: self.version,
-            doc: self.doc.clone(),
-            parameters: self.parameters.clone(),
-            default: self.default.clone(),
-            fields: self.fields.clone(),
-            key: self.key.clone(),
-            items: self.items.clone(),
-        }
+        self.def.clone()
     }
 }
 
@@ -339,29 +321,18 @@ impl SchemaBuilder {
 
     /// Finishes the schema and computes its JSON.
     pub fn build(self) -> Arc<Schema> {
-        let mut schema = Schema {
-            ty: self.ty,
-            optional: self.optional,
-            name: self.name,
-            version: self.version,
-            doc: self.doc,
-            parameters: self.parameters,
-            default: self.default,
-            fields: self.fields,
-            key: self.key,
-            items: self.items,
-            json: Box::from(""),
-        };
         let mut json = String::with_capacity(64);
-        write_schema_json(&mut json, &schema, None);
-        schema.json = json.into_boxed_str();
-        Arc::new(schema)
+        write_schema_json(&mut json, &self);
+        Arc::new(Schema {
+            def: self,
+            json: json.into_boxed_str(),
+        })
     }
 }
 
 /// Writes a schema in `JsonConverter.asJsonSchema` order: type, fields/items/keys, optional,
-/// name, version, doc, parameters, default, then `field` for struct members.
-fn write_schema_json(out: &mut String, schema: &Schema, field_name: Option<&str>) {
+/// name, version, doc, parameters, default; struct members end with `field`.
+fn write_schema_json(out: &mut String, schema: &SchemaBuilder) {
     out.push_str("{\"type\":\"");
     out.push_str(schema.ty.json_name());
     out.push('"');
@@ -382,7 +353,12 @@ fn write_schema_json(out: &mut String, schema: &Schema, field_name: Option<&str>
                 if i > 0 {
                     out.push(',');
                 }
-                write_schema_json(out, &f.schema, Some(&f.name));
+                // The member's cached JSON with `"field":<name>` as its last key.
+                let member = &f.schema.json;
+                out.push_str(&member[..member.len() - 1]);
+                out.push_str(",\"field\":");
+                push_json_string(out, &f.name);
+                out.push('}');
             }
             out.push(']');
         }
@@ -419,12 +395,8 @@ fn write_schema_json(out: &mut String, schema: &Schema, field_name: Option<&str>
     if let Some(default) = &schema.default {
         out.push_str(",\"default\":");
         let mut bytes = Vec::new();
-        crate::convert::json::write_value(&mut bytes, Some(schema), default);
+        crate::convert::json::write_value(&mut bytes, None, default);
         out.push_str(&String::from_utf8(bytes).expect("JSON writer emits UTF-8"));
-    }
-    if let Some(name) = field_name {
-        out.push_str(",\"field\":");
-        push_json_string(out, name);
     }
     out.push('}');
 }

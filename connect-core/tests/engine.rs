@@ -524,22 +524,10 @@ async fn several_pipelines_and_tasks_in_one_engine() {
     while let Some(b) = rx.recv().await {
         for r in b.records() {
             assert_eq!(&*r.topic, "routed.inventory.orders");
-            let server = r
-                .value
-                .as_struct()
-                .unwrap()
-                .get("after")
-                .unwrap()
-                .as_struct()
-                .unwrap()
-                .get("id")
-                .unwrap()
-                .as_i64()
-                .unwrap();
             per_partition
                 .entry(format!("{:?}", r.event_id))
                 .or_default()
-                .insert(server as u64);
+                .insert(seq_of(r));
         }
         b.ack();
     }
