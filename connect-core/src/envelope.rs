@@ -314,6 +314,18 @@ mod tests {
     }
 
     #[test]
+    fn tombstone_keeps_the_key_and_gets_its_own_id() {
+        let delete = Record::new(std::sync::Arc::from("t"), None, Value::Int32(1))
+            .with_key(None, Value::Int32(7))
+            .with_event_id(crate::record::EventId::from_parts(&[b"d"]));
+        let t = tombstone_for(&delete);
+        assert!(t.is_tombstone() && t.value_schema.is_none());
+        assert_eq!(t.key, Value::Int32(7));
+        assert_ne!(t.event_id, delete.event_id);
+        assert_eq!(t.event_id, tombstone_for(&delete).event_id);
+    }
+
+    #[test]
     fn envelope_rejects_required_row_schema() {
         let row = Schema::struct_builder().build();
         let src = Schema::struct_builder().build();

@@ -591,3 +591,73 @@ async fn dropping_the_receiver_fails_the_pipeline() {
         "{err}"
     );
 }
+
+/// A transactional sink stores offsets with its data: at start the engine resumes from
+/// the sink's offsets, not the store's, and hands the sink the offsets it commits.
+#[tokio::test]
+async fn transactional_sink_offsets_win_over_the_store() {
+    use connect_core::{SinkConnector, SinkTask, Task, TaskConfig, TaskContext};
+    #[derive(Clone, Default)]
+    struct TxSink {
+        rows: Arc<Mutex<Vec<u64>>>,
+        stored: Arc<Mutex<OffsetMap>>,
+    }
+    struct TxTask(TxSink, Vec<u64>);
+    impl SinkConnector for TxSink {
+        fn name(&self) -> &str {
+            "tx"
+        }
+        fn task_configs(&self, _: usize) -> Result<Vec<TaskConfig>> {
+            Ok(vec![TaskConfig::new()])
+        }
+        fn create_task(&self) -> Box<dyn SinkTask> {
+            Box::new(TxTask(self.clone(), Vec::new()))
+        }
+    }
+    #[async_trait]
+    impl Task for TxTask {
+        async fn start(&mut self, _: TaskContext) -> Result<()> {
+            Ok(())
+        }
+        async fn stop(&mut self) -> Result<()> {
+            Ok(())
+        }
+        fn version(&self) -> &str {
+            "1"
+        }
+    }
+    #[async_trait]
+    impl SinkTask for TxTask {
+        async fn put(&mut self, records: &[Record]) -> Result<()> {
+            self.1.extend(records.iter().map(seq_of));
+            Ok(())
+        }
+        async fn flush(&mut self, offsets: &OffsetMap) -> Result<()> {
+            // "One transaction": rows and offsets together.
+            self.0.rows.lock().unwrap().append(&mut self.1);
+            *self.0.stored.lock().unwrap() = offsets.clone();
+            Ok(())
+        }
+        async fn committed_offsets(&mut self) -> Result<Option<OffsetMap>> {
+            let stored = self.0.stored.lock().unwrap().clone();
+            Ok((!stored.is_empty()).then_some(stored))
+        }
+    }
+    let sink = TxSink::default();
+    let partition = SourcePartition::server("tx-0");
+    // The sink already holds rows up to seq 60 (the store knows nothing).
+    *sink.stored.lock().unwrap() = [(partition.clone(), SourceOffset::single("seq", 60u64))].into();
+    let store = MemoryOffsetStore::new();
+    let engine = Engine::builder()
+        .name("tx")
+        .source(SyntheticSource::new("tx", Some(100)).batch(10))
+        .offsets(store.clone())
+        .into_connector(sink.clone())
+        .start()
+        .await
+        .unwrap();
+    engine.wait().await.unwrap();
+    assert_eq!(*sink.rows.lock().unwrap(), (61..=100).collect::<Vec<u64>>());
+    assert_eq!(committed_seq(&sink.stored.lock().unwrap(), &partition), 100);
+    assert_eq!(committed_seq(&store.snapshot("tx"), &partition), 100);
+}
