@@ -8,6 +8,7 @@
 //!
 //! ```text
 //! cargo run --example quickstart
+//! RUST_LOG=connect_core=debug cargo run --example quickstart   # with the engine's logs
 //! ```
 
 use std::io::Write;
@@ -18,6 +19,11 @@ use connect_file::{FileSource, FileSourceConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Engine logs on stderr (e.g. RUST_LOG=connect_core=debug), JSON on stdout.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/quickstart");
     std::fs::create_dir_all(&dir)?;
     let input = dir.join("input.log");

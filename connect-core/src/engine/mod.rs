@@ -286,7 +286,11 @@ impl EngineBuilder {
                 listener: self.listener.clone(),
                 metrics: m,
             };
-            runs.push(tokio::spawn(p.run(rc)));
+            let span = tracing::info_span!("pipeline", engine = %self.name, pipeline = %p.name());
+            runs.push(tokio::spawn(tracing::Instrument::instrument(
+                p.run(rc),
+                span,
+            )));
         }
         let listener = self.listener.clone();
         let done = tokio::spawn(async move {

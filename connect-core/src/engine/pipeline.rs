@@ -14,6 +14,7 @@ use futures::{Sink, SinkExt};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::ack::AckTracker;
 use super::batch::{now_ms, AckHandle, Batch, BatchReceiver, Committer};
@@ -975,17 +976,23 @@ impl Pipeline {
                 stop: stop_sources.clone(),
                 connector: source.name().to_owned(),
             };
-            source_handles.push(tokio::spawn(lp.run(source.create_task(), ctx)));
+            let span = tracing::info_span!("source_task", pipeline = %name, task = task_id);
+            source_handles.push(tokio::spawn(
+                lp.run(source.create_task(), ctx).instrument(span),
+            ));
         }
         drop(queue_tx);
 
-        let delivery = tokio::spawn(deliver(
-            destination,
-            sink_task.clone(),
-            queue_rx,
-            shared.clone(),
-            settings.clone(),
-        ));
+        let delivery = tokio::spawn(
+            deliver(
+                destination,
+                sink_task.clone(),
+                queue_rx,
+                shared.clone(),
+                settings.clone(),
+            )
+            .instrument(tracing::info_span!("delivery", pipeline = %name)),
+        );
         let committer = OffsetCommitter {
             engine: rc.engine.clone(),
             shared: shared.clone(),
@@ -996,7 +1003,11 @@ impl Pipeline {
             committed_tx,
             last_commit: Instant::now(),
         };
-        let committer = tokio::spawn(committer.run(settings.commit_policy.clone(), stop_committer));
+        let committer = tokio::spawn(
+            committer
+                .run(settings.commit_policy.clone(), stop_committer)
+                .instrument(tracing::info_span!("committer", pipeline = %name)),
+        );
 
         // Run until asked to stop, failed, or every source task finished.
         let mut stop = rc.stop.clone();
