@@ -1,7 +1,8 @@
 //! Offset stores: where committed source positions live between runs.
 //!
-//! Keys are Kafka Connect's: `["<engine name>",<source partition>]`, e.g.
-//! `["orders-cache",{"server":"shop"}]`, and values are the connector's offset JSON, so the
+//! Keys are Kafka Connect's: `["<connector name>",<source partition>]`, where the connector
+//! name is the pipeline's name (the engine's name for a single-pipeline engine), e.g.
+//! `["orders-cache",{"server":"shop"}]`; values are the connector's offset JSON, so the
 //! stores are transports for Debezium's own offsets.
 
 use std::collections::{BTreeMap, HashMap};
@@ -15,7 +16,7 @@ use serde_json::{Map, Value as Json};
 use crate::error::{Error, Result};
 use crate::record::{SourceOffset, SourcePartition};
 
-/// Committed offsets of one engine, by source partition.
+/// Committed offsets of one pipeline, by source partition.
 pub type OffsetMap = HashMap<SourcePartition, SourceOffset>;
 
 /// Durable storage of committed offsets.
@@ -26,19 +27,23 @@ pub type OffsetMap = HashMap<SourcePartition, SourceOffset>;
 /// report unreadable state as an error rather than as "no offsets".
 #[async_trait]
 pub trait OffsetStore: Send + Sync {
-    /// The committed offsets of `engine`.
-    async fn load(&self, engine: &str) -> Result<OffsetMap>;
-    /// Stages offsets (not durable until `flush`).
-    async fn write(&self, engine: &str, offsets: &[(SourcePartition, SourceOffset)]) -> Result<()>;
+    /// The committed offsets of the pipeline `namespace` (Kafka Connect's connector name).
+    async fn load(&self, namespace: &str) -> Result<OffsetMap>;
+    /// Stages offsets of `namespace` (not durable until `flush`).
+    async fn write(
+        &self,
+        namespace: &str,
+        offsets: &[(SourcePartition, SourceOffset)],
+    ) -> Result<()>;
     /// Makes every staged write durable.
     async fn flush(&self) -> Result<()>;
 }
 
-/// Kafka Connect's offset key for an engine and partition.
-pub fn connect_key(engine: &str, partition: &SourcePartition) -> String {
-    let mut key = String::with_capacity(engine.len() + partition.as_json().len() + 8);
+/// Kafka Connect's offset key for a connector (pipeline) name and partition.
+pub fn connect_key(namespace: &str, partition: &SourcePartition) -> String {
+    let mut key = String::with_capacity(namespace.len() + partition.as_json().len() + 8);
     key.push('[');
-    key.push_str(&serde_json::to_string(engine).expect("a string serialises"));
+    key.push_str(&serde_json::to_string(namespace).expect("a string serialises"));
     key.push(',');
     key.push_str(partition.as_json());
     key.push(']');
@@ -47,27 +52,27 @@ pub fn connect_key(engine: &str, partition: &SourcePartition) -> String {
 
 fn parse_connect_key(key: &str) -> Option<(String, SourcePartition)> {
     let parsed: Json = serde_json::from_str(key).ok()?;
-    let [Json::String(engine), Json::Object(partition)] = parsed.as_array()?.as_slice() else {
+    let [Json::String(namespace), Json::Object(partition)] = parsed.as_array()?.as_slice() else {
         return None;
     };
-    Some((engine.clone(), SourcePartition::from_map(partition)))
+    Some((namespace.clone(), SourcePartition::from_map(partition)))
 }
 
 type Entries = BTreeMap<String, Map<String, Json>>;
 
-fn select(entries: &Entries, engine: &str) -> OffsetMap {
+fn select(entries: &Entries, namespace: &str) -> OffsetMap {
     entries
         .iter()
         .filter_map(|(k, v)| {
             let (e, p) = parse_connect_key(k)?;
-            (e == engine).then(|| (p, SourceOffset::new(v.clone())))
+            (e == namespace).then(|| (p, SourceOffset::new(v.clone())))
         })
         .collect()
 }
 
-fn stage(entries: &mut Entries, engine: &str, offsets: &[(SourcePartition, SourceOffset)]) {
+fn stage(entries: &mut Entries, namespace: &str, offsets: &[(SourcePartition, SourceOffset)]) {
     for (p, o) in offsets {
-        entries.insert(connect_key(engine, p), o.map().clone());
+        entries.insert(connect_key(namespace, p), o.map().clone());
     }
 }
 
@@ -84,25 +89,29 @@ impl MemoryOffsetStore {
         Self::default()
     }
 
-    /// The offsets currently held for `engine`.
-    pub fn snapshot(&self, engine: &str) -> OffsetMap {
+    /// The offsets currently held for the pipeline `namespace`.
+    pub fn snapshot(&self, namespace: &str) -> OffsetMap {
         select(
             &self.entries.lock().unwrap_or_else(|p| p.into_inner()),
-            engine,
+            namespace,
         )
     }
 }
 
 #[async_trait]
 impl OffsetStore for MemoryOffsetStore {
-    async fn load(&self, engine: &str) -> Result<OffsetMap> {
-        Ok(self.snapshot(engine))
+    async fn load(&self, namespace: &str) -> Result<OffsetMap> {
+        Ok(self.snapshot(namespace))
     }
 
-    async fn write(&self, engine: &str, offsets: &[(SourcePartition, SourceOffset)]) -> Result<()> {
+    async fn write(
+        &self,
+        namespace: &str,
+        offsets: &[(SourcePartition, SourceOffset)],
+    ) -> Result<()> {
         stage(
             &mut self.entries.lock().unwrap_or_else(|p| p.into_inner()),
-            engine,
+            namespace,
             offsets,
         );
         Ok(())
@@ -113,7 +122,7 @@ impl OffsetStore for MemoryOffsetStore {
     }
 }
 
-/// Offsets in a JSON file: `{"[\"engine\",{\"server\":\"shop\"}]": {"lsn": ...}, ...}`.
+/// Offsets in a JSON file: `{"[\"pipeline\",{\"server\":\"shop\"}]": {"lsn": ...}, ...}`.
 ///
 /// Each flush writes a temporary file, fsyncs it, renames it over the old one and fsyncs
 /// the directory, so a crash leaves either the old or the new offsets, never a torn file.
@@ -147,7 +156,7 @@ impl FileOffsetStore {
                 return Err(Error::CorruptFile {
                     what: "offsets",
                     path,
-                    detail: format!("key `{key}` is not [\"<engine>\",{{<partition>}}]"),
+                    detail: format!("key `{key}` is not [\"<pipeline>\",{{<partition>}}]"),
                 });
             }
         }
@@ -168,12 +177,16 @@ impl FileOffsetStore {
 
 #[async_trait]
 impl OffsetStore for FileOffsetStore {
-    async fn load(&self, engine: &str) -> Result<OffsetMap> {
-        self.entries.load(engine).await
+    async fn load(&self, namespace: &str) -> Result<OffsetMap> {
+        self.entries.load(namespace).await
     }
 
-    async fn write(&self, engine: &str, offsets: &[(SourcePartition, SourceOffset)]) -> Result<()> {
-        self.entries.write(engine, offsets).await
+    async fn write(
+        &self,
+        namespace: &str,
+        offsets: &[(SourcePartition, SourceOffset)],
+    ) -> Result<()> {
+        self.entries.write(namespace, offsets).await
     }
 
     async fn flush(&self) -> Result<()> {

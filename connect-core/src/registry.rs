@@ -8,7 +8,7 @@
 //!
 //! | key | meaning |
 //! |---|---|
-//! | `name` | engine name (offsets namespace) |
+//! | `name` | pipeline (connector) name: the offsets namespace |
 //! | `connector.class` | the registered connector |
 //! | `tasks.max` | tasks per connector |
 //! | `transforms`, `transforms.<a>.type`, `.predicate`, `.negate`, `.*` | transform chain |

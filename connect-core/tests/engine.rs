@@ -535,17 +535,18 @@ async fn several_pipelines_and_tasks_in_one_engine() {
     assert_eq!(report.pipelines.len(), 2);
     assert_eq!(per_partition.len(), 900, "3 tasks x 300 distinct events");
     assert_eq!(sink_count.await.unwrap(), 200);
-    let offsets = store.snapshot("two");
+    // Offsets are namespaced by pipeline (Kafka Connect's connector name).
+    let offsets = store.snapshot("multi");
     for t in 0..3 {
-        assert_eq!(
-            committed_seq(&offsets, &SourcePartition::server(&format!("multi-{t}"))),
-            300
-        );
+        let partition = SourcePartition::server(&format!("multi-{t}"));
+        assert_eq!(committed_seq(&offsets, &partition), 300);
     }
+    let single = store.snapshot("single");
     assert_eq!(
-        committed_seq(&offsets, &SourcePartition::server("single-0")),
+        committed_seq(&single, &SourcePartition::server("single-0")),
         200
     );
+    assert!(store.snapshot("two").is_empty());
 }
 
 /// Invalid settings and missing parts fail at start, naming the key.

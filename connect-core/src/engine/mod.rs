@@ -52,7 +52,7 @@ use pipeline::RunContext;
 
 /// Default bound on a graceful shutdown.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default engine name (the offsets namespace).
+/// Default engine name (and name of its single pipeline).
 pub const DEFAULT_ENGINE_NAME: &str = "connect";
 
 /// What the engine did when it stopped.
@@ -116,7 +116,7 @@ impl Default for EngineBuilder {
 }
 
 impl EngineBuilder {
-    /// The engine's name: the offsets namespace (Kafka Connect's connector name).
+    /// The engine's name; also the name (offsets namespace) of its single pipeline.
     pub fn name(mut self, name: &str) -> Self {
         self.name = Arc::from(name);
         self.draft.set_name(name);

@@ -188,7 +188,8 @@ impl std::fmt::Debug for PipelineBuilder {
 }
 
 impl PipelineBuilder {
-    /// A pipeline named `name` (used in metrics, errors and logs).
+    /// A pipeline named `name`: its offsets namespace (Kafka Connect's connector name),
+    /// also used in metrics, errors and logs.
     pub fn new(name: &str) -> Self {
         PipelineBuilder {
             name: Arc::from(name),
@@ -497,7 +498,8 @@ type SharedSinkTask = Arc<tokio::sync::Mutex<Box<dyn SinkTask>>>;
 
 /// Makes acknowledged offsets durable and tells the tasks.
 struct OffsetCommitter {
-    engine: Arc<str>,
+    /// The offsets namespace: the pipeline's name.
+    namespace: Arc<str>,
     shared: Arc<Shared>,
     store: Arc<dyn OffsetStore>,
     sink: Option<SharedSinkTask>,
@@ -524,7 +526,7 @@ impl OffsetCommitter {
             .iter()
             .map(|(p, o)| (p.clone(), o.clone()))
             .collect();
-        self.store.write(&self.engine, &changes).await?;
+        self.store.write(&self.namespace, &changes).await?;
         self.store.flush().await?;
         self.uncommitted.clear();
         self.committed = target;
@@ -994,7 +996,7 @@ impl Pipeline {
             .instrument(tracing::info_span!("delivery", pipeline = %name)),
         );
         let committer = OffsetCommitter {
-            engine: rc.engine.clone(),
+            namespace: name.clone(),
             shared: shared.clone(),
             store,
             sink: sink_task.clone(),
@@ -1133,7 +1135,8 @@ async fn prepare(
             format!("connector `{}` produced no tasks", source.name()),
         ));
     }
-    let mut offsets = store.load(&rc.engine).await?;
+    // Offsets are namespaced by pipeline, as Kafka Connect keys them by connector name.
+    let mut offsets = store.load(&builder.name).await?;
     let sink_task = match sink_connector {
         Some(sink) => {
             let config = sink.task_configs(1)?.into_iter().next().unwrap_or_default();
