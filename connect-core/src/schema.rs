@@ -94,6 +94,8 @@ impl SchemaType {
 pub struct Field {
     name: Arc<str>,
     schema: Arc<Schema>,
+    /// `,"<name>":` escaped once, for the JSON writer (without the comma for the first field).
+    json_key: Box<[u8]>,
 }
 
 impl Field {
@@ -105,6 +107,11 @@ impl Field {
     /// The field's schema.
     pub fn schema(&self) -> &Arc<Schema> {
         &self.schema
+    }
+
+    /// `,"<name>":` as JSON, escaped once when the schema was built.
+    pub(crate) fn json_key(&self) -> &[u8] {
+        &self.json_key
     }
 }
 
@@ -312,9 +319,15 @@ impl SchemaBuilder {
 
     /// Appends a struct field.
     pub fn field(mut self, name: impl Into<Arc<str>>, schema: Arc<Schema>) -> Self {
+        let name = name.into();
+        let mut json_key = Vec::with_capacity(name.len() + 4);
+        json_key.push(b',');
+        crate::convert::json::write_str(&mut json_key, &name);
+        json_key.push(b':');
         self.fields.push(Field {
-            name: name.into(),
+            name,
             schema,
+            json_key: json_key.into_boxed_slice(),
         });
         self
     }

@@ -349,11 +349,8 @@ pub fn write_value(out: &mut Vec<u8>, schema: Option<&Schema>, value: &Value) {
 fn write_struct(out: &mut Vec<u8>, s: &Struct) {
     out.push(b'{');
     for (i, (field, v)) in s.schema().fields().iter().zip(s.values()).enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_str(out, field.name());
-        out.push(b':');
+        let key = field.json_key();
+        out.extend_from_slice(if i == 0 { &key[1..] } else { key });
         write_value(out, Some(field.schema()), v);
     }
     out.push(b'}');
