@@ -1,4 +1,7 @@
 //! PostgreSQL change-data-capture source (logical replication with pgoutput).
 //!
-//! Not implemented yet: this crate is filled by its own issue. It depends on
-//! [`connect_core`] only, as every connector crate does.
+//! Work in progress (issue 4): the pgoutput decoder and the type mapping are here; the
+//! connector (slot and publication management, snapshot, streaming) comes next.
+
+pub mod pgoutput;
+pub mod types;
