@@ -1,7 +1,56 @@
-//! PostgreSQL change-data-capture source (logical replication with pgoutput).
+//! # connect-postgres
 //!
-//! Work in progress (issue 4): the pgoutput decoder and the type mapping are here; the
-//! connector (slot and publication management, snapshot, streaming) comes next.
+//! PostgreSQL change-data-capture source for [`connect_core`]: a consistent snapshot from
+//! the replication slot's exported snapshot, then logical replication with pgoutput
+//! (protocol v1, committed transactions only), as Debezium-shaped change events.
+//!
+//! Work in progress (issue 4): see the crate's README section for what is done.
+//!
+//! ```no_run
+//! use connect_core::{Engine, FileOffsetStore};
+//! use connect_postgres::{PostgresConfig, PostgresSource};
+//! # async fn run() -> connect_core::Result<()> {
+//! let config = PostgresConfig::new("127.0.0.1", "postgres", "postgres", "shop", "shop")
+//!     .with_slot("orders_cache")
+//!     .with_tables(["public\\.orders"])?;
+//! let (engine, mut batches) = Engine::builder()
+//!     .name("orders-cache")
+//!     .source(PostgresSource::new(config)?)
+//!     .offsets(FileOffsetStore::open("orders.offsets")?)
+//!     .into_channel(64)
+//!     .start()
+//!     .await?;
+//! while let Some(batch) = batches.recv().await {
+//!     for change in batch.changes() {
+//!         println!("{:?} {:?}", change.op(), change.after());
+//!     }
+//!     batch.ack();
+//! }
+//! engine.wait().await?;
+//! # Ok(()) }
+//! ```
 
+pub mod config;
 pub mod pgoutput;
+mod source;
+pub mod table;
 pub mod types;
+
+use std::sync::Arc;
+
+pub use config::{PostgresConfig, PublicationMode, SnapshotMode};
+pub use source::PostgresSource;
+
+use connect_core::registry::FactoryContext;
+use connect_core::{Registry, SourceConnector};
+
+/// Debezium's class name, accepted as `connector.class`.
+pub const CONNECTOR_CLASS: &str = "io.debezium.connector.postgresql.PostgresConnector";
+
+/// Registers the connector under Debezium's class name.
+pub fn register(registry: &mut Registry) {
+    registry.register_source(CONNECTOR_CLASS, |ctx: &FactoryContext<'_>| {
+        let config = PostgresConfig::from_props(&ctx.props)?;
+        Ok(Arc::new(PostgresSource::new(config)?) as Arc<dyn SourceConnector>)
+    });
+}

@@ -1,0 +1,342 @@
+//! The connector's configuration, with Debezium's property names.
+
+use std::time::Duration;
+
+use connect_core::envelope::SkippedOperations;
+use connect_core::properties::Scope;
+use connect_core::Error;
+use regex::Regex;
+
+/// Default `slot.name` (Debezium's).
+pub const DEFAULT_SLOT: &str = "debezium";
+/// Default `publication.name` (Debezium's).
+pub const DEFAULT_PUBLICATION: &str = "dbz_publication";
+/// Default `snapshot.fetch.size`.
+pub const DEFAULT_FETCH_SIZE: usize = 10_240;
+/// Default `status.update.interval.ms`.
+pub const DEFAULT_STATUS_INTERVAL: Duration = Duration::from_secs(10);
+
+/// `publication.autocreate.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublicationMode {
+    /// `CREATE PUBLICATION ... FOR ALL TABLES` (needs a superuser).
+    AllTables,
+    /// A publication of the tables matching the include/exclude lists.
+    Filtered,
+    /// The publication must exist.
+    Disabled,
+}
+
+/// `snapshot.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotMode {
+    /// Snapshot when no offset exists, then stream.
+    Initial,
+    /// Snapshot when no offset exists, then stop.
+    InitialOnly,
+    /// Never snapshot data; stream from the slot.
+    NoData,
+    /// Snapshot at every start.
+    Always,
+    /// Snapshot when there is no offset or the slot cannot serve it.
+    WhenNeeded,
+    /// Alias of `no_data` kept by Debezium.
+    Never,
+}
+
+/// Configuration of [`crate::PostgresSource`].
+#[derive(Debug, Clone)]
+pub struct PostgresConfig {
+    /// `database.hostname`.
+    pub host: String,
+    /// `database.port`.
+    pub port: u16,
+    /// `database.user`.
+    pub user: String,
+    /// `database.password`.
+    pub password: String,
+    /// `database.dbname`.
+    pub dbname: String,
+    /// `topic.prefix`: the logical server name, prefix of topics and the source partition.
+    pub topic_prefix: String,
+    /// `slot.name`.
+    pub slot: String,
+    /// `publication.name`.
+    pub publication: String,
+    /// `publication.autocreate.mode`.
+    pub publication_mode: PublicationMode,
+    /// `snapshot.mode`.
+    pub snapshot_mode: SnapshotMode,
+    /// `snapshot.fetch.size`.
+    pub fetch_size: usize,
+    /// `schema.include.list` (regexes, whole-name match).
+    pub schema_include: Vec<Regex>,
+    /// `table.include.list` (`schema.table` regexes).
+    pub table_include: Vec<Regex>,
+    /// `table.exclude.list`.
+    pub table_exclude: Vec<Regex>,
+    /// `skipped.operations` (default `t`).
+    pub skipped: SkippedOperations,
+    /// `tombstones.on.delete` (default true).
+    pub tombstones_on_delete: bool,
+    /// `heartbeat.interval.ms` (0 = off).
+    pub heartbeat_interval: Duration,
+    /// `status.update.interval.ms`.
+    pub status_interval: Duration,
+    /// `slot.drop.on.stop`.
+    pub drop_slot_on_stop: bool,
+}
+
+impl PostgresConfig {
+    /// A configuration with Debezium's defaults.
+    pub fn new(host: &str, user: &str, password: &str, dbname: &str, topic_prefix: &str) -> Self {
+        PostgresConfig {
+            host: host.to_owned(),
+            port: 5432,
+            user: user.to_owned(),
+            password: password.to_owned(),
+            dbname: dbname.to_owned(),
+            topic_prefix: topic_prefix.to_owned(),
+            slot: DEFAULT_SLOT.to_owned(),
+            publication: DEFAULT_PUBLICATION.to_owned(),
+            publication_mode: PublicationMode::AllTables,
+            snapshot_mode: SnapshotMode::Initial,
+            fetch_size: DEFAULT_FETCH_SIZE,
+            schema_include: Vec::new(),
+            table_include: Vec::new(),
+            table_exclude: Vec::new(),
+            skipped: SkippedOperations::default(),
+            tombstones_on_delete: true,
+            heartbeat_interval: Duration::ZERO,
+            status_interval: DEFAULT_STATUS_INTERVAL,
+            drop_slot_on_stop: false,
+        }
+    }
+
+    /// Sets `database.port`.
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Sets `slot.name`.
+    pub fn with_slot(mut self, slot: &str) -> Self {
+        self.slot = slot.to_owned();
+        self
+    }
+
+    /// Sets `publication.name`.
+    pub fn with_publication(mut self, publication: &str, mode: PublicationMode) -> Self {
+        self.publication = publication.to_owned();
+        self.publication_mode = mode;
+        self
+    }
+
+    /// Sets `table.include.list` (`schema.table` regexes).
+    pub fn with_tables<'a>(
+        mut self,
+        tables: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self, Error> {
+        self.table_include = compile("table.include.list", tables)?;
+        Ok(self)
+    }
+
+    /// Sets `snapshot.mode`.
+    pub fn with_snapshot_mode(mut self, mode: SnapshotMode) -> Self {
+        self.snapshot_mode = mode;
+        self
+    }
+
+    /// Sets `heartbeat.interval.ms`.
+    pub fn with_heartbeat(mut self, interval: Duration) -> Self {
+        self.heartbeat_interval = interval;
+        self
+    }
+
+    /// Sets `status.update.interval.ms`.
+    pub fn with_status_interval(mut self, interval: Duration) -> Self {
+        self.status_interval = interval;
+        self
+    }
+
+    /// Sets `slot.drop.on.stop`.
+    pub fn with_drop_slot_on_stop(mut self, drop: bool) -> Self {
+        self.drop_slot_on_stop = drop;
+        self
+    }
+
+    /// Reads Debezium's keys; errors name the key.
+    pub fn from_props(p: &Scope<'_>) -> Result<Self, Error> {
+        let mut c = Self::new(
+            p.get("database.hostname").unwrap_or("localhost"),
+            p.require("database.user")?,
+            p.get("database.password").unwrap_or(""),
+            p.require("database.dbname")?,
+            p.require("topic.prefix")?,
+        );
+        c.port = p.parse_or("database.port", 5432)?;
+        if let Some(plugin) = p.get("plugin.name") {
+            if plugin != "pgoutput" {
+                return Err(Error::config(
+                    "plugin.name",
+                    format!("`{plugin}` is not supported: only pgoutput"),
+                ));
+            }
+        }
+        c.slot = p.get("slot.name").unwrap_or(DEFAULT_SLOT).to_owned();
+        c.publication = p
+            .get("publication.name")
+            .unwrap_or(DEFAULT_PUBLICATION)
+            .to_owned();
+        c.publication_mode = match p.one_of(
+            "publication.autocreate.mode",
+            &["all_tables", "filtered", "disabled"],
+            "all_tables",
+        )? {
+            "filtered" => PublicationMode::Filtered,
+            "disabled" => PublicationMode::Disabled,
+            _ => PublicationMode::AllTables,
+        };
+        c.snapshot_mode = match p.one_of(
+            "snapshot.mode",
+            &[
+                "initial",
+                "initial_only",
+                "no_data",
+                "always",
+                "when_needed",
+                "never",
+            ],
+            "initial",
+        )? {
+            "initial_only" => SnapshotMode::InitialOnly,
+            "no_data" => SnapshotMode::NoData,
+            "always" => SnapshotMode::Always,
+            "when_needed" => SnapshotMode::WhenNeeded,
+            "never" => SnapshotMode::Never,
+            _ => SnapshotMode::Initial,
+        };
+        c.fetch_size = p.parse_or("snapshot.fetch.size", DEFAULT_FETCH_SIZE)?;
+        c.schema_include = compile(&p.key("schema.include.list"), p.list("schema.include.list"))?;
+        c.table_include = compile(&p.key("table.include.list"), p.list("table.include.list"))?;
+        c.table_exclude = compile(&p.key("table.exclude.list"), p.list("table.exclude.list"))?;
+        if let Some(s) = p.get("skipped.operations") {
+            c.skipped = SkippedOperations::parse(s)?;
+        }
+        c.tombstones_on_delete = p.bool_or("tombstones.on.delete", true)?;
+        c.heartbeat_interval = p.millis_or("heartbeat.interval.ms", Duration::ZERO)?;
+        c.status_interval = p.millis_or("status.update.interval.ms", DEFAULT_STATUS_INTERVAL)?;
+        c.drop_slot_on_stop = p.bool_or("slot.drop.on.stop", false)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks the values; errors name the key.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.topic_prefix.is_empty()
+            || !self
+                .topic_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            return Err(Error::config(
+                "topic.prefix",
+                "must be non-empty and use only letters, digits, `.`, `_`, `-`",
+            ));
+        }
+        let ident_ok = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        };
+        if !ident_ok(&self.slot) {
+            return Err(Error::config(
+                "slot.name",
+                "must be lower-case letters, digits and `_` (PostgreSQL slot names)",
+            ));
+        }
+        if !ident_ok(&self.publication) {
+            return Err(Error::config(
+                "publication.name",
+                "must be lower-case letters, digits and `_`",
+            ));
+        }
+        if self.fetch_size == 0 {
+            return Err(Error::config(
+                "snapshot.fetch.size",
+                "must be greater than 0",
+            ));
+        }
+        if self.status_interval.is_zero() {
+            return Err(Error::config(
+                "status.update.interval.ms",
+                "must be greater than 0",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether a table is captured by the include/exclude lists.
+    pub fn captures(&self, schema: &str, table: &str) -> bool {
+        let full = format!("{schema}.{table}");
+        (self.schema_include.is_empty() || self.schema_include.iter().any(|r| r.is_match(schema)))
+            && (self.table_include.is_empty()
+                || self.table_include.iter().any(|r| r.is_match(&full)))
+            && !self.table_exclude.iter().any(|r| r.is_match(&full))
+    }
+}
+
+fn compile<'a>(
+    key: &str,
+    patterns: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<Regex>, Error> {
+    patterns
+        .into_iter()
+        .map(|p| {
+            Regex::new(&format!("^(?:{p})$"))
+                .map_err(|e| Error::config(key, format!("invalid regex `{p}`: {e}")))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use connect_core::Properties;
+
+    #[test]
+    fn reads_debezium_keys_and_names_bad_ones() {
+        let p = Properties::from_pairs([
+            ("database.user", "postgres"),
+            ("database.dbname", "shop"),
+            ("topic.prefix", "srv"),
+            ("table.include.list", "public\\.orders,inventory\\..*"),
+            ("plugin.name", "pgoutput"),
+        ]);
+        let c = PostgresConfig::from_props(&p.root()).unwrap();
+        assert!(
+            c.captures("public", "orders")
+                && c.captures("inventory", "x")
+                && !c.captures("public", "users")
+        );
+        assert!(p.reject_unused().is_ok());
+        for (key, value) in [
+            ("snapshot.mode", "sometimes"),
+            ("plugin.name", "decoderbufs"),
+            ("slot.name", "Bad-Slot"),
+            ("database.port", "x"),
+            ("table.include.list", "("),
+        ] {
+            let p = Properties::from_pairs([
+                ("database.user", "u"),
+                ("database.dbname", "d"),
+                ("topic.prefix", "srv"),
+                (key, value),
+            ]);
+            let e = PostgresConfig::from_props(&p.root())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
+    }
+}

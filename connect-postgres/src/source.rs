@@ -1,0 +1,1007 @@
+//! The PostgreSQL source connector and its task: preflight, publication and slot
+//! management, a consistent snapshot from the slot's exported snapshot, then pgoutput
+//! streaming whose confirmed position follows the engine's committed offsets.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use connect_core::envelope::{tombstone_for, Op};
+use connect_core::{
+    async_trait, Error, EventId, OffsetMap, Record, SourceBatch, SourceConnector, SourceOffset,
+    SourcePartition, SourceTask, Task, TaskConfig, TaskContext,
+};
+use pgwire_replication::{
+    FeedbackObserver, Lsn, ReplicationClient, ReplicationConfig, ReplicationEvent,
+};
+use serde_json::{Map, Value as Json};
+use tokio::sync::watch;
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+use crate::config::{PostgresConfig, PublicationMode, SnapshotMode};
+use crate::pgoutput::{self, Column, Message};
+use crate::table::{ColumnDef, SourceInfo, TableSchema};
+use crate::types::SESSION_OPTIONS;
+
+/// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
+const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
+const MAX_TX_BATCH: usize = 2048;
+
+/// The PostgreSQL CDC source connector.
+#[derive(Debug, Clone)]
+pub struct PostgresSource {
+    config: Arc<PostgresConfig>,
+}
+
+impl PostgresSource {
+    /// A source for a validated configuration.
+    pub fn new(config: PostgresConfig) -> Result<Self, Error> {
+        config.validate()?;
+        Ok(PostgresSource {
+            config: Arc::new(config),
+        })
+    }
+}
+
+impl SourceConnector for PostgresSource {
+    fn name(&self) -> &str {
+        "postgres"
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        self.config.validate()
+    }
+
+    fn task_configs(&self, _max_tasks: usize) -> Result<Vec<TaskConfig>, Error> {
+        // One slot is one ordered stream: one task.
+        Ok(vec![TaskConfig::new()])
+    }
+
+    fn create_task(&self) -> Box<dyn SourceTask> {
+        Box::new(PostgresTask::new(self.config.clone()))
+    }
+}
+
+fn pg_err(context: &str, e: tokio_postgres::Error) -> Error {
+    // Connection-level failures (server restarting, network) are worth retrying;
+    // SQL errors are not.
+    let retryable = e.is_closed()
+        || e.as_db_error()
+            .is_none_or(|db| db.code().code().starts_with("57P"));
+    let source = format!(
+        "{context}: {e}{}",
+        e.as_db_error()
+            .map(|d| format!(" ({})", d.message()))
+            .unwrap_or_default()
+    );
+    if retryable {
+        Error::retryable("postgres", source)
+    } else {
+        Error::fatal("postgres", source)
+    }
+}
+
+fn repl_err(context: &str, e: pgwire_replication::PgWireError) -> Error {
+    let text = format!("{context}: {e}");
+    if text.contains("does not exist") || text.contains("authentication") {
+        Error::fatal("postgres", text)
+    } else {
+        Error::retryable("postgres", text)
+    }
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// A transaction being streamed.
+#[derive(Debug)]
+struct Tx {
+    final_lsn: u64,
+    xid: u32,
+    ts_us: i64,
+    /// Change events seen in this transaction so far.
+    events: u64,
+    /// Events of this transaction already delivered before a restart.
+    skip: u64,
+}
+
+struct Snapshot {
+    tables: Vec<(String, String, u32)>,
+    current: Option<(Arc<TableSchema>, bool)>,
+    pending: Option<Record>,
+    consistent_point: u64,
+    first: bool,
+    ts_us: i64,
+}
+
+enum Phase {
+    Snapshot(Box<Snapshot>),
+    Streaming,
+    Finished,
+}
+
+struct PostgresTask {
+    config: Arc<PostgresConfig>,
+    partition: SourcePartition,
+    client: Option<Client>,
+    repl: Option<ReplicationClient>,
+    committed: Option<watch::Receiver<Arc<OffsetMap>>>,
+    phase: Phase,
+    relations: HashMap<u32, Option<Arc<TableSchema>>>,
+    tx: Option<Tx>,
+    /// End LSN of the last transaction read completely (where a restart resumes).
+    resume_lsn: u64,
+    /// A partly delivered transaction to skip into after a restart: (final LSN, events).
+    resume_partial: Option<(u64, u64)>,
+    last_heartbeat: tokio::time::Instant,
+}
+
+impl PostgresTask {
+    fn new(config: Arc<PostgresConfig>) -> Self {
+        PostgresTask {
+            partition: SourcePartition::server(&config.topic_prefix),
+            config,
+            client: None,
+            repl: None,
+            committed: None,
+            phase: Phase::Finished,
+            relations: HashMap::new(),
+            tx: None,
+            resume_lsn: 0,
+            resume_partial: None,
+            last_heartbeat: tokio::time::Instant::now(),
+        }
+    }
+
+    fn client(&self) -> Result<&Client, Error> {
+        self.client
+            .as_ref()
+            .ok_or_else(|| Error::fatal("postgres", "not started"))
+    }
+
+    async fn connect(&self) -> Result<Client, Error> {
+        let c = &self.config;
+        let mut pg = tokio_postgres::Config::new();
+        pg.host(&c.host)
+            .port(c.port)
+            .user(&c.user)
+            .password(&c.password)
+            .dbname(&c.dbname)
+            .options(SESSION_OPTIONS)
+            .application_name("connect-postgres");
+        let (client, connection) = pg
+            .connect(NoTls)
+            .await
+            .map_err(|e| pg_err(&format!("cannot connect to {}:{}", c.host, c.port), e))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "postgres connection ended");
+            }
+        });
+        Ok(client)
+    }
+
+    async fn query_one_text(&self, sql: &str) -> Result<Vec<Option<String>>, Error> {
+        let rows = self
+            .client()?
+            .simple_query(sql)
+            .await
+            .map_err(|e| pg_err(sql, e))?;
+        for m in rows {
+            if let SimpleQueryMessage::Row(r) = m {
+                return Ok((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect());
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    async fn preflight(&self) -> Result<(), Error> {
+        let wal = self.query_one_text("SHOW wal_level").await?;
+        if wal.first().and_then(|v| v.as_deref()) != Some("logical") {
+            return Err(Error::fatal(
+                "postgres",
+                format!(
+                    "wal_level is `{}`, logical decoding needs `logical`: run `ALTER SYSTEM SET wal_level = logical` and restart PostgreSQL",
+                    wal.first().cloned().flatten().unwrap_or_default()
+                ),
+            ));
+        }
+        let role = self
+            .query_one_text(
+                "SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user",
+            )
+            .await?;
+        if role.first().and_then(|v| v.as_deref()) != Some("t") {
+            return Err(Error::fatal(
+                "postgres",
+                format!(
+                    "user `{}` lacks the REPLICATION privilege: run `ALTER ROLE {} REPLICATION`",
+                    self.config.user, self.config.user
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Tables in the publication that the filters capture: (schema, table, oid).
+    async fn published_tables(&self) -> Result<Vec<(String, String, u32)>, Error> {
+        let rows = self
+            .client()?
+            .query(
+                "SELECT schemaname::text, tablename::text, format('%I.%I', schemaname, tablename)::regclass::oid \
+                 FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2",
+                &[&self.config.publication],
+            )
+            .await
+            .map_err(|e| pg_err("cannot list publication tables", e))?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, String>(0),
+                    r.get::<_, String>(1),
+                    r.get::<_, u32>(2),
+                )
+            })
+            .filter(|(s, t, _)| self.config.captures(s, t))
+            .collect())
+    }
+
+    async fn ensure_publication(&self) -> Result<(), Error> {
+        let c = &self.config;
+        let exists = !self
+            .client()?
+            .query(
+                "SELECT 1 FROM pg_publication WHERE pubname = $1",
+                &[&c.publication],
+            )
+            .await
+            .map_err(|e| pg_err("cannot read pg_publication", e))?
+            .is_empty();
+        if exists {
+            return Ok(());
+        }
+        let sql = match c.publication_mode {
+            PublicationMode::Disabled => {
+                return Err(Error::config(
+                    "publication.name",
+                    format!("publication `{}` does not exist and publication.autocreate.mode=disabled: create it (CREATE PUBLICATION {} FOR TABLE ...)", c.publication, c.publication),
+                ))
+            }
+            PublicationMode::AllTables => format!("CREATE PUBLICATION {} FOR ALL TABLES", c.publication),
+            PublicationMode::Filtered => {
+                let rows = self
+                    .client()?
+                    .query(
+                        "SELECT n.nspname::text, c.relname::text, c.relreplident::text, \
+                         EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) \
+                         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                         WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                         AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2",
+                        &[],
+                    )
+                    .await
+                    .map_err(|e| pg_err("cannot list tables", e))?;
+                let mut tables = Vec::new();
+                for r in &rows {
+                    let (schema, table, ident, has_pk): (String, String, String, bool) = (r.get(0), r.get(1), r.get(2), r.get(3));
+                    if !c.captures(&schema, &table) {
+                        continue;
+                    }
+                    // A table without a key or REPLICA IDENTITY FULL in a publication of
+                    // updates and deletes would make the application's UPDATE/DELETE fail.
+                    if !has_pk && ident != "f" && ident != "i" {
+                        return Err(Error::fatal(
+                            "postgres",
+                            format!(
+                                "table {schema}.{table} has no primary key: adding it to publication `{}` would make UPDATE and DELETE on it fail. Run `ALTER TABLE {schema}.{table} REPLICA IDENTITY FULL` (or exclude it)",
+                                c.publication
+                            ),
+                        ));
+                    }
+                    tables.push(format!("\"{schema}\".\"{table}\""));
+                }
+                if tables.is_empty() {
+                    return Err(Error::config("table.include.list", "matches no table: nothing to publish"));
+                }
+                format!("CREATE PUBLICATION {} FOR TABLE {}", c.publication, tables.join(", "))
+            }
+        };
+        self.client()?.batch_execute(&sql).await.map_err(|e| {
+            let mut err = pg_err(&format!("cannot create publication `{}`", c.publication), e);
+            if c.publication_mode == PublicationMode::AllTables {
+                err = Error::fatal("postgres", format!("{err} (FOR ALL TABLES needs a superuser: create the publication yourself or use publication.autocreate.mode=filtered)"));
+            }
+            err
+        })
+    }
+
+    /// The slot's state: `None` if missing, else (active pid, wal_status).
+    async fn slot_state(&self) -> Result<Option<(Option<i32>, Option<String>)>, Error> {
+        let rows = self
+            .client()?
+            .query(
+                "SELECT active_pid, wal_status::text FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()",
+                &[&self.config.slot],
+            )
+            .await
+            .map_err(|e| pg_err("cannot read pg_replication_slots", e))?;
+        Ok(rows.first().map(|r| (r.get(0), r.get(1))))
+    }
+
+    async fn drop_slot(&self) -> Result<(), Error> {
+        self.client()?
+            .execute("SELECT pg_drop_replication_slot($1)", &[&self.config.slot])
+            .await
+            .map(|_| ())
+            .map_err(|e| pg_err(&format!("cannot drop slot `{}`", self.config.slot), e))
+    }
+
+    fn replication_config(&self, start: u64) -> ReplicationConfig {
+        let c = &self.config;
+        ReplicationConfig::new(
+            &c.host,
+            &c.user,
+            &c.password,
+            &c.dbname,
+            &c.slot,
+            c.publication.as_str(),
+        )
+        .with_port(c.port)
+        .with_start_lsn(Lsn::from_u64(start))
+        .with_status_interval(c.status_interval)
+        .with_options(SESSION_OPTIONS)
+        .with_application_name("connect-postgres")
+        // With an observer the client tracks pending feedback, which `stop` waits on to
+        // send the final status update.
+        .with_feedback_observer(FeedbackObserver::new(|sent| {
+            tracing::trace!(
+                pending_ms = sent.pending_for.as_millis() as u64,
+                "status update sent"
+            );
+        }))
+    }
+
+    /// Creates the slot on a gated replication session, exporting its snapshot. The
+    /// session must stay open until the snapshot is imported; it then streams.
+    async fn create_slot_exported(&mut self) -> Result<(String, u64), Error> {
+        let mut repl = ReplicationClient::connect_gated(self.replication_config(0))
+            .await
+            .map_err(|e| repl_err("cannot open replication session", e))?;
+        let rows = repl
+            .simple_query(&format!("CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'export')", self.config.slot))
+            .await
+            .map_err(|e| {
+                let text = e.to_string();
+                if text.contains("all replication slots are in use") {
+                    Error::fatal("postgres", format!("cannot create slot `{}`: max_replication_slots is exhausted (drop unused slots or raise it)", self.config.slot))
+                } else {
+                    repl_err(&format!("cannot create slot `{}`", self.config.slot), e)
+                }
+            })?;
+        let row = rows
+            .first()
+            .ok_or_else(|| Error::fatal("postgres", "CREATE_REPLICATION_SLOT returned no row"))?;
+        let text = |i: usize| -> Result<String, Error> {
+            row.get(i)
+                .cloned()
+                .flatten()
+                .map(|b: Bytes| String::from_utf8_lossy(&b).into_owned())
+                .ok_or_else(|| {
+                    Error::fatal("postgres", "CREATE_REPLICATION_SLOT row is incomplete")
+                })
+        };
+        let consistent_point = Lsn::parse(&text(1)?)
+            .map_err(|e| Error::fatal("postgres", e.to_string()))?
+            .as_u64();
+        let snapshot = text(2)?;
+        self.repl = Some(repl);
+        Ok((snapshot, consistent_point))
+    }
+
+    async fn create_slot_plain(&self) -> Result<(), Error> {
+        self.client()?
+            .execute(
+                "SELECT pg_create_logical_replication_slot($1, 'pgoutput')",
+                &[&self.config.slot],
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| pg_err(&format!("cannot create slot `{}`", self.config.slot), e))
+    }
+
+    async fn columns(&self, oid: u32) -> Result<Vec<ColumnDef>, Error> {
+        let rows = self
+            .client()?
+            .query(
+                "SELECT a.attname::text, a.atttypid, a.atttypmod, format_type(a.atttypid, NULL), a.attnotnull, \
+                 COALESCE((SELECT true FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisprimary AND a.attnum = ANY(i.indkey)), false) \
+                 FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+                &[&oid],
+            )
+            .await
+            .map_err(|e| pg_err("cannot read table columns", e))?;
+        Ok(rows
+            .iter()
+            .map(|r| ColumnDef {
+                name: r.get(0),
+                type_oid: r.get(1),
+                type_modifier: r.get(2),
+                type_name: r.get(3),
+                not_null: r.get(4),
+                key: r.get(5),
+            })
+            .collect())
+    }
+
+    fn offset(
+        &self,
+        extra: impl FnOnce(&mut Map<String, Json>),
+    ) -> Vec<(SourcePartition, SourceOffset)> {
+        let mut m = Map::new();
+        m.insert("lsn".into(), Json::from(self.resume_lsn));
+        extra(&mut m);
+        vec![(self.partition.clone(), SourceOffset::new(m))]
+    }
+
+    // ------------------------------------------------------------------ snapshot
+
+    async fn begin_snapshot(
+        &mut self,
+        exported: Option<&str>,
+        consistent_point: u64,
+    ) -> Result<(), Error> {
+        let mut sql = String::from("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;");
+        if let Some(name) = exported {
+            sql.push_str(&format!(" SET TRANSACTION SNAPSHOT '{name}';"));
+        }
+        self.client()?
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| pg_err("cannot start the snapshot transaction", e))?;
+        let mut tables = self.published_tables().await?;
+        tables.reverse(); // popped from the end
+        tracing::info!(
+            tables = tables.len(),
+            exported = exported.is_some(),
+            "snapshot started"
+        );
+        self.phase = Phase::Snapshot(Box::new(Snapshot {
+            tables,
+            current: None,
+            pending: None,
+            consistent_point,
+            first: true,
+            ts_us: now_us(),
+        }));
+        Ok(())
+    }
+
+    async fn poll_snapshot(&mut self) -> Result<Option<SourceBatch>, Error> {
+        loop {
+            let Phase::Snapshot(snap) = &mut self.phase else {
+                return Ok(None);
+            };
+            if snap.current.is_none() {
+                let Some((schema, table, oid)) = snap.tables.pop() else {
+                    return self.finish_snapshot().await.map(Some);
+                };
+                let columns = self.columns(oid).await?;
+                let ts = Arc::new(TableSchema::new(
+                    &self.config.topic_prefix,
+                    &schema,
+                    &table,
+                    &columns,
+                )?);
+                let list: Vec<String> = columns
+                    .iter()
+                    .map(|c| format!("\"{}\"", c.name.replace('"', "\"\"")))
+                    .collect();
+                let sql = format!("DECLARE connect_snapshot NO SCROLL CURSOR FOR SELECT {} FROM \"{schema}\".\"{table}\"", list.join(", "));
+                self.client()?
+                    .batch_execute(&sql)
+                    .await
+                    .map_err(|e| pg_err(&format!("cannot read {schema}.{table}"), e))?;
+                let Phase::Snapshot(snap) = &mut self.phase else {
+                    unreachable!()
+                };
+                snap.current = Some((ts, false));
+                continue;
+            }
+            let fetch = format!("FETCH {} FROM connect_snapshot", self.config.fetch_size);
+            let messages = self
+                .client()?
+                .simple_query(&fetch)
+                .await
+                .map_err(|e| pg_err("snapshot fetch failed", e))?;
+            let Phase::Snapshot(snap) = &mut self.phase else {
+                unreachable!()
+            };
+            let (table, _) = snap.current.clone().expect("a table is open");
+            let (ts_us, consistent_point) = (snap.ts_us, snap.consistent_point);
+            let info = |marker| SourceInfo {
+                server: &self.config.topic_prefix,
+                db: &self.config.dbname,
+                ts_us,
+                snapshot: marker,
+                sequence: None,
+                tx_id: None,
+                lsn: Some(consistent_point),
+            };
+            let mut records = Vec::with_capacity(messages.len());
+            let mut rows = 0;
+            for m in messages {
+                let SimpleQueryMessage::Row(row) = m else {
+                    continue;
+                };
+                rows += 1;
+                let values = (0..table.width())
+                    .map(|i| {
+                        row.get(i).map_or(Column::Null, |v| {
+                            Column::Text(Bytes::copy_from_slice(v.as_bytes()))
+                        })
+                    })
+                    .collect();
+                let after = table.row(values)?;
+                let id = table.snapshot_id(&after);
+                let marker = if std::mem::take(&mut snap.first) {
+                    "first"
+                } else {
+                    "true"
+                };
+                let record = table.event(Op::Read, None, Some(after), &info(marker), id)?;
+                // One record is held back so the last of a table can be marked as such.
+                records.extend(snap.pending.replace(record));
+            }
+            let table_done = rows < self.config.fetch_size;
+            let mut last = false;
+            if table_done {
+                snap.current = None;
+                last = snap.tables.is_empty();
+                if let Some(held) = snap.pending.take() {
+                    records.push(remark(
+                        held,
+                        if last {
+                            "last"
+                        } else {
+                            "last_in_data_collection"
+                        },
+                    ));
+                }
+                self.client()?
+                    .batch_execute("CLOSE connect_snapshot")
+                    .await
+                    .map_err(|e| pg_err("cannot close snapshot cursor", e))?;
+            }
+            if records.is_empty() {
+                continue;
+            }
+            return Ok(Some(SourceBatch {
+                records,
+                offsets: self.snapshot_offset(last),
+            }));
+        }
+    }
+
+    fn snapshot_offset(&self, last: bool) -> Vec<(SourcePartition, SourceOffset)> {
+        let ts = match &self.phase {
+            Phase::Snapshot(s) => s.ts_us,
+            _ => now_us(),
+        };
+        self.offset(|m| {
+            m.insert("ts_usec".into(), Json::from(ts));
+            if !last {
+                m.insert("snapshot".into(), Json::Bool(true));
+                m.insert("last_snapshot_record".into(), Json::Bool(false));
+            }
+        })
+    }
+
+    /// Ends the snapshot: commit the read transaction, then stream (or stop for
+    /// `initial_only`). The completion is marked by a position-only batch when the last
+    /// table was empty.
+    async fn finish_snapshot(&mut self) -> Result<SourceBatch, Error> {
+        self.client()?
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|e| pg_err("cannot end the snapshot transaction", e))?;
+        tracing::info!("snapshot completed");
+        if self.config.snapshot_mode == SnapshotMode::InitialOnly {
+            self.phase = Phase::Finished;
+        } else {
+            self.start_streaming().await?;
+        }
+        Ok(SourceBatch {
+            records: Vec::new(),
+            offsets: self.snapshot_offset(true),
+        })
+    }
+
+    // ----------------------------------------------------------------- streaming
+
+    async fn start_streaming(&mut self) -> Result<(), Error> {
+        match self.repl.as_mut() {
+            // The gated session that exported the snapshot streams from its consistent point.
+            Some(repl) => {
+                repl.start()
+                    .await
+                    .map_err(|e| repl_err("cannot start replication", e))?;
+                repl.wait_started()
+                    .await
+                    .map_err(|e| repl_err("cannot start replication", e))?;
+            }
+            None => {
+                let repl = ReplicationClient::connect(self.replication_config(self.resume_lsn))
+                    .await
+                    .map_err(|e| repl_err("cannot start replication", e))?;
+                self.repl = Some(repl);
+            }
+        }
+        self.phase = Phase::Streaming;
+        self.last_heartbeat = tokio::time::Instant::now();
+        tracing::info!(slot = %self.config.slot, lsn = %Lsn::from_u64(self.resume_lsn), "streaming started");
+        Ok(())
+    }
+
+    async fn relation(&mut self, rel: pgoutput::Relation) -> Result<(), Error> {
+        if !self.config.captures(&rel.namespace, &rel.name) {
+            self.relations.insert(rel.id, None);
+            return Ok(());
+        }
+        // Names, types and keys from the message; NOT NULL from the catalog (best effort:
+        // a column dropped since then is simply optional).
+        let catalog: HashMap<String, ColumnDef> = self
+            .columns(rel.id)
+            .await?
+            .into_iter()
+            .map(|c| (c.name.clone(), c))
+            .collect();
+        let columns: Vec<ColumnDef> = rel
+            .columns
+            .iter()
+            .map(|c| ColumnDef {
+                name: c.name.clone(),
+                type_oid: c.type_oid,
+                type_modifier: c.type_modifier,
+                type_name: catalog
+                    .get(&c.name)
+                    .map_or_else(|| c.type_oid.to_string(), |d| d.type_name.clone()),
+                not_null: catalog.get(&c.name).is_some_and(|d| d.not_null),
+                key: c.key,
+            })
+            .collect();
+        let table = TableSchema::new(
+            &self.config.topic_prefix,
+            &rel.namespace,
+            &rel.name,
+            &columns,
+        )?;
+        self.relations.insert(rel.id, Some(Arc::new(table)));
+        Ok(())
+    }
+
+    fn change(&mut self, msg: Message, lsn: u64, out: &mut Vec<Record>) -> Result<(), Error> {
+        let (relation, op, before, after) = match msg {
+            Message::Insert { relation, new } => (relation, Op::Create, None, Some(new)),
+            Message::Update {
+                relation, old, new, ..
+            } => (relation, Op::Update, old, Some(new)),
+            Message::Delete { relation, old, .. } => (relation, Op::Delete, Some(old), None),
+            Message::Truncate { .. } => return Ok(()),
+            _ => return Ok(()),
+        };
+        let Some(tx) = self.tx.as_mut() else {
+            return Err(Error::fatal("postgres", "change outside a transaction"));
+        };
+        let table = match self.relations.get(&relation) {
+            Some(Some(t)) => t.clone(),
+            Some(None) => return Ok(()),
+            None => {
+                return Err(Error::fatal(
+                    "postgres",
+                    format!("change for relation {relation} before its Relation message"),
+                ))
+            }
+        };
+        tx.events += 1;
+        if tx.events <= tx.skip {
+            return Ok(()); // delivered before the restart
+        }
+        if self.config.skipped.skips(op) {
+            return Ok(());
+        }
+        let (tx_id, ts_us, final_lsn, index) = (tx.xid, tx.ts_us, tx.final_lsn, tx.events);
+        let before = before.map(|b| table.row(b)).transpose()?;
+        let after = after.map(|a| table.row(a)).transpose()?;
+        let info = SourceInfo {
+            server: &self.config.topic_prefix,
+            db: &self.config.dbname,
+            ts_us,
+            snapshot: "false",
+            sequence: Some(format!("[\"{}\",\"{}\"]", self.resume_lsn, lsn)),
+            tx_id: Some(i64::from(tx_id)),
+            lsn: Some(lsn),
+        };
+        let id = EventId::from_parts(&[
+            self.config.topic_prefix.as_bytes(),
+            &final_lsn.to_le_bytes(),
+            &index.to_le_bytes(),
+        ]);
+        let record = table.event(op, before, after, &info, id)?;
+        let tombstone =
+            (op == Op::Delete && self.config.tombstones_on_delete).then(|| tombstone_for(&record));
+        out.push(record);
+        out.extend(tombstone);
+        Ok(())
+    }
+
+    async fn poll_stream(&mut self) -> Result<Option<SourceBatch>, Error> {
+        let mut records = Vec::new();
+        loop {
+            let heartbeat = self.config.heartbeat_interval;
+            let due = self.last_heartbeat + heartbeat;
+            let repl = self
+                .repl
+                .as_mut()
+                .ok_or_else(|| Error::fatal("postgres", "replication not started"))?;
+            let committed = self.committed.as_mut();
+            let event = tokio::select! {
+                ev = repl.recv() => ev.map_err(|e| repl_err("replication stream failed", e))?,
+                changed = async {
+                    match committed {
+                        Some(rx) => rx.changed().await.is_ok(),
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if changed {
+                        self.confirm_committed();
+                    }
+                    continue;
+                }
+                _ = tokio::time::sleep_until(due), if !heartbeat.is_zero() && self.tx.is_none() => {
+                    self.last_heartbeat = tokio::time::Instant::now();
+                    if records.is_empty() {
+                        return Ok(Some(SourceBatch { records, offsets: self.offset(|_| {}) }));
+                    }
+                    continue;
+                }
+            };
+            let Some(event) = event else {
+                return Err(Error::retryable("postgres", "replication stream ended"));
+            };
+            match event {
+                ReplicationEvent::Begin {
+                    final_lsn,
+                    xid,
+                    commit_time_micros,
+                } => {
+                    let final_lsn = final_lsn.as_u64();
+                    let skip = match self.resume_partial {
+                        Some((lsn, events)) if lsn == final_lsn => events,
+                        _ => 0,
+                    };
+                    self.tx = Some(Tx {
+                        final_lsn,
+                        xid,
+                        ts_us: commit_time_micros + PG_EPOCH_OFFSET_US,
+                        events: 0,
+                        skip,
+                    });
+                }
+                ReplicationEvent::XLogData {
+                    wal_start, data, ..
+                } => {
+                    match pgoutput::decode(data).map_err(|e| Error::fatal("postgres", e))? {
+                        Message::Relation(rel) => self.relation(rel).await?,
+                        msg => self.change(msg, wal_start.as_u64(), &mut records)?,
+                    }
+                    if records.len() >= MAX_TX_BATCH {
+                        let tx = self.tx.as_ref().expect("changes come inside a transaction");
+                        let (final_lsn, events, xid) = (tx.final_lsn, tx.events, tx.xid);
+                        return Ok(Some(SourceBatch {
+                            records,
+                            offsets: self.offset(|m| {
+                                m.insert("lsn_commit".into(), Json::from(final_lsn));
+                                m.insert("events".into(), Json::from(events));
+                                m.insert("txId".into(), Json::from(xid));
+                            }),
+                        }));
+                    }
+                }
+                ReplicationEvent::Commit {
+                    end_lsn,
+                    commit_time_micros,
+                    ..
+                } => {
+                    let tx = self.tx.take();
+                    self.resume_lsn = end_lsn.as_u64();
+                    self.resume_partial = None;
+                    self.last_heartbeat = tokio::time::Instant::now();
+                    let xid = tx.map(|t| t.xid);
+                    return Ok(Some(SourceBatch {
+                        records,
+                        offsets: self.offset(|m| {
+                            if let Some(x) = xid {
+                                m.insert("txId".into(), Json::from(x));
+                            }
+                            m.insert(
+                                "ts_usec".into(),
+                                Json::from(commit_time_micros + PG_EPOCH_OFFSET_US),
+                            );
+                        }),
+                    }));
+                }
+                ReplicationEvent::KeepAlive { wal_end, .. } => {
+                    // Between transactions every change before wal_end is delivered or
+                    // filtered: a heartbeat may confirm it.
+                    if self.tx.is_none()
+                        && wal_end.as_u64() > self.resume_lsn
+                        && !heartbeat.is_zero()
+                    {
+                        self.resume_lsn = wal_end.as_u64();
+                    }
+                }
+                ReplicationEvent::Message { .. } => {}
+                ReplicationEvent::StoppedAt { .. } => return Ok(None),
+            }
+        }
+    }
+
+    /// Tells the server what is durable: the end LSN of the last fully delivered
+    /// transaction whose offset the engine committed.
+    fn confirm_committed(&self) {
+        let (Some(rx), Some(repl)) = (self.committed.as_ref(), self.repl.as_ref()) else {
+            return;
+        };
+        let lsn = rx
+            .borrow()
+            .get(&self.partition)
+            .filter(|o| o.get("snapshot").is_none())
+            .and_then(|o| o.get("lsn")?.as_u64());
+        if let Some(lsn) = lsn.filter(|&l| l > 0) {
+            repl.update_applied_lsn(Lsn::from_u64(lsn));
+        }
+    }
+}
+
+/// Replaces the `source.snapshot` marker of a snapshot record.
+fn remark(mut record: Record, marker: &'static str) -> Record {
+    if let connect_core::Value::Struct(envelope) = &record.value {
+        let mut values = envelope.values().to_vec();
+        if let Some(connect_core::Value::Struct(source)) = values.get(2) {
+            let mut sv = source.values().to_vec();
+            sv[4] = connect_core::Value::static_str(marker);
+            if let Ok(s) = connect_core::Struct::new(source.schema().clone(), sv) {
+                values[2] = connect_core::Value::Struct(s);
+            }
+        }
+        if let Ok(e) = connect_core::Struct::new(envelope.schema().clone(), values) {
+            record.value = connect_core::Value::Struct(e);
+        }
+    }
+    record
+}
+
+#[async_trait]
+impl Task for PostgresTask {
+    async fn start(&mut self, ctx: TaskContext) -> Result<(), Error> {
+        self.client = Some(self.connect().await?);
+        self.preflight().await?;
+        self.ensure_publication().await?;
+        self.committed = Some(ctx.committed.clone());
+        self.relations.clear();
+        self.tx = None;
+        let offset = ctx.offset(&self.partition).cloned();
+        let snapshot_running = offset
+            .as_ref()
+            .is_some_and(|o| o.get("snapshot") == Some(&Json::Bool(true)));
+        self.resume_lsn = offset
+            .as_ref()
+            .and_then(|o| o.get("lsn")?.as_u64())
+            .unwrap_or(0);
+        self.resume_partial = offset
+            .as_ref()
+            .and_then(|o| Some((o.get("lsn_commit")?.as_u64()?, o.get("events")?.as_u64()?)));
+
+        let mut slot = self.slot_state().await?;
+        if let Some((active, wal_status)) = &slot {
+            if wal_status.as_deref() == Some("lost") {
+                return Err(Error::fatal(
+                    "postgres",
+                    format!("replication slot `{}` is lost (wal_status = 'lost'): the WAL it needed was removed. Drop it and re-snapshot (snapshot.mode=when_needed)", self.config.slot),
+                ));
+            }
+            if let Some(pid) = active {
+                return Err(Error::retryable(
+                    "postgres",
+                    format!(
+                        "replication slot `{}` is in use by process {pid}",
+                        self.config.slot
+                    ),
+                ));
+            }
+        }
+        let mode = self.config.snapshot_mode;
+        let wants_snapshot = match mode {
+            SnapshotMode::NoData | SnapshotMode::Never => false,
+            SnapshotMode::Always => true,
+            SnapshotMode::Initial | SnapshotMode::InitialOnly => {
+                offset.is_none() || snapshot_running
+            }
+            SnapshotMode::WhenNeeded => offset.is_none() || snapshot_running || slot.is_none(),
+        };
+        if offset.is_some() && !snapshot_running && slot.is_none() && !wants_snapshot {
+            return Err(Error::fatal(
+                "postgres",
+                format!("replication slot `{}` does not exist but offsets do: changes since then cannot be streamed. Use snapshot.mode=when_needed to re-snapshot", self.config.slot),
+            ));
+        }
+        if wants_snapshot && snapshot_running && slot.is_some() {
+            // An interrupted snapshot restarts from scratch on a fresh exported snapshot.
+            tracing::warn!(slot = %self.config.slot, "previous snapshot was interrupted: recreating the slot and snapshotting again");
+            self.drop_slot().await?;
+            slot = None;
+            self.resume_lsn = 0;
+        }
+        if wants_snapshot {
+            if slot.is_none() {
+                let (name, consistent_point) = self.create_slot_exported().await?;
+                self.resume_lsn = consistent_point;
+                self.begin_snapshot(Some(&name), consistent_point).await?;
+            } else {
+                // No exported snapshot exists for an old slot: the snapshot may overlap the
+                // stream (duplicates, never gaps).
+                self.begin_snapshot(None, self.resume_lsn).await?;
+            }
+        } else {
+            if slot.is_none() {
+                self.create_slot_plain().await?;
+            }
+            self.start_streaming().await?;
+        }
+        Ok(())
+    }
+
+    async fn stop(&mut self) -> Result<(), Error> {
+        if let Some(repl) = self.repl.as_ref() {
+            // A final status update: the last committed position reaches the server.
+            self.confirm_committed();
+            let deadline =
+                tokio::time::Instant::now() + self.config.status_interval + Duration::from_secs(1);
+            while repl.feedback_pending_since().is_some() && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        if let Some(mut repl) = self.repl.take() {
+            repl.stop();
+            let _ = tokio::time::timeout(Duration::from_secs(5), repl.shutdown()).await;
+        }
+        if self.config.drop_slot_on_stop && self.client.is_some() {
+            if let Err(e) = self.drop_slot().await {
+                tracing::warn!(error = %e, "cannot drop slot on stop");
+            }
+        }
+        self.client = None;
+        Ok(())
+    }
+
+    fn version(&self) -> &str {
+        env!("CARGO_PKG_VERSION")
+    }
+}
+
+#[async_trait]
+impl SourceTask for PostgresTask {
+    async fn poll(&mut self) -> Result<Option<SourceBatch>, Error> {
+        match self.phase {
+            Phase::Snapshot(_) => self.poll_snapshot().await,
+            Phase::Streaming => self.poll_stream().await,
+            Phase::Finished => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! Per-table schemas (built once per table version) and the Debezium `source` block.
+
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use connect_core::envelope::{EnvelopeSchema, Op};
+use connect_core::{Error, EventId, Record, Schema, SchemaType, Struct, Value};
+
+use crate::pgoutput::Column;
+use crate::types::{column_type, Codec};
+
+/// What the catalog or a Relation message says about one column.
+#[derive(Debug, Clone)]
+pub struct ColumnDef {
+    /// Column name.
+    pub name: String,
+    /// Type OID.
+    pub type_oid: u32,
+    /// Type modifier.
+    pub type_modifier: i32,
+    /// Type name (for types without a mapping).
+    pub type_name: String,
+    /// `NOT NULL`.
+    pub not_null: bool,
+    /// Part of the key (primary key / replica identity).
+    pub key: bool,
+}
+
+/// A table version's schemas and codecs.
+#[derive(Debug)]
+pub struct TableSchema {
+    /// Schema name.
+    pub schema: String,
+    /// Table name.
+    pub table: String,
+    /// `<prefix>.<schema>.<table>`.
+    pub topic: Arc<str>,
+    codecs: Vec<Codec>,
+    names: Vec<String>,
+    key_positions: Vec<usize>,
+    key_schema: Option<Arc<Schema>>,
+    row_schema: Arc<Schema>,
+    envelope: EnvelopeSchema,
+}
+
+/// Debezium 3.x's `io.debezium.connector.postgresql.Source` schema.
+pub fn source_schema() -> &'static Arc<Schema> {
+    static S: OnceLock<Arc<Schema>> = OnceLock::new();
+    S.get_or_init(|| {
+        let s = |optional: bool| Schema::builder(SchemaType::String).with_optional(optional).build();
+        let i64o = Schema::optional(SchemaType::Int64);
+        Schema::struct_builder()
+            .name("io.debezium.connector.postgresql.Source")
+            .version(1)
+            .field("version", s(false))
+            .field("connector", s(false))
+            .field("name", s(false))
+            .field("ts_ms", Schema::required(SchemaType::Int64))
+            .field(
+                "snapshot",
+                Schema::builder(SchemaType::String)
+                    .optional()
+                    .name("io.debezium.data.Enum")
+                    .version(1)
+                    .parameter("allowed", "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental")
+                    .default_value(Value::static_str("false"))
+                    .build(),
+            )
+            .field("db", s(false))
+            .field("sequence", s(true))
+            .field("ts_us", i64o.clone())
+            .field("ts_ns", i64o.clone())
+            .field("schema", s(false))
+            .field("table", s(false))
+            .field("txId", i64o.clone())
+            .field("lsn", i64o.clone())
+            .field("xmin", i64o)
+            .build()
+    })
+}
+
+/// Where an event comes from, for the `source` block.
+#[derive(Debug, Clone)]
+pub struct SourceInfo<'a> {
+    /// `topic.prefix`.
+    pub server: &'a str,
+    /// Database name.
+    pub db: &'a str,
+    /// Commit (or snapshot) time, microseconds since the epoch.
+    pub ts_us: i64,
+    /// `snapshot` marker (`true`, `first`, `last`, ..., or `false` when streaming).
+    pub snapshot: &'static str,
+    /// `sequence`: `["<last commit lsn>","<this lsn>"]`.
+    pub sequence: Option<String>,
+    /// Transaction id.
+    pub tx_id: Option<i64>,
+    /// LSN of the change.
+    pub lsn: Option<u64>,
+}
+
+impl TableSchema {
+    /// Builds the schemas of a table version.
+    pub fn new(
+        prefix: &str,
+        schema: &str,
+        table: &str,
+        columns: &[ColumnDef],
+    ) -> Result<Self, Error> {
+        let base = format!("{prefix}.{schema}.{table}");
+        let mut row = Schema::struct_builder()
+            .name(format!("{base}.Value"))
+            .optional();
+        let mut key = Schema::struct_builder().name(format!("{base}.Key"));
+        let mut codecs = Vec::with_capacity(columns.len());
+        let mut key_positions = Vec::new();
+        for (i, c) in columns.iter().enumerate() {
+            let (codec, builder) = column_type(c.type_oid, c.type_modifier, &c.type_name);
+            let field_schema = builder.with_optional(!c.not_null && !c.key).build();
+            if c.key {
+                key = key.field(c.name.as_str(), field_schema.clone());
+                key_positions.push(i);
+            }
+            row = row.field(c.name.as_str(), field_schema);
+            codecs.push(codec);
+        }
+        let row_schema = row.build();
+        let envelope = EnvelopeSchema::new(&base, row_schema.clone(), source_schema().clone())?;
+        Ok(TableSchema {
+            schema: schema.to_owned(),
+            table: table.to_owned(),
+            topic: Arc::from(base),
+            codecs,
+            names: columns.iter().map(|c| c.name.clone()).collect(),
+            key_schema: (!key_positions.is_empty()).then(|| key.build()),
+            key_positions,
+            row_schema,
+            envelope,
+        })
+    }
+
+    /// Column count.
+    pub fn width(&self) -> usize {
+        self.codecs.len()
+    }
+
+    /// A row from text values (snapshot reads and pgoutput tuples). Unchanged TOAST values
+    /// get Debezium's placeholder; a tuple with only key columns fills the rest with null.
+    pub fn row(&self, values: Vec<Column>) -> Result<Struct, Error> {
+        if values.len() != self.codecs.len() {
+            return Err(Error::fatal(
+                "postgres",
+                format!(
+                    "{}.{}: tuple has {} columns, schema has {}",
+                    self.schema,
+                    self.table,
+                    values.len(),
+                    self.codecs.len()
+                ),
+            ));
+        }
+        let mut out = Vec::with_capacity(values.len());
+        for (i, (codec, col)) in self.codecs.iter().zip(values).enumerate() {
+            out.push(match col {
+                Column::Null => Value::Null,
+                Column::UnchangedToast => Value::static_str("__debezium_unavailable_value"),
+                Column::Text(t) | Column::Binary(t) => codec.parse(t).map_err(|e| {
+                    Error::fatal(
+                        "postgres",
+                        format!(
+                            "{}.{} column `{}`: {e}",
+                            self.schema, self.table, self.names[i]
+                        ),
+                    )
+                })?,
+            });
+        }
+        Ok(Struct::new(self.row_schema.clone(), out)?)
+    }
+
+    fn key(&self, row: &Struct) -> Result<Value, Error> {
+        let Some(schema) = &self.key_schema else {
+            return Ok(Value::Null);
+        };
+        let values = self
+            .key_positions
+            .iter()
+            .map(|&i| row.values()[i].clone())
+            .collect();
+        Ok(Value::Struct(Struct::new(schema.clone(), values)?))
+    }
+
+    /// A change event record.
+    pub fn event(
+        &self,
+        op: Op,
+        before: Option<Struct>,
+        after: Option<Struct>,
+        info: &SourceInfo<'_>,
+        id: EventId,
+    ) -> Result<Record, Error> {
+        let key = match after.as_ref().or(before.as_ref()) {
+            Some(row) => self.key(row)?,
+            None => Value::Null,
+        };
+        let source = Struct::new(
+            source_schema().clone(),
+            vec![
+                Value::static_str(env!("CARGO_PKG_VERSION")),
+                Value::static_str("postgresql"),
+                Value::string(info.server),
+                Value::Int64(info.ts_us / 1000),
+                Value::static_str(info.snapshot),
+                Value::string(info.db),
+                info.sequence.as_deref().map_or(Value::Null, Value::string),
+                Value::Int64(info.ts_us),
+                Value::Int64(info.ts_us.saturating_mul(1000)),
+                Value::string(&self.schema),
+                Value::string(&self.table),
+                info.tx_id.map_or(Value::Null, Value::Int64),
+                info.lsn.map_or(Value::Null, |l| Value::Int64(l as i64)),
+                Value::Null,
+            ],
+        )?;
+        let value = self
+            .envelope
+            .event(op, before, after, source, None, SystemTime::now());
+        Ok(Record::new(
+            self.topic.clone(),
+            Some(self.envelope.schema().clone()),
+            value,
+        )
+        .with_key(self.key_schema.clone(), key)
+        .with_timestamp_ms(info.ts_us / 1000)
+        .with_event_id(id))
+    }
+
+    /// The event id of a snapshot read: (table, primary key), so a re-run snapshot gives
+    /// the same ids.
+    pub fn snapshot_id(&self, row: &Struct) -> EventId {
+        let mut parts: Vec<Bytes> = vec![Bytes::from(self.topic.to_string())];
+        for &i in &self.key_positions {
+            parts.push(Bytes::from(format!("{:?}", row.values()[i])));
+        }
+        if self.key_positions.is_empty() {
+            parts.push(Bytes::from(format!("{:?}", row.values())));
+        }
+        let refs: Vec<&[u8]> = parts.iter().map(|b| b.as_ref()).collect();
+        EventId::from_parts(&refs)
+    }
+}
