@@ -70,6 +70,9 @@ CONF
   su postgres -c "psql -qc \"ALTER USER postgres WITH PASSWORD 'postgres'\""
   # Slots left behind by killed test runs pin WAL and use up max_replication_slots.
   su postgres -c "psql -qtAc \"SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots WHERE NOT active AND slot_name LIKE 'connect_test%'\"" >/dev/null
+  for db in $(su postgres -c "psql -qtAc \"SELECT datname FROM pg_database WHERE datname LIKE 'connect_test%'\""); do
+    su postgres -c "psql -qc 'DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)'" >/dev/null || true
+  done
   log "PostgreSQL ready on 127.0.0.1:5432 (wal_level=$(su postgres -c "psql -tAc 'show wal_level'"))"
 }
 

@@ -414,6 +414,22 @@ impl PostgresTask {
             .map_err(|e| pg_err(&format!("cannot create slot `{}`", self.config.slot), e))
     }
 
+    /// The slot's `confirmed_flush_lsn`: where streaming starts without an offset.
+    async fn slot_confirmed_lsn(&self) -> Result<u64, Error> {
+        let rows = self
+            .client()?
+            .query(
+                "SELECT (confirmed_flush_lsn - '0/0')::bigint FROM pg_replication_slots WHERE slot_name = $1",
+                &[&self.config.slot],
+            )
+            .await
+            .map_err(|e| pg_err("cannot read the slot position", e))?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.get::<_, Option<i64>>(0))
+            .unwrap_or(0) as u64)
+    }
+
     async fn columns(&self, oid: u32) -> Result<Vec<ColumnDef>, Error> {
         let rows = self
             .client()?
@@ -960,6 +976,9 @@ impl Task for PostgresTask {
         } else {
             if slot.is_none() {
                 self.create_slot_plain().await?;
+            }
+            if self.resume_lsn == 0 {
+                self.resume_lsn = self.slot_confirmed_lsn().await?;
             }
             self.start_streaming().await?;
         }

@@ -74,17 +74,43 @@ impl TestDb {
     }
 
     async fn drop(self) {
-        let _ = self
-            .admin
-            .execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", &[&self.name])
-            .await;
-        let _ = self
-            .admin
+        // The walsender may still be exiting: terminate it and retry until the slot is gone.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let _ = self
+                .admin
+                .execute(
+                    "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active",
+                    &[&self.name],
+                )
+                .await;
+            let _ = self
+                .admin
+                .query(
+                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active",
+                    &[&self.name],
+                )
+                .await;
+            let remaining = self
+                .admin
+                .query(
+                    "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
+                    &[&self.name],
+                )
+                .await
+                .map_or(1, |r| r.len());
+            if remaining == 0 || Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.admin
             .batch_execute(&format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                 self.name
             ))
-            .await;
+            .await
+            .expect("test database dropped");
     }
 }
 
@@ -185,5 +211,89 @@ async fn snapshot_then_stream_then_resume() {
         vec![(Op::Create, 502, Some("while-down".into()))]
     );
     engine.shutdown().await.unwrap();
+    db.drop().await;
+}
+
+/// A large transaction delivered partly, then the pipeline fails (its consumer goes
+/// away): after a restart the rest of the transaction arrives, nothing is missing, and
+/// only what was delivered but not committed comes again. The slot never confirms past
+/// the transaction while it is partly delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_inside_a_large_transaction_loses_nothing() {
+    const ROWS: i64 = 20_000;
+    let (db, client) = TestDb::new("bigtx").await;
+    client
+        .batch_execute("CREATE TABLE items (id int PRIMARY KEY, name text)")
+        .await
+        .unwrap();
+    let offsets = MemoryOffsetStore::new();
+    let start = || async {
+        Engine::builder()
+            .name("pg-bigtx")
+            .source(
+                PostgresSource::new(
+                    db.config()
+                        .with_snapshot_mode(connect_postgres::SnapshotMode::NoData),
+                )
+                .unwrap(),
+            )
+            .offsets(offsets.clone())
+            .commit_policy(connect_core::CommitPolicy::always())
+            .into_channel(4)
+            .start()
+            .await
+            .unwrap()
+    };
+    let (engine, mut rx) = start().await;
+    // Streaming has started once the slot exists; then one big transaction.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while db.confirmed_flush().await.is_none() {
+        assert!(Instant::now() < deadline, "slot never created");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before_tx = db.confirmed_flush().await.unwrap();
+    client
+        .batch_execute(&format!(
+            "INSERT INTO items SELECT g, 'n' || g FROM generate_series(1, {ROWS}) g"
+        ))
+        .await
+        .unwrap();
+    let first = take(&mut rx, (ROWS / 2) as usize).await;
+    drop(rx); // the destination goes away mid-transaction: a nack
+    let err = engine.wait().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            connect_core::Error::Nacked { .. } | connect_core::Error::Destination { .. }
+        ),
+        "{err}"
+    );
+    let stored = offsets.snapshot("pg-bigtx")[&SourcePartition::server("srv")].clone();
+    let delivered_committed = stored
+        .get("events")
+        .and_then(|v| v.as_u64())
+        .expect("a mid-transaction offset");
+    assert!(delivered_committed > 0 && delivered_committed <= first.len() as u64);
+    let confirmed = db.confirmed_flush().await.unwrap();
+    assert!(
+        confirmed <= stored.get("lsn").and_then(|v| v.as_u64()).unwrap(),
+        "slot confirmed past the stored offset"
+    );
+    assert_eq!(
+        confirmed, before_tx,
+        "slot confirmed into a partly delivered transaction"
+    );
+
+    let (engine, mut rx) = start().await;
+    let rest = take(&mut rx, (ROWS as u64 - delivered_committed) as usize).await;
+    engine.shutdown().await.unwrap();
+    // The replay starts right after the last committed event of the transaction.
+    assert_eq!(
+        rest.first().map(|(_, id, _)| *id),
+        Some(delivered_committed as i64 + 1)
+    );
+    let mut all: std::collections::BTreeSet<i64> = first.iter().map(|(_, id, _)| *id).collect();
+    all.extend(rest.iter().map(|(_, id, _)| *id));
+    assert_eq!(all, (1..=ROWS).collect());
     db.drop().await;
 }
