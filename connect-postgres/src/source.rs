@@ -701,15 +701,36 @@ impl PostgresTask {
     }
 
     fn change(&mut self, msg: Message, lsn: u64, out: &mut Vec<Record>) -> Result<(), Error> {
-        let (relation, op, before, after) = match msg {
-            Message::Insert { relation, new } => (relation, Op::Create, None, Some(new)),
+        match msg {
+            Message::Insert { relation, new } => {
+                self.emit(relation, Op::Create, None, Some(new), lsn, out)
+            }
             Message::Update {
                 relation, old, new, ..
-            } => (relation, Op::Update, old, Some(new)),
-            Message::Delete { relation, old, .. } => (relation, Op::Delete, Some(old), None),
-            Message::Truncate { .. } => return Ok(()),
-            _ => return Ok(()),
-        };
+            } => self.emit(relation, Op::Update, old, Some(new), lsn, out),
+            Message::Delete { relation, old, .. } => {
+                self.emit(relation, Op::Delete, Some(old), None, lsn, out)
+            }
+            // One `t` event per truncated table, as Debezium emits them.
+            Message::Truncate { relations, .. } => {
+                for relation in relations {
+                    self.emit(relation, Op::Truncate, None, None, lsn, out)?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn emit(
+        &mut self,
+        relation: u32,
+        op: Op,
+        before: Option<Vec<Column>>,
+        after: Option<Vec<Column>>,
+        lsn: u64,
+        out: &mut Vec<Record>,
+    ) -> Result<(), Error> {
         let Some(tx) = self.tx.as_mut() else {
             return Err(Error::fatal("postgres", "change outside a transaction"));
         };
