@@ -414,3 +414,165 @@ async fn types_round_trip_through_snapshot_and_stream() {
     );
     db.drop().await;
 }
+
+/// WAL written in another database never reaches this slot as changes; with heartbeats
+/// the slot's confirmed position still passes it, so the server can recycle WAL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_advance_the_slot_past_foreign_wal() {
+    let (db, client) = TestDb::new("heartbeat").await;
+    client
+        .batch_execute("CREATE TABLE quiet (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    let config = db
+        .config()
+        .with_snapshot_mode(connect_postgres::SnapshotMode::NoData)
+        .with_heartbeat(Duration::from_millis(100));
+    let (engine, mut rx) = Engine::builder()
+        .name("pg-heartbeat")
+        .source(PostgresSource::new(config).unwrap())
+        .commit_policy(connect_core::CommitPolicy::always())
+        .into_channel(4)
+        .start()
+        .await
+        .unwrap();
+    let consumer = tokio::spawn(async move {
+        while let Some(b) = rx.recv().await {
+            b.ack();
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while db.confirmed_flush().await.is_none() {
+        assert!(Instant::now() < deadline, "slot never created");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // WAL in the `postgres` database, after our slot's start.
+    let row = db
+        .admin
+        .query_one(
+            "SELECT (pg_logical_emit_message(false, 'connect-test-noise', repeat('x', 1000)) - '0/0')::bigint",
+            &[],
+        )
+        .await
+        .unwrap();
+    let foreign: i64 = row.get(0);
+    loop {
+        let confirmed = db.confirmed_flush().await.unwrap();
+        if confirmed >= foreign as u64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "confirmed_flush_lsn stuck at {confirmed}, foreign WAL at {foreign}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    engine.shutdown().await.unwrap();
+    consumer.await.unwrap();
+    db.drop().await;
+}
+
+/// Errors that name their fix: a table without a key refused by a filtered publication,
+/// a missing publication with autocreate disabled, a slot in use. A Debezium properties
+/// file builds the connector.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preflight_errors_name_the_fix_and_properties_build_the_source() {
+    let (db, client) = TestDb::new("preflight").await;
+    client
+        .batch_execute("CREATE TABLE nokey (a int); CREATE TABLE keyed (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    let run = |config: PostgresConfig| async move {
+        let (engine, _rx) = Engine::builder()
+            .name("pg-preflight")
+            .source(PostgresSource::new(config).unwrap())
+            .into_channel(1)
+            .start()
+            .await
+            .unwrap();
+        engine.wait().await.unwrap_err().to_string()
+    };
+    let filtered = db
+        .config()
+        .with_publication(&db.name, connect_postgres::PublicationMode::Filtered);
+    let err = run(filtered.clone()).await;
+    assert!(
+        err.contains("public.nokey") && err.contains("REPLICA IDENTITY FULL"),
+        "{err}"
+    );
+    // Excluding the table (or fixing it) makes the same configuration work.
+    client
+        .batch_execute("ALTER TABLE nokey REPLICA IDENTITY FULL")
+        .await
+        .unwrap();
+    let published = || async {
+        client
+            .query(
+                "SELECT tablename::text FROM pg_publication_tables ORDER BY 1",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+    };
+    let (engine, _rx) = Engine::builder()
+        .name("pg-preflight")
+        .source(PostgresSource::new(filtered).unwrap())
+        .into_channel(1)
+        .start()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while published().await != ["keyed", "nokey"] {
+        assert!(Instant::now() < deadline, "publication not created");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    engine.shutdown().await.unwrap();
+
+    let disabled = db.config().with_publication(
+        "connect_test_missing_pub",
+        connect_postgres::PublicationMode::Disabled,
+    );
+    let err = run(disabled).await;
+    assert!(
+        err.contains("publication.name") && err.contains("connect_test_missing_pub"),
+        "{err}"
+    );
+
+    // The same connector from Debezium's property names.
+    let mut registry = connect_core::Registry::new();
+    connect_postgres::register(&mut registry);
+    let props = connect_core::Properties::parse(&format!(
+        "name=pg-props\n\
+         connector.class=io.debezium.connector.postgresql.PostgresConnector\n\
+         plugin.name=pgoutput\n\
+         database.hostname={}\ndatabase.port={}\ndatabase.user={}\ndatabase.password={}\n\
+         database.dbname={}\ntopic.prefix=srv\nslot.name={}\npublication.name={}\n\
+         table.include.list=public\\\\.keyed\n",
+        env("CONNECT_TEST_PG_HOST", "127.0.0.1"),
+        env("CONNECT_TEST_PG_PORT", "5432"),
+        env("CONNECT_TEST_PG_USER", "postgres"),
+        env("CONNECT_TEST_PG_PASSWORD", "postgres"),
+        db.name,
+        db.name,
+        db.name,
+    ))
+    .unwrap();
+    let built = registry.build_pipeline(&props).unwrap();
+    client
+        .batch_execute("INSERT INTO keyed VALUES (7)")
+        .await
+        .unwrap();
+    let (pipeline, mut rx) = built.pipeline.into_channel(4);
+    let engine = Engine::builder()
+        .name("pg-props")
+        .pipeline(pipeline)
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(take(&mut rx, 1).await, vec![(Op::Read, 7, None)]);
+    engine.shutdown().await.unwrap();
+    db.drop().await;
+}
