@@ -713,7 +713,7 @@ async fn kill_9_during_snapshot_and_streaming() {
         }
         // The killed walsender must let go of the slot before the next start.
         let deadline = Instant::now() + Duration::from_secs(30);
-        while db
+        while !db
             .admin
             .query(
                 "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active",
@@ -721,8 +721,7 @@ async fn kill_9_during_snapshot_and_streaming() {
             )
             .await
             .unwrap()
-            .len()
-            > 0
+            .is_empty()
         {
             let _ = db
                 .admin
