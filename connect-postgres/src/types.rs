@@ -60,6 +60,8 @@ pub enum Codec {
     TimestampMicros,
     /// timestamptz → ISO-8601 UTC string with 6 fraction digits.
     TimestampTz,
+    /// timetz → UTC time, fraction without trailing zeros (`08:15:30.5Z`).
+    TimeTz,
     /// interval → microseconds (a month is 30.4375 days).
     Interval,
 }
@@ -133,7 +135,7 @@ pub fn column_type(oid: u32, typmod: i32, type_name: &str) -> (Codec, SchemaBuil
             named(SchemaType::String, "io.debezium.time.ZonedTimestamp"),
         ),
         1266 => (
-            Codec::Text,
+            Codec::TimeTz,
             named(SchemaType::String, "io.debezium.time.ZonedTime"),
         ),
         1186 => (
@@ -252,6 +254,7 @@ impl Codec {
                 )),
             },
             Codec::Interval => Value::Int64(parse_iso_interval(s).ok_or_else(|| bad("interval"))?),
+            Codec::TimeTz => Value::from(parse_timetz(s).ok_or_else(|| bad("timetz"))?),
         })
     }
 }
@@ -433,6 +436,29 @@ fn parse_timestamptz(s: &str) -> Option<i64> {
     Some(parse_timestamp(local)? - offset_micros)
 }
 
+/// "13:45:10.5+02" → "11:45:10.5Z" (Java's ISO_OFFSET_TIME in UTC, as Debezium writes it).
+fn parse_timetz(s: &str) -> Option<String> {
+    let idx = s.rfind(['+', '-'])?;
+    let (local, offset) = s.split_at(idx);
+    let sign = if offset.starts_with('-') { -1 } else { 1 };
+    let mut parts = offset[1..].split(':');
+    let oh: i64 = parts.next()?.parse().ok()?;
+    let om: i64 = parts.next().map_or(Some(0), |m| m.parse().ok())?;
+    let os: i64 = parts.next().map_or(Some(0), |m| m.parse().ok())?;
+    let utc = (parse_time(local)? - sign * ((oh * 60 + om) * 60 + os) * 1_000_000)
+        .rem_euclid(MICROS_PER_DAY);
+    let secs = utc / 1_000_000;
+    let mut out = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+    let frac = utc % 1_000_000;
+    if frac != 0 {
+        let digits = format!("{frac:06}");
+        out.push('.');
+        out.push_str(digits.trim_end_matches('0'));
+    }
+    out.push('Z');
+    Some(out)
+}
+
 /// Debezium's ZonedTimestamp text: `2024-03-05T13:45:10.500000Z`.
 fn format_utc(micros: i64) -> String {
     let days = micros.div_euclid(MICROS_PER_DAY);
@@ -559,6 +585,9 @@ mod tests {
             Value::from("2024-03-05T08:15:10.000000Z")
         );
         assert_eq!(parse(1184, -1, "infinity"), Value::from("infinity"));
+        assert_eq!(parse(1266, -1, "10:15:30.5+02"), Value::from("08:15:30.5Z"));
+        assert_eq!(parse(1266, -1, "01:00:00-03:30"), Value::from("04:30:00Z"));
+        assert_eq!(parse(1266, -1, "00:30:00+01"), Value::from("23:30:00Z"));
         // One month is 30.4375 days in Debezium's numeric mode.
         assert_eq!(parse(1186, -1, "P1M"), Value::Int64(2_629_800_000_000));
         assert_eq!(parse(1186, -1, "P1DT-1H"), Value::Int64(82_800_000_000));
