@@ -314,9 +314,122 @@ pub fn decode(data: Bytes) -> Result<Message, DecodeError> {
     })
 }
 
+/// Splits one row of `COPY ... TO STDOUT` text output into columns: tab-separated,
+/// `\N` for NULL, backslash escapes. Fields without escapes are slices of `row`.
+pub fn copy_text_row(row: Bytes, width: usize) -> Result<Vec<Column>, DecodeError> {
+    let err = |detail: String| DecodeError { tag: 'c', detail };
+    let line = match row.last() {
+        Some(b'\n') => row.slice(..row.len() - 1),
+        _ => row,
+    };
+    let mut cols = Vec::with_capacity(width);
+    let mut start = 0;
+    for end in line
+        .iter()
+        .enumerate()
+        .filter(|(_, &b)| b == b'\t')
+        .map(|(i, _)| i)
+        .chain(std::iter::once(line.len()))
+    {
+        let field = line.slice(start..end);
+        start = end + 1;
+        cols.push(if &field[..] == b"\\N" {
+            Column::Null
+        } else if field.contains(&b'\\') {
+            Column::Text(unescape_copy(&field).ok_or_else(|| {
+                err(format!(
+                    "bad escape in `{}`",
+                    String::from_utf8_lossy(&field)
+                ))
+            })?)
+        } else {
+            Column::Text(field)
+        });
+    }
+    if cols.len() != width {
+        return Err(err(format!(
+            "COPY row has {} columns, expected {width}",
+            cols.len()
+        )));
+    }
+    Ok(cols)
+}
+
+fn unescape_copy(field: &[u8]) -> Option<Bytes> {
+    let mut out = Vec::with_capacity(field.len());
+    let mut i = 0;
+    while i < field.len() {
+        let b = field[i];
+        i += 1;
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        let e = *field.get(i)?;
+        i += 1;
+        match e {
+            b'b' => out.push(8),
+            b'f' => out.push(12),
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'v' => out.push(11),
+            b'0'..=b'7' => {
+                let mut v = u32::from(e - b'0');
+                for _ in 0..2 {
+                    match field.get(i) {
+                        Some(d @ b'0'..=b'7') => {
+                            v = v * 8 + u32::from(d - b'0');
+                            i += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                out.push(v as u8);
+            }
+            b'x' => {
+                let mut v = 0u32;
+                let mut n = 0;
+                while n < 2 {
+                    match field.get(i).and_then(|d| (*d as char).to_digit(16)) {
+                        Some(d) => {
+                            v = v * 16 + d;
+                            i += 1;
+                            n += 1;
+                        }
+                        None => break,
+                    }
+                }
+                if n == 0 {
+                    return None;
+                }
+                out.push(v as u8);
+            }
+            other => out.push(other),
+        }
+    }
+    Some(Bytes::from(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_rows_split_unescape_and_borrow() {
+        let row = Bytes::from_static(b"1\ta\\tb\\\\c\t\\N\tplain\n");
+        let cols = copy_text_row(row.clone(), 4).unwrap();
+        assert_eq!(cols[0], Column::Text(Bytes::from_static(b"1")));
+        assert_eq!(cols[1], Column::Text(Bytes::from_static(b"a\tb\\c")));
+        assert_eq!(cols[2], Column::Null);
+        let Column::Text(plain) = &cols[3] else {
+            panic!()
+        };
+        assert_eq!(&plain[..], b"plain");
+        // Borrowed, not copied: the slice points into the row buffer.
+        assert!(row.as_ptr_range().contains(&plain.as_ptr()));
+        assert!(copy_text_row(Bytes::from_static(b"1\t2\n"), 3).is_err());
+    }
 
     fn tuple(out: &mut Vec<u8>, cols: &[Option<&str>]) {
         out.extend_from_slice(&(cols.len() as i16).to_be_bytes());

@@ -3,6 +3,7 @@
 //! streaming whose confirmed position follows the engine's committed offsets.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -12,12 +13,13 @@ use connect_core::{
     async_trait, Error, EventId, OffsetMap, Record, SourceBatch, SourceConnector, SourceOffset,
     SourcePartition, SourceTask, Task, TaskConfig, TaskContext,
 };
+use futures::StreamExt;
 use pgwire_replication::{
     FeedbackObserver, Lsn, ReplicationClient, ReplicationConfig, ReplicationEvent,
 };
 use serde_json::{Map, Value as Json};
 use tokio::sync::watch;
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres::{Client, CopyOutStream, NoTls, SimpleQueryMessage};
 
 use crate::config::{PostgresConfig, PublicationMode, SnapshotMode};
 use crate::pgoutput::{self, Column, Message};
@@ -111,7 +113,8 @@ struct Tx {
 
 struct Snapshot {
     tables: Vec<(String, String, u32)>,
-    current: Option<(Arc<TableSchema>, bool)>,
+    /// The table being read and its COPY stream.
+    current: Option<(Arc<TableSchema>, Pin<Box<CopyOutStream>>)>,
     pending: Option<Record>,
     consistent_point: u64,
     first: bool,
@@ -517,27 +520,21 @@ impl PostgresTask {
                     .iter()
                     .map(|c| format!("\"{}\"", c.name.replace('"', "\"\"")))
                     .collect();
-                let sql = format!("DECLARE connect_snapshot NO SCROLL CURSOR FOR SELECT {} FROM \"{schema}\".\"{table}\"", list.join(", "));
-                self.client()?
-                    .batch_execute(&sql)
+                let sql = format!(
+                    "COPY (SELECT {} FROM \"{schema}\".\"{table}\") TO STDOUT",
+                    list.join(", ")
+                );
+                let stream = self
+                    .client()?
+                    .copy_out(sql.as_str())
                     .await
                     .map_err(|e| pg_err(&format!("cannot read {schema}.{table}"), e))?;
                 let Phase::Snapshot(snap) = &mut self.phase else {
                     unreachable!()
                 };
-                snap.current = Some((ts, false));
+                snap.current = Some((ts, Box::pin(stream)));
                 continue;
             }
-            let fetch = format!("FETCH {} FROM connect_snapshot", self.config.fetch_size);
-            let messages = self
-                .client()?
-                .simple_query(&fetch)
-                .await
-                .map_err(|e| pg_err("snapshot fetch failed", e))?;
-            let Phase::Snapshot(snap) = &mut self.phase else {
-                unreachable!()
-            };
-            let (table, _) = snap.current.clone().expect("a table is open");
             let (ts_us, consistent_point) = (snap.ts_us, snap.consistent_point);
             let info = |marker| SourceInfo {
                 server: &self.config.topic_prefix,
@@ -548,20 +545,24 @@ impl PostgresTask {
                 tx_id: None,
                 lsn: Some(consistent_point),
             };
-            let mut records = Vec::with_capacity(messages.len());
-            let mut rows = 0;
-            for m in messages {
-                let SimpleQueryMessage::Row(row) = m else {
-                    continue;
+            let (table, stream) = snap.current.as_mut().expect("a table is open");
+            let table = table.clone();
+            let mut records = Vec::with_capacity(self.config.fetch_size.min(4096));
+            let mut table_done = false;
+            // One CopyData message is one row; up to `snapshot.fetch.size` rows per batch.
+            while records.len() < self.config.fetch_size {
+                let Some(row) = stream.next().await else {
+                    table_done = true;
+                    break;
                 };
-                rows += 1;
-                let values = (0..table.width())
-                    .map(|i| {
-                        row.get(i).map_or(Column::Null, |v| {
-                            Column::Text(Bytes::copy_from_slice(v.as_bytes()))
-                        })
-                    })
-                    .collect();
+                let row = row.map_err(|e| {
+                    pg_err(
+                        &format!("snapshot of {}.{} failed", table.schema, table.table),
+                        e,
+                    )
+                })?;
+                let values = pgoutput::copy_text_row(row, table.width())
+                    .map_err(|e| Error::fatal("postgres", e))?;
                 let after = table.row(values)?;
                 let id = table.snapshot_id(&after);
                 let marker = if std::mem::take(&mut snap.first) {
@@ -573,7 +574,6 @@ impl PostgresTask {
                 // One record is held back so the last of a table can be marked as such.
                 records.extend(snap.pending.replace(record));
             }
-            let table_done = rows < self.config.fetch_size;
             let mut last = false;
             if table_done {
                 snap.current = None;
@@ -588,10 +588,6 @@ impl PostgresTask {
                         },
                     ));
                 }
-                self.client()?
-                    .batch_execute("CLOSE connect_snapshot")
-                    .await
-                    .map_err(|e| pg_err("cannot close snapshot cursor", e))?;
             }
             if records.is_empty() {
                 continue;
