@@ -129,6 +129,9 @@ enum Phase {
 
 struct PostgresTask {
     config: Arc<PostgresConfig>,
+    /// `source.name` and `source.db`, built once.
+    server_value: connect_core::Value,
+    db_value: connect_core::Value,
     partition: SourcePartition,
     client: Option<Client>,
     repl: Option<ReplicationClient>,
@@ -147,6 +150,8 @@ impl PostgresTask {
     fn new(config: Arc<PostgresConfig>) -> Self {
         PostgresTask {
             partition: SourcePartition::server(&config.topic_prefix),
+            server_value: connect_core::Value::string(&config.topic_prefix),
+            db_value: connect_core::Value::string(&config.dbname),
             config,
             client: None,
             repl: None,
@@ -537,8 +542,8 @@ impl PostgresTask {
             }
             let (ts_us, consistent_point) = (snap.ts_us, snap.consistent_point);
             let info = |marker| SourceInfo {
-                server: &self.config.topic_prefix,
-                db: &self.config.dbname,
+                server: &self.server_value,
+                db: &self.db_value,
                 ts_us,
                 snapshot: marker,
                 sequence: None,
@@ -751,8 +756,8 @@ impl PostgresTask {
         let before = before.map(|b| table.row(b)).transpose()?;
         let after = after.map(|a| table.row(a)).transpose()?;
         let info = SourceInfo {
-            server: &self.config.topic_prefix,
-            db: &self.config.dbname,
+            server: &self.server_value,
+            db: &self.db_value,
             ts_us,
             snapshot: "false",
             sequence: Some(format!("[\"{}\",\"{}\"]", self.resume_lsn, lsn)),

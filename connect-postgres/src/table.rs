@@ -3,7 +3,6 @@
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
-use bytes::Bytes;
 use connect_core::envelope::{EnvelopeSchema, Op};
 use connect_core::{Error, EventId, Record, Schema, SchemaType, Struct, Value};
 
@@ -42,6 +41,9 @@ pub struct TableSchema {
     key_schema: Option<Arc<Schema>>,
     row_schema: Arc<Schema>,
     envelope: EnvelopeSchema,
+    /// `source.schema` and `source.table`, built once (clones share the buffer).
+    schema_value: Value,
+    table_value: Value,
 }
 
 /// Debezium 3.x's `io.debezium.connector.postgresql.Source` schema.
@@ -83,10 +85,10 @@ pub fn source_schema() -> &'static Arc<Schema> {
 /// Where an event comes from, for the `source` block.
 #[derive(Debug, Clone)]
 pub struct SourceInfo<'a> {
-    /// `topic.prefix`.
-    pub server: &'a str,
-    /// Database name.
-    pub db: &'a str,
+    /// `topic.prefix` (a string value, cloned per event without copying).
+    pub server: &'a Value,
+    /// Database name (a string value).
+    pub db: &'a Value,
     /// Commit (or snapshot) time, microseconds since the epoch.
     pub ts_us: i64,
     /// `snapshot` marker (`true`, `first`, `last`, ..., or `false` when streaming).
@@ -136,6 +138,8 @@ impl TableSchema {
             key_positions,
             row_schema,
             envelope,
+            schema_value: Value::string(schema),
+            table_value: Value::string(table),
         })
     }
 
@@ -208,15 +212,15 @@ impl TableSchema {
             vec![
                 Value::static_str(env!("CARGO_PKG_VERSION")),
                 Value::static_str("postgresql"),
-                Value::string(info.server),
+                info.server.clone(),
                 Value::Int64(info.ts_us / 1000),
                 Value::static_str(info.snapshot),
-                Value::string(info.db),
+                info.db.clone(),
                 info.sequence.as_deref().map_or(Value::Null, Value::string),
                 Value::Int64(info.ts_us),
                 Value::Int64(info.ts_us.saturating_mul(1000)),
-                Value::string(&self.schema),
-                Value::string(&self.table),
+                self.schema_value.clone(),
+                self.table_value.clone(),
                 info.tx_id.map_or(Value::Null, Value::Int64),
                 info.lsn.map_or(Value::Null, |l| Value::Int64(l as i64)),
                 Value::Null,
@@ -238,14 +242,16 @@ impl TableSchema {
     /// The event id of a snapshot read: (table, primary key), so a re-run snapshot gives
     /// the same ids.
     pub fn snapshot_id(&self, row: &Struct) -> EventId {
-        let mut parts: Vec<Bytes> = vec![Bytes::from(self.topic.to_string())];
-        for &i in &self.key_positions {
-            parts.push(Bytes::from(format!("{:?}", row.values()[i])));
-        }
+        let mut key = Vec::with_capacity(32);
+        let values = row.values();
         if self.key_positions.is_empty() {
-            parts.push(Bytes::from(format!("{:?}", row.values())));
+            connect_core::convert::json::write_value(&mut key, None, &Value::Struct(row.clone()));
+        } else {
+            for &i in &self.key_positions {
+                connect_core::convert::json::write_value(&mut key, None, &values[i]);
+                key.push(0);
+            }
         }
-        let refs: Vec<&[u8]> = parts.iter().map(|b| b.as_ref()).collect();
-        EventId::from_parts(&refs)
+        EventId::from_parts(&[self.topic.as_bytes(), &key])
     }
 }
