@@ -74,6 +74,35 @@ CONF
     su postgres -c "psql -qc 'DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)'" >/dev/null || true
   done
   log "PostgreSQL ready on 127.0.0.1:5432 (wal_level=$(su postgres -c "psql -tAc 'show wal_level'"))"
+
+  # A second cluster that tests may restart without disturbing the others.
+  local disrupt=/etc/postgresql/$version/disrupt
+  if [ ! -d "$disrupt" ]; then
+    log "creating PostgreSQL cluster 'disrupt' on port 5433"
+    pg_createcluster "$version" disrupt --port 5433 >/dev/null
+  fi
+  mkdir -p "$disrupt/conf.d"
+  grep -q "^include_dir = 'conf.d'" "$disrupt/postgresql.conf" \
+    || echo "include_dir = 'conf.d'" >> "$disrupt/postgresql.conf"
+  sed 's/^listen_addresses.*/listen_addresses = '"'"'127.0.0.1'"'"'\nport = 5433/' "$conf_dir/conf.d/50-connect-cdc.conf" > "$disrupt/conf.d/50-connect-cdc.conf"
+  grep -qE '^host\s+all\s+all\s+127\.0\.0\.1/32' "$disrupt/pg_hba.conf" \
+    || echo "host all all 127.0.0.1/32 scram-sha-256" >> "$disrupt/pg_hba.conf"
+  grep -qE '^host\s+replication\s+all\s+127\.0\.0\.1/32' "$disrupt/pg_hba.conf" \
+    || echo "host replication all 127.0.0.1/32 scram-sha-256" >> "$disrupt/pg_hba.conf"
+  if pg_isready -q -h 127.0.0.1 -p 5433; then
+    if [ "$(su postgres -c "psql -p 5433 -tAc 'show wal_level'")" != logical ]; then
+      pg_ctlcluster --skip-systemctl-redirect "$version" disrupt restart
+    fi
+  else
+    pg_ctlcluster --skip-systemctl-redirect "$version" disrupt start || true
+  fi
+  wait_for "PostgreSQL 'disrupt'" pg_isready -h 127.0.0.1 -p 5433
+  su postgres -c "psql -p 5433 -qc \"ALTER USER postgres WITH PASSWORD 'postgres'\""
+  su postgres -c "psql -p 5433 -qtAc \"SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots WHERE NOT active AND slot_name LIKE 'connect_test%'\"" >/dev/null
+  for db in $(su postgres -c "psql -p 5433 -qtAc \"SELECT datname FROM pg_database WHERE datname LIKE 'connect_test%'\""); do
+    su postgres -c "psql -p 5433 -qc 'DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)'" >/dev/null || true
+  done
+  log "PostgreSQL 'disrupt' ready on 127.0.0.1:5433"
 }
 
 # ---------------------------------------------------------------- MariaDB
