@@ -44,6 +44,63 @@ pub enum SnapshotMode {
     Never,
 }
 
+/// Column filters and masks (`column.include.list`, `column.exclude.list`,
+/// `column.mask.with.N.chars`), matched against `schema.table.column`.
+#[derive(Debug, Clone, Default)]
+pub struct ColumnFilter {
+    include: Vec<Regex>,
+    exclude: Vec<Regex>,
+    masks: Vec<(Regex, usize)>,
+}
+
+impl ColumnFilter {
+    /// Whether a column is captured.
+    pub fn keeps(&self, schema: &str, table: &str, column: &str) -> bool {
+        let full = format!("{schema}.{table}.{column}");
+        (self.include.is_empty() || self.include.iter().any(|r| r.is_match(&full)))
+            && !self.exclude.iter().any(|r| r.is_match(&full))
+    }
+
+    /// The mask length for a column, if it is masked.
+    pub fn mask(&self, schema: &str, table: &str, column: &str) -> Option<usize> {
+        let full = format!("{schema}.{table}.{column}");
+        self.masks
+            .iter()
+            .find(|(r, _)| r.is_match(&full))
+            .map(|(_, n)| *n)
+    }
+
+    /// Captures only columns matching these regexes.
+    pub fn with_include<'a>(
+        mut self,
+        patterns: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self, Error> {
+        self.include = compile("column.include.list", patterns)?;
+        Ok(self)
+    }
+
+    /// Leaves out columns matching these regexes.
+    pub fn with_exclude<'a>(
+        mut self,
+        patterns: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self, Error> {
+        self.exclude = compile("column.exclude.list", patterns)?;
+        Ok(self)
+    }
+
+    /// Replaces string values of matching columns by `n` asterisks.
+    pub fn with_mask<'a>(
+        mut self,
+        n: usize,
+        patterns: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self, Error> {
+        for r in compile(&format!("column.mask.with.{n}.chars"), patterns)? {
+            self.masks.push((r, n));
+        }
+        Ok(self)
+    }
+}
+
 /// Configuration of [`crate::PostgresSource`].
 #[derive(Debug, Clone)]
 pub struct PostgresConfig {
@@ -75,6 +132,8 @@ pub struct PostgresConfig {
     pub table_include: Vec<Regex>,
     /// `table.exclude.list`.
     pub table_exclude: Vec<Regex>,
+    /// Column filters and masks.
+    pub columns: ColumnFilter,
     /// `skipped.operations` (default `t`).
     pub skipped: SkippedOperations,
     /// `tombstones.on.delete` (default true).
@@ -105,6 +164,7 @@ impl PostgresConfig {
             schema_include: Vec::new(),
             table_include: Vec::new(),
             table_exclude: Vec::new(),
+            columns: ColumnFilter::default(),
             skipped: SkippedOperations::default(),
             tombstones_on_delete: true,
             heartbeat_interval: Duration::ZERO,
@@ -220,6 +280,27 @@ impl PostgresConfig {
         c.schema_include = compile(&p.key("schema.include.list"), p.list("schema.include.list"))?;
         c.table_include = compile(&p.key("table.include.list"), p.list("table.include.list"))?;
         c.table_exclude = compile(&p.key("table.exclude.list"), p.list("table.exclude.list"))?;
+        c.columns = ColumnFilter::default()
+            .with_include(p.list("column.include.list"))?
+            .with_exclude(p.list("column.exclude.list"))?;
+        let mask_prefix = p.key("column.mask.with.");
+        for (suffix, columns) in p.properties().take_prefixed(&mask_prefix) {
+            let n = suffix
+                .strip_suffix(".chars")
+                .and_then(|n| n.parse::<usize>().ok())
+                .ok_or_else(|| {
+                    Error::config(
+                        format!("{mask_prefix}{suffix}"),
+                        "expected column.mask.with.<N>.chars",
+                    )
+                })?;
+            let list: Vec<&str> = columns
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
+            c.columns = c.columns.with_mask(n, list)?;
+        }
         if let Some(s) = p.get("skipped.operations") {
             c.skipped = SkippedOperations::parse(s)?;
         }
@@ -311,6 +392,8 @@ mod tests {
             ("database.dbname", "shop"),
             ("topic.prefix", "srv"),
             ("table.include.list", "public\\.orders,inventory\\..*"),
+            ("column.exclude.list", "public\\.orders\\.secret"),
+            ("column.mask.with.4.chars", "public\\.orders\\.card"),
             ("plugin.name", "pgoutput"),
         ]);
         let c = PostgresConfig::from_props(&p.root()).unwrap();
@@ -326,6 +409,7 @@ mod tests {
             ("slot.name", "Bad-Slot"),
             ("database.port", "x"),
             ("table.include.list", "("),
+            ("column.mask.with.x.chars", "a"),
         ] {
             let p = Properties::from_pairs([
                 ("database.user", "u"),

@@ -38,7 +38,7 @@ pub mod types;
 
 use std::sync::Arc;
 
-pub use config::{PostgresConfig, PublicationMode, SnapshotMode};
+pub use config::{ColumnFilter, PostgresConfig, PublicationMode, SnapshotMode};
 pub use source::PostgresSource;
 
 use connect_core::registry::FactoryContext;

@@ -520,6 +520,7 @@ impl PostgresTask {
                     &schema,
                     &table,
                     &columns,
+                    &self.config.columns,
                 )?);
                 let list: Vec<String> = columns
                     .iter()
@@ -696,6 +697,7 @@ impl PostgresTask {
             &rel.namespace,
             &rel.name,
             &columns,
+            &self.config.columns,
         )?;
         self.relations.insert(rel.id, Some(Arc::new(table)));
         Ok(())

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use connect_core::envelope::{EnvelopeSchema, Op};
 use connect_core::{Error, EventId, Record, Schema, SchemaType, Struct, Value};
 
+use crate::config::ColumnFilter;
 use crate::pgoutput::Column;
 use crate::types::{column_type, Codec};
 
@@ -26,6 +27,14 @@ pub struct ColumnDef {
     pub key: bool,
 }
 
+/// How one source column is handled.
+#[derive(Debug, Clone, Copy)]
+struct ColumnPlan {
+    codec: Codec,
+    keep: bool,
+    mask: Option<usize>,
+}
+
 /// A table version's schemas and codecs.
 #[derive(Debug)]
 pub struct TableSchema {
@@ -35,7 +44,7 @@ pub struct TableSchema {
     pub table: String,
     /// `<prefix>.<schema>.<table>`.
     pub topic: Arc<str>,
-    codecs: Vec<Codec>,
+    plan: Vec<ColumnPlan>,
     names: Vec<String>,
     key_positions: Vec<usize>,
     key_schema: Option<Arc<Schema>>,
@@ -102,29 +111,50 @@ pub struct SourceInfo<'a> {
 }
 
 impl TableSchema {
-    /// Builds the schemas of a table version.
+    /// Builds the schemas of a table version; `filter` drops and masks columns (a key
+    /// column cannot be dropped).
     pub fn new(
         prefix: &str,
         schema: &str,
         table: &str,
         columns: &[ColumnDef],
+        filter: &ColumnFilter,
     ) -> Result<Self, Error> {
         let base = format!("{prefix}.{schema}.{table}");
         let mut row = Schema::struct_builder()
             .name(format!("{base}.Value"))
             .optional();
         let mut key = Schema::struct_builder().name(format!("{base}.Key"));
-        let mut codecs = Vec::with_capacity(columns.len());
+        let mut plan = Vec::with_capacity(columns.len());
+        let mut names = Vec::with_capacity(columns.len());
         let mut key_positions = Vec::new();
-        for (i, c) in columns.iter().enumerate() {
+        for c in columns {
             let (codec, builder) = column_type(c.type_oid, c.type_modifier, &c.type_name);
+            let keep = filter.keeps(schema, table, &c.name);
+            if !keep && c.key {
+                return Err(Error::config(
+                    "column.exclude.list",
+                    format!(
+                        "{schema}.{table}.{} is part of the key and cannot be excluded",
+                        c.name
+                    ),
+                ));
+            }
+            plan.push(ColumnPlan {
+                codec,
+                keep,
+                mask: filter.mask(schema, table, &c.name),
+            });
+            if !keep {
+                continue;
+            }
             let field_schema = builder.with_optional(!c.not_null && !c.key).build();
             if c.key {
                 key = key.field(c.name.as_str(), field_schema.clone());
-                key_positions.push(i);
+                key_positions.push(names.len());
             }
             row = row.field(c.name.as_str(), field_schema);
-            codecs.push(codec);
+            names.push(c.name.clone());
         }
         let row_schema = row.build();
         let envelope = EnvelopeSchema::new(&base, row_schema.clone(), source_schema().clone())?;
@@ -132,8 +162,8 @@ impl TableSchema {
             schema: schema.to_owned(),
             table: table.to_owned(),
             topic: Arc::from(base),
-            codecs,
-            names: columns.iter().map(|c| c.name.clone()).collect(),
+            plan,
+            names,
             key_schema: (!key_positions.is_empty()).then(|| key.build()),
             key_positions,
             row_schema,
@@ -145,13 +175,13 @@ impl TableSchema {
 
     /// Column count.
     pub fn width(&self) -> usize {
-        self.codecs.len()
+        self.plan.len()
     }
 
     /// A row from text values (snapshot reads and pgoutput tuples). Unchanged TOAST values
     /// get Debezium's placeholder; a tuple with only key columns fills the rest with null.
     pub fn row(&self, values: Vec<Column>) -> Result<Struct, Error> {
-        if values.len() != self.codecs.len() {
+        if values.len() != self.plan.len() {
             return Err(Error::fatal(
                 "postgres",
                 format!(
@@ -159,24 +189,33 @@ impl TableSchema {
                     self.schema,
                     self.table,
                     values.len(),
-                    self.codecs.len()
+                    self.plan.len()
                 ),
             ));
         }
-        let mut out = Vec::with_capacity(values.len());
-        for (i, (codec, col)) in self.codecs.iter().zip(values).enumerate() {
-            out.push(match col {
+        let mut out = Vec::with_capacity(self.names.len());
+        for (plan, col) in self.plan.iter().zip(values) {
+            if !plan.keep {
+                continue;
+            }
+            let value = match col {
                 Column::Null => Value::Null,
                 Column::UnchangedToast => Value::static_str("__debezium_unavailable_value"),
-                Column::Text(t) | Column::Binary(t) => codec.parse(t).map_err(|e| {
+                Column::Text(t) | Column::Binary(t) => plan.codec.parse(t).map_err(|e| {
                     Error::fatal(
                         "postgres",
                         format!(
                             "{}.{} column `{}`: {e}",
-                            self.schema, self.table, self.names[i]
+                            self.schema,
+                            self.table,
+                            self.names[out.len()]
                         ),
                     )
                 })?,
+            };
+            out.push(match (plan.mask, value) {
+                (Some(n), Value::String(_)) => Value::from("*".repeat(n)),
+                (_, v) => v,
             });
         }
         Ok(Struct::new(self.row_schema.clone(), out)?)

@@ -965,3 +965,81 @@ async fn postgres_restart_mid_stream_reconnects() {
     };
     db.drop().await;
 }
+
+/// Excluded columns are absent from events and masked ones are replaced, in the snapshot
+/// and in the stream alike; excluding a key column is refused by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn column_filters_and_masks() {
+    let (db, client) = TestDb::new("columns").await;
+    client
+        .batch_execute(
+            "CREATE TABLE people (id int PRIMARY KEY, secret text, card text, note text);
+             INSERT INTO people VALUES (1, 's1', '4111-1111', 'first');",
+        )
+        .await
+        .unwrap();
+    let mut config = db.config();
+    config.columns = connect_postgres::ColumnFilter::default()
+        .with_exclude(["public\\.people\\.secret"])
+        .unwrap()
+        .with_mask(4, ["public\\.people\\.card"])
+        .unwrap();
+    let (engine, mut rx) = Engine::builder()
+        .name("pg-columns")
+        .source(PostgresSource::new(config).unwrap())
+        .into_channel(8)
+        .start()
+        .await
+        .unwrap();
+    let mut rows = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rows.len() < 2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let batch = tokio::time::timeout(left, rx.recv())
+            .await
+            .expect("events in time")
+            .expect("running");
+        for c in batch.changes() {
+            rows.push(c.after().unwrap().clone());
+        }
+        batch.ack();
+        if rows.len() == 1 {
+            client
+                .batch_execute("INSERT INTO people VALUES (2, 's2', '5500-0000', 'second')")
+                .await
+                .unwrap();
+        }
+    }
+    engine.shutdown().await.unwrap();
+    for row in &rows {
+        let names: Vec<&str> = row.schema().fields().iter().map(|f| f.name()).collect();
+        assert_eq!(names, ["id", "card", "note"]);
+        assert_eq!(row.get("card"), Some(&Value::from("****")));
+    }
+    assert_eq!(rows[1].get("note"), Some(&Value::from("second")));
+
+    let mut bad = db.config();
+    bad.columns = connect_postgres::ColumnFilter::default()
+        .with_exclude(["public\\.people\\.id"])
+        .unwrap();
+    let (engine, _rx) = Engine::builder()
+        .name("pg-columns-bad")
+        .source(PostgresSource::new(bad.with_slot(&format!("{}_b", db.name))).unwrap())
+        .into_channel(1)
+        .start()
+        .await
+        .unwrap();
+    let err = engine.wait().await.unwrap_err().to_string();
+    assert!(
+        err.contains("column.exclude.list") && err.contains("public.people.id"),
+        "{err}"
+    );
+    let _ = db
+        .admin
+        .execute(
+            "SELECT pg_drop_replication_slot($1)",
+            &[&format!("{}_b", db.name)],
+        )
+        .await;
+    db.drop().await;
+}
