@@ -890,10 +890,13 @@ async fn postgres_restart_mid_stream_reconnects() {
         .unwrap();
     let (engine, mut rx) = Engine::builder()
         .name("pg-restart")
+        // Heartbeats let the slot confirm the shutdown checkpoint: without them a clean
+        // shutdown waits for wal_sender_timeout (as with Debezium).
         .source(
             PostgresSource::new(
                 db.config()
-                    .with_snapshot_mode(connect_postgres::SnapshotMode::NoData),
+                    .with_snapshot_mode(connect_postgres::SnapshotMode::NoData)
+                    .with_heartbeat(Duration::from_millis(100)),
             )
             .unwrap(),
         )
