@@ -23,10 +23,7 @@ fn env(key: &str, default: &str) -> String {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+    connect_examples::init_logging();
     let table = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "public.items".to_owned());

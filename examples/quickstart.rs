@@ -19,11 +19,7 @@ use connect_file::{FileSource, FileSourceConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // Engine logs on stderr (e.g. RUST_LOG=connect_core=debug), JSON on stdout.
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+    connect_examples::init_logging();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/quickstart");
     std::fs::create_dir_all(&dir)?;
     let input = dir.join("input.log");

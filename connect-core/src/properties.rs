@@ -177,6 +177,13 @@ fn unescape(s: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// A regex that must match a whole name (as Java's `Matcher.matches()`), for include/exclude
+/// lists, routers and predicates; an invalid pattern is a config error naming `key`.
+pub fn whole_match_regex(key: &str, pattern: &str) -> Result<regex::Regex, Error> {
+    regex::Regex::new(&format!("^(?:{pattern})$"))
+        .map_err(|e| Error::config(key, format!("invalid regex `{pattern}`: {e}")))
+}
+
 /// Keys under a prefix. Errors name the full key.
 #[derive(Debug, Clone)]
 pub struct Scope<'a> {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use connect_core::envelope::SkippedOperations;
-use connect_core::properties::Scope;
+use connect_core::properties::{whole_match_regex, Scope};
 use connect_core::Error;
 use regex::Regex;
 
@@ -373,10 +373,7 @@ fn compile<'a>(
 ) -> Result<Vec<Regex>, Error> {
     patterns
         .into_iter()
-        .map(|p| {
-            Regex::new(&format!("^(?:{p})$"))
-                .map_err(|e| Error::config(key, format!("invalid regex `{p}`: {e}")))
-        })
+        .map(|p| whole_match_regex(key, p))
         .collect()
 }
 

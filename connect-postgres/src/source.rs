@@ -547,7 +547,7 @@ impl PostgresTask {
                 db: &self.db_value,
                 ts_us,
                 snapshot: marker,
-                sequence: None,
+                sequence: connect_core::Value::Null,
                 tx_id: None,
                 lsn: Some(consistent_point),
             };
@@ -762,7 +762,7 @@ impl PostgresTask {
             db: &self.db_value,
             ts_us,
             snapshot: "false",
-            sequence: Some(format!("[\"{}\",\"{}\"]", self.resume_lsn, lsn)),
+            sequence: connect_core::Value::from(format!("[\"{}\",\"{}\"]", self.resume_lsn, lsn)),
             tx_id: Some(i64::from(tx_id)),
             lsn: Some(lsn),
         };

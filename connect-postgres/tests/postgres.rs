@@ -85,6 +85,19 @@ impl TestDb {
         row.get::<_, Option<i64>>(0).map(|v| v as u64)
     }
 
+    /// Waits (with a deadline) until the connector created its slot; returns the slot's
+    /// confirmed position.
+    async fn wait_for_slot(&self) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(lsn) = self.confirmed_flush().await {
+                return lsn;
+            }
+            assert!(Instant::now() < deadline, "slot never created");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     async fn drop(self) {
         // The walsender may still be exiting: terminate it and retry until the slot is gone.
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -258,12 +271,7 @@ async fn restart_inside_a_large_transaction_loses_nothing() {
     };
     let (engine, mut rx) = start().await;
     // Streaming has started once the slot exists; then one big transaction.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while db.confirmed_flush().await.is_none() {
-        assert!(Instant::now() < deadline, "slot never created");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let before_tx = db.confirmed_flush().await.unwrap();
+    let before_tx = db.wait_for_slot().await;
     client
         .batch_execute(&format!(
             "INSERT INTO items SELECT g, 'n' || g FROM generate_series(1, {ROWS}) g"
@@ -453,11 +461,8 @@ async fn heartbeats_advance_the_slot_past_foreign_wal() {
             b.ack();
         }
     });
+    db.wait_for_slot().await;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while db.confirmed_flush().await.is_none() {
-        assert!(Instant::now() < deadline, "slot never created");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     // WAL in the `postgres` database, after our slot's start.
     let row = db
         .admin
@@ -814,11 +819,8 @@ async fn toast_ddl_and_replica_identity() {
         .start()
         .await
         .unwrap();
+    db.wait_for_slot().await;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while db.confirmed_flush().await.is_none() {
-        assert!(Instant::now() < deadline, "slot never created");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     client
         .batch_execute(
             "UPDATE docs SET n = 1 WHERE id = 1;
@@ -905,11 +907,7 @@ async fn postgres_restart_mid_stream_reconnects() {
         .start()
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while db.confirmed_flush().await.is_none() {
-        assert!(Instant::now() < deadline, "slot never created");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    db.wait_for_slot().await;
     client
         .batch_execute("INSERT INTO items SELECT g, 'a' FROM generate_series(1, 1000) g")
         .await

@@ -462,17 +462,14 @@ impl Shared {
         }
     }
 
-    fn take_commit_candidates(&self) -> (usize, Vec<(SourcePartition, SourceOffset)>) {
+    /// Offsets that became committable since the last call (resets the record counts).
+    fn take_commit_candidates(&self) -> Vec<(SourcePartition, SourceOffset)> {
         let mut trackers = self.trackers.lock().unwrap_or_else(|p| p.into_inner());
-        let mut records = 0;
-        let mut changes = Vec::new();
-        for t in trackers.values_mut() {
-            records += t.records_since_commit();
-            if let Some(c) = t.take_changes() {
-                changes.extend(c);
-            }
-        }
-        (records, changes)
+        trackers
+            .values_mut()
+            .filter_map(AckTracker::take_changes)
+            .flatten()
+            .collect()
     }
 
     fn records_since_commit(&self) -> usize {
@@ -511,7 +508,7 @@ struct OffsetCommitter {
 
 impl OffsetCommitter {
     async fn commit(&mut self) -> Result<bool> {
-        let (_, changes) = self.shared.take_commit_candidates();
+        let changes = self.shared.take_commit_candidates();
         self.uncommitted.extend(changes);
         if self.uncommitted.is_empty() {
             return Ok(false);

@@ -4,7 +4,7 @@ use regex::Regex;
 
 use super::{Predicate, Transform};
 use crate::error::Error;
-use crate::properties::Scope;
+use crate::properties::{whole_match_regex, Scope};
 use crate::record::Record;
 
 /// Kafka's `org.apache.kafka.connect.transforms.Filter`: drops every record it is applied
@@ -27,16 +27,15 @@ pub struct TopicNameMatches {
 impl TopicNameMatches {
     /// A predicate matching topics that match `pattern` entirely.
     pub fn new(pattern: &str) -> Result<Self, Error> {
-        Regex::new(&format!("^(?:{pattern})$"))
-            .map(|pattern| TopicNameMatches { pattern })
-            .map_err(|e| Error::config("pattern", format!("invalid regex `{pattern}`: {e}")))
+        Ok(TopicNameMatches {
+            pattern: whole_match_regex("pattern", pattern)?,
+        })
     }
 
     /// Builds from `predicates.<alias>.pattern`.
     pub fn from_props(scope: &Scope<'_>) -> Result<Self, Error> {
-        Self::new(scope.require("pattern")?).map_err(|e| match e {
-            Error::Config { message, .. } => Error::config(scope.key("pattern"), message),
-            other => other,
+        Ok(TopicNameMatches {
+            pattern: whole_match_regex(&scope.key("pattern"), scope.require("pattern")?)?,
         })
     }
 }

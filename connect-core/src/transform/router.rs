@@ -7,7 +7,7 @@ use regex::Regex;
 
 use super::Transform;
 use crate::error::Error;
-use crate::properties::Scope;
+use crate::properties::{whole_match_regex, Scope};
 use crate::record::Record;
 
 /// Kafka's `org.apache.kafka.connect.transforms.RegexRouter` (`regex`, `replacement` with
@@ -22,10 +22,12 @@ pub struct RegexRouter {
 impl RegexRouter {
     /// A router; `regex` must match the whole topic, as Java's `Matcher.matches()`.
     pub fn new(regex: &str, replacement: &str) -> Result<Self, Error> {
-        let anchored = Regex::new(&format!("^(?:{regex})$"))
-            .map_err(|e| Error::config("regex", format!("invalid regex `{regex}`: {e}")))?;
+        Self::with_key("regex", regex, replacement)
+    }
+
+    fn with_key(key: &str, regex: &str, replacement: &str) -> Result<Self, Error> {
         Ok(RegexRouter {
-            regex: anchored,
+            regex: whole_match_regex(key, regex)?,
             replacement: java_replacement(replacement),
             routes: RwLock::default(),
         })
@@ -35,10 +37,7 @@ impl RegexRouter {
     pub fn from_props(scope: &Scope<'_>) -> Result<Self, Error> {
         let regex = scope.require("regex")?;
         let replacement = scope.require("replacement")?;
-        Self::new(regex, replacement).map_err(|e| match e {
-            Error::Config { message, .. } => Error::config(scope.key("regex"), message),
-            other => other,
-        })
+        Self::with_key(&scope.key("regex"), regex, replacement)
     }
 
     fn route(&self, topic: &Arc<str>) -> Arc<str> {
