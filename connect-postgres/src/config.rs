@@ -7,12 +7,18 @@ use connect_core::properties::{whole_match_regex, Scope};
 use connect_core::Error;
 use regex::Regex;
 
+use crate::types::{
+    BinaryMode, DecimalMode, HstoreMode, IntervalMode, TimePrecisionMode, TypeModes,
+};
+
 /// Default `slot.name` (Debezium's).
 pub const DEFAULT_SLOT: &str = "debezium";
 /// Default `publication.name` (Debezium's).
 pub const DEFAULT_PUBLICATION: &str = "dbz_publication";
 /// Default `snapshot.fetch.size`.
 pub const DEFAULT_FETCH_SIZE: usize = 10_240;
+/// Default `unavailable.value.placeholder` (Debezium's).
+pub const DEFAULT_UNAVAILABLE_PLACEHOLDER: &str = "__debezium_unavailable_value";
 /// Default `status.update.interval.ms`.
 pub const DEFAULT_STATUS_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -144,6 +150,12 @@ pub struct PostgresConfig {
     pub status_interval: Duration,
     /// `slot.drop.on.stop`.
     pub drop_slot_on_stop: bool,
+    /// Value representations: `decimal.handling.mode`, `time.precision.mode`,
+    /// `binary.handling.mode`, `interval.handling.mode`, `hstore.handling.mode`,
+    /// `money.fraction.digits`.
+    pub types: TypeModes,
+    /// `unavailable.value.placeholder`: what an unchanged TOASTed value becomes.
+    pub unavailable_placeholder: String,
 }
 
 impl PostgresConfig {
@@ -170,6 +182,8 @@ impl PostgresConfig {
             heartbeat_interval: Duration::ZERO,
             status_interval: DEFAULT_STATUS_INTERVAL,
             drop_slot_on_stop: false,
+            types: TypeModes::default(),
+            unavailable_placeholder: DEFAULT_UNAVAILABLE_PLACEHOLDER.to_owned(),
         }
     }
 
@@ -222,6 +236,12 @@ impl PostgresConfig {
     /// Sets `slot.drop.on.stop`.
     pub fn with_drop_slot_on_stop(mut self, drop: bool) -> Self {
         self.drop_slot_on_stop = drop;
+        self
+    }
+
+    /// Sets the value representations (`decimal.handling.mode`, ...).
+    pub fn with_types(mut self, types: TypeModes) -> Self {
+        self.types = types;
         self
     }
 
@@ -308,6 +328,49 @@ impl PostgresConfig {
         c.heartbeat_interval = p.millis_or("heartbeat.interval.ms", Duration::ZERO)?;
         c.status_interval = p.millis_or("status.update.interval.ms", DEFAULT_STATUS_INTERVAL)?;
         c.drop_slot_on_stop = p.bool_or("slot.drop.on.stop", false)?;
+        c.types = TypeModes {
+            decimal: match p.one_of(
+                "decimal.handling.mode",
+                &["precise", "double", "string"],
+                "precise",
+            )? {
+                "double" => DecimalMode::Double,
+                "string" => DecimalMode::String,
+                _ => DecimalMode::Precise,
+            },
+            time: match p.one_of(
+                "time.precision.mode",
+                &["adaptive", "adaptive_time_microseconds", "connect"],
+                "adaptive",
+            )? {
+                "adaptive_time_microseconds" => TimePrecisionMode::AdaptiveTimeMicroseconds,
+                "connect" => TimePrecisionMode::Connect,
+                _ => TimePrecisionMode::Adaptive,
+            },
+            binary: match p.one_of(
+                "binary.handling.mode",
+                &["bytes", "base64", "base64-url-safe", "hex"],
+                "bytes",
+            )? {
+                "base64" => BinaryMode::Base64,
+                "base64-url-safe" => BinaryMode::Base64UrlSafe,
+                "hex" => BinaryMode::Hex,
+                _ => BinaryMode::Bytes,
+            },
+            interval: match p.one_of("interval.handling.mode", &["numeric", "string"], "numeric")? {
+                "string" => IntervalMode::String,
+                _ => IntervalMode::Numeric,
+            },
+            hstore: match p.one_of("hstore.handling.mode", &["json", "map"], "json")? {
+                "map" => HstoreMode::Map,
+                _ => HstoreMode::Json,
+            },
+            money_fraction_digits: p.parse_or("money.fraction.digits", 2)?,
+        };
+        c.unavailable_placeholder = p
+            .get("unavailable.value.placeholder")
+            .unwrap_or(DEFAULT_UNAVAILABLE_PLACEHOLDER)
+            .to_owned();
         c.validate()?;
         Ok(c)
     }
@@ -347,6 +410,9 @@ impl PostgresConfig {
                 "snapshot.fetch.size",
                 "must be greater than 0",
             ));
+        }
+        if self.types.money_fraction_digits > 38 {
+            return Err(Error::config("money.fraction.digits", "must be at most 38"));
         }
         if self.status_interval.is_zero() {
             return Err(Error::config(

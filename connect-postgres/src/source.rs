@@ -24,7 +24,7 @@ use tokio_postgres::{Client, CopyOutStream, NoTls, SimpleQueryMessage};
 use crate::config::{PostgresConfig, PublicationMode, SnapshotMode};
 use crate::pgoutput::{self, Column, Message};
 use crate::table::{ColumnDef, SourceInfo, TableSchema};
-use crate::types::SESSION_OPTIONS;
+use crate::types::{PgType, SESSION_OPTIONS};
 
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
 const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
@@ -97,6 +97,33 @@ fn now_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// What `pg_type` says about one type.
+struct TypeRow {
+    oid: u32,
+    kind: String,
+    name: String,
+    base: u32,
+    base_typmod: i32,
+    element: u32,
+    category: String,
+    labels: Vec<String>,
+}
+
+impl TypeRow {
+    fn into_type(self) -> PgType {
+        if self.kind == "e" {
+            PgType::Enum {
+                labels: self.labels,
+            }
+        } else {
+            PgType::Base {
+                oid: self.oid,
+                name: self.name,
+            }
+        }
+    }
 }
 
 /// A transaction being streamed.
@@ -442,24 +469,77 @@ impl PostgresTask {
         let rows = self
             .client()?
             .query(
-                "SELECT a.attname::text, a.atttypid, a.atttypmod, format_type(a.atttypid, NULL), a.attnotnull, \
+                "SELECT a.attname::text, a.atttypid, a.atttypmod, a.attnotnull, \
                  COALESCE((SELECT true FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisprimary AND a.attnum = ANY(i.indkey)), false) \
                  FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
                 &[&oid],
             )
             .await
             .map_err(|e| pg_err("cannot read table columns", e))?;
-        Ok(rows
-            .iter()
-            .map(|r| ColumnDef {
+        let mut columns = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let (type_oid, typmod) = (r.get(1), r.get(2));
+            let (pg_type, type_modifier) = self.resolve_type(type_oid, typmod).await?;
+            columns.push(ColumnDef {
                 name: r.get(0),
-                type_oid: r.get(1),
-                type_modifier: r.get(2),
-                type_name: r.get(3),
-                not_null: r.get(4),
-                key: r.get(5),
-            })
-            .collect())
+                type_oid,
+                type_modifier,
+                pg_type,
+                not_null: r.get(3),
+                key: r.get(4),
+            });
+        }
+        Ok(columns)
+    }
+
+    /// One `pg_type` row: (typtype, typname, typbasetype, typtypmod, typelem, typcategory,
+    /// enum labels).
+    async fn type_row(&self, oid: u32) -> Result<TypeRow, Error> {
+        let row = self
+            .client()?
+            .query_opt(
+                "SELECT t.typtype::text, t.typname::text, t.typbasetype, t.typtypmod, t.typelem, t.typcategory::text, \
+                 ARRAY(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder) \
+                 FROM pg_type t WHERE t.oid = $1",
+                &[&oid],
+            )
+            .await
+            .map_err(|e| pg_err("cannot read pg_type", e))?
+            .ok_or_else(|| Error::fatal("postgres", format!("type {oid} not found in pg_type")))?;
+        Ok(TypeRow {
+            oid,
+            kind: row.get(0),
+            name: row.get(1),
+            base: row.get(2),
+            base_typmod: row.get(3),
+            element: row.get(4),
+            category: row.get(5),
+            labels: row.get(6),
+        })
+    }
+
+    /// Resolves a column type: domains to their base type (and its modifier when the
+    /// column has none), arrays to their element type.
+    async fn resolve_type(&self, oid: u32, typmod: i32) -> Result<(PgType, i32), Error> {
+        let mut typmod = typmod;
+        let mut row = self.type_row(oid).await?;
+        while row.kind == "d" {
+            if typmod < 0 {
+                typmod = row.base_typmod;
+            }
+            row = self.type_row(row.base).await?;
+        }
+        if row.category == "A" && row.element != 0 {
+            let mut element = self.type_row(row.element).await?;
+            while element.kind == "d" {
+                if typmod < 0 {
+                    typmod = element.base_typmod;
+                }
+                element = self.type_row(element.base).await?;
+            }
+            return Ok((PgType::Array(Box::new(element.into_type())), typmod));
+        }
+        Ok((row.into_type(), typmod))
     }
 
     fn offset(
@@ -515,13 +595,7 @@ impl PostgresTask {
                     return self.finish_snapshot().await.map(Some);
                 };
                 let columns = self.columns(oid).await?;
-                let ts = Arc::new(TableSchema::new(
-                    &self.config.topic_prefix,
-                    &schema,
-                    &table,
-                    &columns,
-                    &self.config.columns,
-                )?);
+                let ts = Arc::new(TableSchema::new(&self.config, &schema, &table, &columns)?);
                 let list: Vec<String> = columns
                     .iter()
                     .map(|c| format!("\"{}\"", c.name.replace('"', "\"\"")))
@@ -678,27 +752,25 @@ impl PostgresTask {
             .into_iter()
             .map(|c| (c.name.clone(), c))
             .collect();
-        let columns: Vec<ColumnDef> = rel
-            .columns
-            .iter()
-            .map(|c| ColumnDef {
+        let mut columns = Vec::with_capacity(rel.columns.len());
+        for c in &rel.columns {
+            let known = catalog
+                .get(&c.name)
+                .filter(|d| d.type_oid == c.type_oid && d.type_modifier == c.type_modifier);
+            let (pg_type, type_modifier) = match known {
+                Some(d) => (d.pg_type.clone(), d.type_modifier),
+                None => self.resolve_type(c.type_oid, c.type_modifier).await?,
+            };
+            columns.push(ColumnDef {
                 name: c.name.clone(),
                 type_oid: c.type_oid,
-                type_modifier: c.type_modifier,
-                type_name: catalog
-                    .get(&c.name)
-                    .map_or_else(|| c.type_oid.to_string(), |d| d.type_name.clone()),
+                type_modifier,
+                pg_type,
                 not_null: catalog.get(&c.name).is_some_and(|d| d.not_null),
                 key: c.key,
-            })
-            .collect();
-        let table = TableSchema::new(
-            &self.config.topic_prefix,
-            &rel.namespace,
-            &rel.name,
-            &columns,
-            &self.config.columns,
-        )?;
+            });
+        }
+        let table = TableSchema::new(&self.config, &rel.namespace, &rel.name, &columns)?;
         self.relations.insert(rel.id, Some(Arc::new(table)));
         Ok(())
     }

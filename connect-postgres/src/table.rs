@@ -6,9 +6,9 @@ use std::time::SystemTime;
 use connect_core::envelope::{EnvelopeSchema, Op};
 use connect_core::{Error, EventId, Record, Schema, SchemaType, Struct, Value};
 
-use crate::config::ColumnFilter;
+use crate::config::PostgresConfig;
 use crate::pgoutput::Column;
-use crate::types::{column_type, Codec};
+use crate::types::{column_type, Codec, PgType};
 
 /// What the catalog or a Relation message says about one column.
 #[derive(Debug, Clone)]
@@ -17,10 +17,10 @@ pub struct ColumnDef {
     pub name: String,
     /// Type OID.
     pub type_oid: u32,
-    /// Type modifier.
+    /// Type modifier (a domain's base modifier where the column has none).
     pub type_modifier: i32,
-    /// Type name (for types without a mapping).
-    pub type_name: String,
+    /// The type, domains resolved to their base type.
+    pub pg_type: PgType,
     /// `NOT NULL`.
     pub not_null: bool,
     /// Part of the key (primary key / replica identity).
@@ -28,11 +28,14 @@ pub struct ColumnDef {
 }
 
 /// How one source column is handled.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct ColumnPlan {
     codec: Codec,
     keep: bool,
     mask: Option<usize>,
+    /// What an unchanged TOASTed value becomes (`unavailable.value.placeholder`, as bytes
+    /// for binary columns, as a one-element list for arrays).
+    placeholder: Value,
 }
 
 /// A table version's schemas and codecs.
@@ -111,16 +114,16 @@ pub struct SourceInfo<'a> {
 }
 
 impl TableSchema {
-    /// Builds the schemas of a table version; `filter` drops and masks columns (a key
-    /// column cannot be dropped).
+    /// Builds the schemas of a table version; the configuration's column filter drops and
+    /// masks columns (a key column cannot be dropped).
     pub fn new(
-        prefix: &str,
+        config: &PostgresConfig,
         schema: &str,
         table: &str,
         columns: &[ColumnDef],
-        filter: &ColumnFilter,
     ) -> Result<Self, Error> {
-        let base = format!("{prefix}.{schema}.{table}");
+        let filter = &config.columns;
+        let base = format!("{}.{schema}.{table}", config.topic_prefix);
         let mut row = Schema::struct_builder()
             .name(format!("{base}.Value"))
             .optional();
@@ -129,7 +132,14 @@ impl TableSchema {
         let mut names = Vec::with_capacity(columns.len());
         let mut key_positions = Vec::new();
         for c in columns {
-            let (codec, builder) = column_type(c.type_oid, c.type_modifier, &c.type_name);
+            let (codec, builder) = column_type(&c.pg_type, c.type_modifier, &config.types);
+            let field_schema = builder.with_optional(!c.not_null && !c.key).build();
+            let placeholder_text = &config.unavailable_placeholder;
+            let placeholder = match field_schema.schema_type() {
+                SchemaType::Bytes => Value::Bytes(bytes::Bytes::from(placeholder_text.clone())),
+                SchemaType::Array => Value::Array(vec![Value::string(placeholder_text)]),
+                _ => Value::string(placeholder_text),
+            };
             let keep = filter.keeps(schema, table, &c.name);
             if !keep && c.key {
                 return Err(Error::config(
@@ -144,11 +154,11 @@ impl TableSchema {
                 codec,
                 keep,
                 mask: filter.mask(schema, table, &c.name),
+                placeholder,
             });
             if !keep {
                 continue;
             }
-            let field_schema = builder.with_optional(!c.not_null && !c.key).build();
             if c.key {
                 key = key.field(c.name.as_str(), field_schema.clone());
                 key_positions.push(names.len());
@@ -200,7 +210,7 @@ impl TableSchema {
             }
             let value = match col {
                 Column::Null => Value::Null,
-                Column::UnchangedToast => Value::static_str("__debezium_unavailable_value"),
+                Column::UnchangedToast => plan.placeholder.clone(),
                 Column::Text(t) | Column::Binary(t) => plan.codec.parse(t).map_err(|e| {
                     Error::fatal(
                         "postgres",

@@ -3,13 +3,16 @@
 //! `IntervalStyle=iso_8601`, `TimeZone=UTC`, `extra_float_digits=3`, so the text forms
 //! parsed here are fixed.
 //!
-//! Defaults as Debezium's: `decimal.handling.mode=precise`, `time.precision.mode=adaptive`,
-//! `binary.handling.mode=bytes`, `interval.handling.mode=numeric`. Types not mapped yet
-//! become strings with the type named in the schema's `__debezium.source.column.type`
-//! parameter, never a crash.
+//! The handling modes are Debezium's ([`TypeModes`]; defaults `decimal.handling.mode=precise`,
+//! `time.precision.mode=adaptive`, `binary.handling.mode=bytes`,
+//! `interval.handling.mode=numeric`, `hstore.handling.mode=json`). Domains map as their
+//! base type, enums as `io.debezium.data.Enum`, arrays as arrays of their element's schema.
+//! Types without a mapping become strings with the type named in the schema's
+//! `__debezium.source.column.type` parameter, never a crash.
 
 use std::sync::{Arc, OnceLock};
 
+use base64::Engine as _;
 use bytes::Bytes;
 use connect_core::schema::logical;
 use connect_core::{Schema, SchemaBuilder, SchemaType, Struct, Value};
@@ -20,8 +23,130 @@ pub const SESSION_OPTIONS: &str =
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
-/// How a column's text is turned into a value.
+/// Debezium's `DATE_POSITIVE_INFINITY` / `DATE_NEGATIVE_INFINITY` (PgJDBC's constants), the
+/// values a `timestamp` 'infinity' / '-infinity' becomes, in microseconds.
+const INFINITY_TIMESTAMP_MICROS: (i64, i64) =
+    (9_223_372_036_825_200_000, -9_223_372_036_832_400_000);
+
+/// `decimal.handling.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DecimalMode {
+    /// Kafka Connect `Decimal` (bytes), or `VariableScaleDecimal` for unconstrained numeric.
+    #[default]
+    Precise,
+    /// `float64`.
+    Double,
+    /// The plain decimal text.
+    String,
+}
+
+/// `time.precision.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimePrecisionMode {
+    /// Millisecond or microsecond types by the column's precision.
+    #[default]
+    Adaptive,
+    /// As adaptive, but `time` is always `MicroTime`.
+    AdaptiveTimeMicroseconds,
+    /// Kafka Connect's `Date`, `Time`, `Timestamp` (millisecond precision).
+    Connect,
+}
+
+/// `binary.handling.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BinaryMode {
+    /// Bytes (base64 in JSON).
+    #[default]
+    Bytes,
+    /// A base64 string.
+    Base64,
+    /// A URL-safe base64 string.
+    Base64UrlSafe,
+    /// A lower-case hex string.
+    Hex,
+}
+
+/// `interval.handling.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IntervalMode {
+    /// `MicroDuration`: microseconds, a month being 30.4375 days.
+    #[default]
+    Numeric,
+    /// `io.debezium.time.Interval`: `P<y>Y<m>M<d>DT<h>H<m>M<s>S`.
+    String,
+}
+
+/// `hstore.handling.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HstoreMode {
+    /// A JSON object as an `io.debezium.data.Json` string.
+    #[default]
+    Json,
+    /// A `map<string, string>`.
+    Map,
+}
+
+/// How values of each kind of type are represented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TypeModes {
+    /// `decimal.handling.mode`.
+    pub decimal: DecimalMode,
+    /// `time.precision.mode`.
+    pub time: TimePrecisionMode,
+    /// `binary.handling.mode`.
+    pub binary: BinaryMode,
+    /// `interval.handling.mode`.
+    pub interval: IntervalMode,
+    /// `hstore.handling.mode`.
+    pub hstore: HstoreMode,
+    /// `money.fraction.digits` (default 2).
+    pub money_fraction_digits: u32,
+}
+
+impl Default for TypeModes {
+    fn default() -> Self {
+        TypeModes {
+            decimal: DecimalMode::default(),
+            time: TimePrecisionMode::default(),
+            binary: BinaryMode::default(),
+            interval: IntervalMode::default(),
+            hstore: HstoreMode::default(),
+            money_fraction_digits: 2,
+        }
+    }
+}
+
+/// A column's type as the catalog describes it, domains resolved to their base type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PgType {
+    /// A built-in or extension type.
+    Base {
+        /// Type OID.
+        oid: u32,
+        /// Type name (`pg_type.typname`).
+        name: String,
+    },
+    /// An enum type.
+    Enum {
+        /// Its labels in sort order.
+        labels: Vec<String>,
+    },
+    /// A one-dimensional array of the element type.
+    Array(Box<PgType>),
+}
+
+impl PgType {
+    /// A built-in type known by its OID alone.
+    pub fn builtin(oid: u32) -> PgType {
+        PgType::Base {
+            oid,
+            name: oid.to_string(),
+        }
+    }
+}
+
+/// How a column's text is turned into a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Codec {
     /// `t` / `f`.
     Bool,
@@ -35,40 +160,82 @@ pub enum Codec {
     Float32,
     /// float8.
     Float64,
-    /// numeric(p,s): Kafka Decimal with a fixed scale; NaN/Infinity → null.
-    Decimal {
-        /// The column's scale.
-        scale: u32,
+    /// numeric (and money, whose text may carry `$` and `,`).
+    Numeric {
+        /// The column's scale; `None` for unconstrained numeric.
+        scale: Option<u32>,
+        /// `decimal.handling.mode`.
+        mode: DecimalMode,
+        /// money: strip the currency symbol and group separators first.
+        money: bool,
     },
-    /// Unconstrained numeric: Debezium's VariableScaleDecimal struct.
-    VariableDecimal,
-    /// money (scale 2 with `lc_monetary=C`).
-    Money,
-    /// Text of any kind (text, varchar, char, json, uuid, xml, inet, unknown types...).
+    /// Text of any kind (text, varchar, char, json, uuid, xml, inet, enums, unknown types...).
     Text,
     /// bytea (`\x` hex text).
-    Bytea,
+    Bytea(BinaryMode),
     /// date → days since the epoch.
     Date,
-    /// time(p ≤ 3) → milliseconds since midnight.
+    /// time → milliseconds since midnight (int32).
     TimeMillis,
-    /// time(p > 3) → microseconds since midnight.
+    /// time → microseconds since midnight.
     TimeMicros,
-    /// timestamp(p ≤ 3) → milliseconds since the epoch.
+    /// timestamp → milliseconds since the epoch.
     TimestampMillis,
-    /// timestamp(p > 3) → microseconds since the epoch.
+    /// timestamp → microseconds since the epoch.
     TimestampMicros,
-    /// timestamptz → ISO-8601 UTC string with 6 fraction digits.
-    TimestampTz,
+    /// timestamptz → ISO-8601 UTC string with this many fraction digits.
+    TimestampTz(u8),
     /// timetz → UTC time, fraction without trailing zeros (`08:15:30.5Z`).
     TimeTz,
     /// interval → microseconds (a month is 30.4375 days).
     Interval,
+    /// interval → Debezium's ISO string.
+    IntervalString,
+    /// bit(1) → boolean.
+    Bit,
+    /// bit(n), varbit → `io.debezium.data.Bits` (little-endian bytes).
+    Bits,
+    /// point → `io.debezium.data.geometry.Point`.
+    Point,
+    /// hstore → JSON text or a map.
+    Hstore(HstoreMode),
+    /// A one-dimensional array (`{a,b,NULL}`) of elements of this codec.
+    Array(Box<Codec>),
 }
 
-/// The schema and codec of a column of type `oid` with modifier `typmod`.
-pub fn column_type(oid: u32, typmod: i32, type_name: &str) -> (Codec, SchemaBuilder) {
+/// The schema and codec of a column of type `ty` with modifier `typmod`.
+pub fn column_type(ty: &PgType, typmod: i32, modes: &TypeModes) -> (Codec, SchemaBuilder) {
+    let (oid, name) = match ty {
+        PgType::Base { oid, name } => (*oid, name.as_str()),
+        PgType::Enum { labels } => {
+            return (
+                Codec::Text,
+                Schema::builder(SchemaType::String)
+                    .name("io.debezium.data.Enum")
+                    .version(1)
+                    .parameter("allowed", labels.join(",")),
+            )
+        }
+        PgType::Array(element) => {
+            let (codec, builder) = column_type(element, typmod, modes);
+            // Debezium leaves enum elements required, every other element optional.
+            let element_schema = match **element {
+                PgType::Enum { .. } => builder.build(),
+                _ => builder.optional().build(),
+            };
+            return (
+                Codec::Array(Box::new(codec)),
+                Schema::array_builder(element_schema),
+            );
+        }
+    };
     let named = |ty, name: &str| Schema::builder(ty).name(name).version(1);
+    let time_micros = || {
+        (
+            Codec::TimeMicros,
+            named(SchemaType::Int64, "io.debezium.time.MicroTime"),
+        )
+    };
     match oid {
         16 => (Codec::Bool, Schema::builder(SchemaType::Boolean)),
         21 => (Codec::Int16, Schema::builder(SchemaType::Int16)),
@@ -76,72 +243,121 @@ pub fn column_type(oid: u32, typmod: i32, type_name: &str) -> (Codec, SchemaBuil
         20 | 26 => (Codec::Int64, Schema::builder(SchemaType::Int64)),
         700 => (Codec::Float32, Schema::builder(SchemaType::Float32)),
         701 => (Codec::Float64, Schema::builder(SchemaType::Float64)),
-        1700 if typmod >= 4 => {
-            let precision = ((typmod - 4) >> 16) & 0xffff;
-            let scale = ((typmod - 4) & 0xffff) as u32;
-            (
-                Codec::Decimal { scale },
-                Schema::builder(SchemaType::Bytes)
+        1700 => {
+            let (precision, scale) = if typmod >= 4 {
+                (
+                    ((typmod - 4) >> 16) & 0xffff,
+                    Some(((typmod - 4) & 0xffff) as u32),
+                )
+            } else {
+                (0, None)
+            };
+            let codec = Codec::Numeric {
+                scale,
+                mode: modes.decimal,
+                money: false,
+            };
+            let schema = match (modes.decimal, scale) {
+                (DecimalMode::Double, _) => Schema::builder(SchemaType::Float64),
+                (DecimalMode::String, _) => Schema::builder(SchemaType::String),
+                (DecimalMode::Precise, None) => variable_scale_decimal().to_builder(),
+                (DecimalMode::Precise, Some(scale)) => Schema::builder(SchemaType::Bytes)
                     .name(logical::DECIMAL)
                     .version(1)
                     .parameter("scale", scale.to_string())
                     .parameter("connect.decimal.precision", precision.to_string()),
+            };
+            (codec, schema)
+        }
+        790 => {
+            let scale = modes.money_fraction_digits;
+            let schema = match modes.decimal {
+                DecimalMode::Double => Schema::builder(SchemaType::Float64),
+                DecimalMode::String => Schema::builder(SchemaType::String),
+                DecimalMode::Precise => Schema::builder(SchemaType::Bytes)
+                    .name(logical::DECIMAL)
+                    .version(1)
+                    .parameter("scale", scale.to_string()),
+            };
+            (
+                Codec::Numeric {
+                    scale: Some(scale),
+                    mode: modes.decimal,
+                    money: true,
+                },
+                schema,
             )
         }
-        1700 => (
-            Codec::VariableDecimal,
-            variable_scale_decimal().to_builder(),
+        17 => (
+            Codec::Bytea(modes.binary),
+            match modes.binary {
+                BinaryMode::Bytes => Schema::builder(SchemaType::Bytes),
+                _ => Schema::builder(SchemaType::String),
+            },
         ),
-        790 => (
-            Codec::Money,
-            Schema::builder(SchemaType::Bytes)
-                .name(logical::DECIMAL)
-                .version(1)
-                .parameter("scale", "2"),
-        ),
-        17 => (Codec::Bytea, Schema::builder(SchemaType::Bytes)),
         1082 => (
             Codec::Date,
-            named(SchemaType::Int32, "io.debezium.time.Date"),
+            match modes.time {
+                TimePrecisionMode::Connect => named(SchemaType::Int32, logical::DATE),
+                _ => named(SchemaType::Int32, "io.debezium.time.Date"),
+            },
         ),
-        1083 => {
-            if precision_of(typmod) <= 3 {
-                (
-                    Codec::TimeMillis,
-                    named(SchemaType::Int32, "io.debezium.time.Time"),
-                )
-            } else {
-                (
-                    Codec::TimeMicros,
-                    named(SchemaType::Int64, "io.debezium.time.MicroTime"),
-                )
+        1083 => match modes.time {
+            TimePrecisionMode::Connect => {
+                (Codec::TimeMillis, named(SchemaType::Int32, logical::TIME))
             }
-        }
-        1114 => {
-            if precision_of(typmod) <= 3 {
-                (
-                    Codec::TimestampMillis,
-                    named(SchemaType::Int64, "io.debezium.time.Timestamp"),
-                )
-            } else {
-                (
-                    Codec::TimestampMicros,
-                    named(SchemaType::Int64, "io.debezium.time.MicroTimestamp"),
-                )
-            }
-        }
+            TimePrecisionMode::AdaptiveTimeMicroseconds => time_micros(),
+            TimePrecisionMode::Adaptive if precision_of(typmod) <= 3 => (
+                Codec::TimeMillis,
+                named(SchemaType::Int32, "io.debezium.time.Time"),
+            ),
+            TimePrecisionMode::Adaptive => time_micros(),
+        },
+        1114 => match modes.time {
+            TimePrecisionMode::Connect => (
+                Codec::TimestampMillis,
+                named(SchemaType::Int64, logical::TIMESTAMP),
+            ),
+            _ if precision_of(typmod) <= 3 => (
+                Codec::TimestampMillis,
+                named(SchemaType::Int64, "io.debezium.time.Timestamp"),
+            ),
+            _ => (
+                Codec::TimestampMicros,
+                named(SchemaType::Int64, "io.debezium.time.MicroTimestamp"),
+            ),
+        },
         1184 => (
-            Codec::TimestampTz,
+            Codec::TimestampTz(precision_of(typmod) as u8),
             named(SchemaType::String, "io.debezium.time.ZonedTimestamp"),
         ),
         1266 => (
             Codec::TimeTz,
             named(SchemaType::String, "io.debezium.time.ZonedTime"),
         ),
-        1186 => (
-            Codec::Interval,
-            named(SchemaType::Int64, "io.debezium.time.MicroDuration"),
+        1186 => match modes.interval {
+            IntervalMode::Numeric => (
+                Codec::Interval,
+                named(SchemaType::Int64, "io.debezium.time.MicroDuration"),
+            ),
+            IntervalMode::String => (
+                Codec::IntervalString,
+                named(SchemaType::String, "io.debezium.time.Interval"),
+            ),
+        },
+        // bit(1) and varbit(1) are booleans; wider ones (and unbounded varbit) Bits.
+        1560 | 1562 if typmod == 1 => (Codec::Bit, Schema::builder(SchemaType::Boolean)),
+        1560 | 1562 => (
+            Codec::Bits,
+            Schema::builder(SchemaType::Bytes)
+                .name("io.debezium.data.Bits")
+                .version(1)
+                .parameter(
+                    "length",
+                    if typmod > 0 { typmod } else { i32::MAX }.to_string(),
+                ),
         ),
+        600 => (Codec::Point, point_schema().to_builder()),
         114 | 3802 => (
             Codec::Text,
             named(SchemaType::String, "io.debezium.data.Json"),
@@ -154,14 +370,36 @@ pub fn column_type(oid: u32, typmod: i32, type_name: &str) -> (Codec, SchemaBuil
             Codec::Text,
             named(SchemaType::String, "io.debezium.data.Xml"),
         ),
-        18 | 19 | 25 | 1042 | 1043 | 869 | 650 | 829 | 774 => {
-            (Codec::Text, Schema::builder(SchemaType::String))
-        }
-        _ => (
+        3614 => (
             Codec::Text,
-            Schema::builder(SchemaType::String)
-                .parameter("__debezium.source.column.type", type_name.to_uppercase()),
+            named(SchemaType::String, "io.debezium.data.TsVector"),
         ),
+        // char, name, text, bpchar, varchar, inet, cidr, macaddr, macaddr8, ranges.
+        18 | 19 | 25 | 1042 | 1043 | 869 | 650 | 829 | 774 | 3904 | 3906 | 3908 | 3910 | 3912
+        | 3926 => (Codec::Text, Schema::builder(SchemaType::String)),
+        // Extension types have no fixed OID: known by name.
+        _ => match name {
+            "hstore" => (
+                Codec::Hstore(modes.hstore),
+                match modes.hstore {
+                    HstoreMode::Json => named(SchemaType::String, "io.debezium.data.Json"),
+                    HstoreMode::Map => Schema::map_builder(
+                        Schema::required(SchemaType::String),
+                        Schema::optional(SchemaType::String),
+                    ),
+                },
+            ),
+            "ltree" => (
+                Codec::Text,
+                named(SchemaType::String, "io.debezium.data.Ltree"),
+            ),
+            "citext" | "isbn" => (Codec::Text, Schema::builder(SchemaType::String)),
+            _ => (
+                Codec::Text,
+                Schema::builder(SchemaType::String)
+                    .parameter("__debezium.source.column.type", name.to_uppercase()),
+            ),
+        },
     }
 }
 
@@ -188,9 +426,25 @@ pub fn variable_scale_decimal() -> &'static Arc<Schema> {
     })
 }
 
+/// Debezium's `io.debezium.data.geometry.Point`.
+pub fn point_schema() -> &'static Arc<Schema> {
+    static S: OnceLock<Arc<Schema>> = OnceLock::new();
+    S.get_or_init(|| {
+        Schema::struct_builder()
+            .name("io.debezium.data.geometry.Point")
+            .version(1)
+            .doc("Geometry (POINT)")
+            .field("x", Schema::required(SchemaType::Float64))
+            .field("y", Schema::required(SchemaType::Float64))
+            .field("wkb", Schema::optional(SchemaType::Bytes))
+            .field("srid", Schema::optional(SchemaType::Int32))
+            .build()
+    })
+}
+
 impl Codec {
     /// Parses PostgreSQL's text form. Errors say what was expected.
-    pub fn parse(self, text: Bytes) -> Result<Value, String> {
+    pub fn parse(&self, text: Bytes) -> Result<Value, String> {
         let s = std::str::from_utf8(&text).map_err(|_| "not UTF-8".to_owned())?;
         let bad = |what: &str| format!("invalid {what} `{s}`");
         Ok(match self {
@@ -205,60 +459,377 @@ impl Codec {
             Codec::Int64 => Value::Int64(s.parse().map_err(|_| bad("int8"))?),
             Codec::Float32 => Value::Float32(s.parse().map_err(|_| bad("float4"))?),
             Codec::Float64 => Value::Float64(s.parse().map_err(|_| bad("float8"))?),
-            Codec::Decimal { scale } => match s {
-                "NaN" | "Infinity" | "-Infinity" => Value::Null,
-                _ => {
-                    let (unscaled, got_scale) = parse_decimal(s).ok_or_else(|| bad("numeric"))?;
-                    Value::Bytes(rescale(unscaled, got_scale, scale).ok_or_else(|| bad("numeric"))?)
-                }
-            },
-            Codec::VariableDecimal => match s {
-                "NaN" | "Infinity" | "-Infinity" => Value::Null,
-                _ => {
-                    let (unscaled, scale) = parse_decimal(s).ok_or_else(|| bad("numeric"))?;
-                    Value::Struct(
-                        Struct::new(
-                            variable_scale_decimal().clone(),
-                            vec![Value::Int32(scale as i32), Value::Bytes(unscaled)],
-                        )
-                        .map_err(|e| e.to_string())?,
-                    )
-                }
-            },
-            Codec::Money => {
-                let cleaned: String = s.chars().filter(|c| !matches!(c, '$' | ',')).collect();
-                let (unscaled, got) = parse_decimal(&cleaned).ok_or_else(|| bad("money"))?;
-                Value::Bytes(rescale(unscaled, got, 2).ok_or_else(|| bad("money"))?)
+            Codec::Numeric { scale, mode, money } => {
+                let cleaned;
+                let s = if *money {
+                    cleaned = s
+                        .chars()
+                        .filter(|c| !matches!(c, '$' | ','))
+                        .collect::<String>();
+                    cleaned.as_str()
+                } else {
+                    s
+                };
+                numeric(s, *scale, *mode)
+                    .ok_or_else(|| bad(if *money { "money" } else { "numeric" }))?
             }
-            Codec::Bytea => {
+            Codec::Bytea(mode) => {
                 let hex = s.strip_prefix("\\x").ok_or_else(|| bad("bytea"))?;
-                Value::Bytes(Bytes::from(decode_hex(hex).ok_or_else(|| bad("bytea"))?))
+                let raw = decode_hex(hex).ok_or_else(|| bad("bytea"))?;
+                match mode {
+                    BinaryMode::Bytes => Value::Bytes(Bytes::from(raw)),
+                    BinaryMode::Base64 => {
+                        Value::from(base64::engine::general_purpose::STANDARD.encode(raw))
+                    }
+                    BinaryMode::Base64UrlSafe => {
+                        Value::from(base64::engine::general_purpose::URL_SAFE.encode(raw))
+                    }
+                    // PostgreSQL's hex output is already Debezium's (lower case).
+                    BinaryMode::Hex => {
+                        Value::string_from_bytes(text.slice(2..)).map_err(|_| bad("bytea"))?
+                    }
+                }
             }
-            Codec::Date => Value::Int32(parse_date(s).ok_or_else(|| bad("date"))? as i32),
+            Codec::Date => Value::Int32(match s {
+                // PgJDBC's infinity dates, as Debezium emits them.
+                "infinity" => days_from_civil(-5_877_611, 6, 21),
+                "-infinity" => days_from_civil(-5_877_611, 6, 22),
+                _ => parse_date(s).ok_or_else(|| bad("date"))?,
+            } as i32),
             Codec::TimeMillis => {
                 Value::Int32((parse_time(s).ok_or_else(|| bad("time"))? / 1000) as i32)
             }
             Codec::TimeMicros => Value::Int64(parse_time(s).ok_or_else(|| bad("time"))?),
             Codec::TimestampMillis => Value::Int64(
-                parse_timestamp(s)
+                timestamp_micros(s)
                     .ok_or_else(|| bad("timestamp"))?
                     .div_euclid(1000),
             ),
             Codec::TimestampMicros => {
-                Value::Int64(parse_timestamp(s).ok_or_else(|| bad("timestamp"))?)
+                Value::Int64(timestamp_micros(s).ok_or_else(|| bad("timestamp"))?)
             }
-            Codec::TimestampTz => match s {
+            Codec::TimestampTz(digits) => match s {
                 "infinity" | "-infinity" => Value::String(s.into()),
                 _ => Value::from(format_utc(
                     parse_timestamptz(s).ok_or_else(|| bad("timestamptz"))?,
+                    *digits,
                 )),
             },
             Codec::Interval => Value::Int64(parse_iso_interval(s).ok_or_else(|| bad("interval"))?),
+            Codec::IntervalString => {
+                Value::from(debezium_interval(s).ok_or_else(|| bad("interval"))?)
+            }
             Codec::TimeTz => Value::from(parse_timetz(s).ok_or_else(|| bad("timetz"))?),
+            Codec::Bit => match s {
+                "0" => Value::Boolean(false),
+                "1" => Value::Boolean(true),
+                _ => return Err(bad("bit")),
+            },
+            Codec::Bits => Value::Bytes(bits_little_endian(s).ok_or_else(|| bad("bit"))?),
+            Codec::Point => point(s).ok_or_else(|| bad("point"))?,
+            Codec::Hstore(mode) => hstore(s, *mode).ok_or_else(|| bad("hstore"))?,
+            Codec::Array(element) => {
+                let mut values = Vec::new();
+                for item in array_items(&text).map_err(|e| format!("{e} in array `{s}`"))? {
+                    values.push(match item {
+                        None => Value::Null,
+                        Some(t) => element.parse(t)?,
+                    });
+                }
+                Value::Array(values)
+            }
         })
     }
 }
 
+/// A `timestamp` text (or ±infinity) → microseconds since the epoch.
+fn timestamp_micros(s: &str) -> Option<i64> {
+    match s {
+        "infinity" => Some(INFINITY_TIMESTAMP_MICROS.0),
+        "-infinity" => Some(INFINITY_TIMESTAMP_MICROS.1),
+        _ => parse_timestamp(s),
+    }
+}
+
+/// A numeric text under a decimal mode; `scale` is the column's (None: unconstrained).
+fn numeric(s: &str, scale: Option<u32>, mode: DecimalMode) -> Option<Value> {
+    let special = matches!(s, "NaN" | "Infinity" | "-Infinity");
+    Some(match mode {
+        DecimalMode::Double => Value::Float64(s.parse().ok()?),
+        DecimalMode::String => {
+            if !special {
+                parse_decimal(s)?;
+            }
+            Value::String(s.into())
+        }
+        DecimalMode::Precise if special => Value::Null,
+        DecimalMode::Precise => {
+            let (unscaled, got) = parse_decimal(s)?;
+            match scale {
+                Some(scale) => Value::Bytes(rescale(unscaled, got, scale)?),
+                None => {
+                    // Debezium strips trailing fraction zeros from variable-scale values.
+                    let trimmed = match s.split_once('.') {
+                        Some((int, frac)) => {
+                            let frac = frac.trim_end_matches('0');
+                            if frac.is_empty() {
+                                int.to_owned()
+                            } else {
+                                format!("{int}.{frac}")
+                            }
+                        }
+                        None => s.to_owned(),
+                    };
+                    let (unscaled, scale) = if trimmed.len() == s.len() {
+                        (unscaled, got)
+                    } else {
+                        parse_decimal(&trimmed)?
+                    };
+                    Value::Struct(
+                        Struct::new(
+                            variable_scale_decimal().clone(),
+                            vec![Value::Int32(scale as i32), Value::Bytes(unscaled)],
+                        )
+                        .ok()?,
+                    )
+                }
+            }
+        }
+    })
+}
+
+/// Splits a one-dimensional array literal (`{a,"b c",NULL}`, optionally after a
+/// `[lo:hi]=` bounds prefix) into element texts; `None` is SQL NULL.
+fn array_items(text: &Bytes) -> Result<Vec<Option<Bytes>>, &'static str> {
+    let start = match text.iter().position(|&b| b == b'{') {
+        Some(i) if i == 0 || text[..i].ends_with(b"=") => i,
+        _ => return Err("no `{`"),
+    };
+    if text.get(start + 1) == Some(&b'{') {
+        return Err("multi-dimensional arrays are not supported");
+    }
+    if !text.ends_with(b"}") {
+        return Err("no closing `}`");
+    }
+    let body = text.slice(start + 1..text.len() - 1);
+    let mut items = Vec::new();
+    if body.is_empty() {
+        return Ok(items);
+    }
+    let mut i = 0;
+    loop {
+        if body.get(i) == Some(&b'"') {
+            // Quoted: backslash escapes the next byte.
+            let mut value = Vec::new();
+            i += 1;
+            loop {
+                match body.get(i) {
+                    None => return Err("unterminated quote"),
+                    Some(b'"') => break,
+                    Some(b'\\') => {
+                        value.push(*body.get(i + 1).ok_or("dangling escape")?);
+                        i += 2;
+                    }
+                    Some(&b) => {
+                        value.push(b);
+                        i += 1;
+                    }
+                }
+            }
+            i += 1;
+            items.push(Some(Bytes::from(value)));
+        } else {
+            let end = body[i..]
+                .iter()
+                .position(|&b| b == b',')
+                .map_or(body.len(), |p| i + p);
+            let item = body.slice(i..end);
+            items.push((&item[..] != b"NULL").then_some(item));
+            i = end;
+        }
+        match body.get(i) {
+            None => return Ok(items),
+            Some(b',') => i += 1,
+            Some(_) => return Err("unexpected character after an element"),
+        }
+    }
+}
+
+/// A bit string (`1011`, most significant bit first) → Debezium's little-endian bytes:
+/// the last character is bit 0, and only as many bytes as the highest set bit needs.
+fn bits_little_endian(s: &str) -> Option<Bytes> {
+    let mut out = vec![0u8; s.len().div_ceil(8)];
+    let mut highest = None;
+    for (i, c) in s.bytes().rev().enumerate() {
+        match c {
+            b'0' => {}
+            b'1' => {
+                out[i / 8] |= 1 << (i % 8);
+                highest = Some(i);
+            }
+            _ => return None,
+        }
+    }
+    out.truncate(highest.map_or(0, |h| h / 8 + 1));
+    Some(Bytes::from(out))
+}
+
+/// `(1.5,-2)` → Point {x, y, wkb, srid: null}, with Debezium's 21-byte WKB.
+fn point(s: &str) -> Option<Value> {
+    let (x, y) = s.strip_prefix('(')?.strip_suffix(')')?.split_once(',')?;
+    let (x, y): (f64, f64) = (x.trim().parse().ok()?, y.trim().parse().ok()?);
+    let mut wkb = Vec::with_capacity(21);
+    wkb.push(1); // little-endian
+    wkb.extend_from_slice(&1u32.to_le_bytes()); // point
+    wkb.extend_from_slice(&x.to_le_bytes());
+    wkb.extend_from_slice(&y.to_le_bytes());
+    Struct::new(
+        point_schema().clone(),
+        vec![
+            Value::Float64(x),
+            Value::Float64(y),
+            Value::Bytes(Bytes::from(wkb)),
+            Value::Null,
+        ],
+    )
+    .ok()
+    .map(Value::Struct)
+}
+
+/// hstore text (`"a"=>"1", "b"=>NULL`) → JSON text or a map, its entries in the order
+/// Debezium's Java `HashMap` iterates them.
+fn hstore(s: &str, mode: HstoreMode) -> Option<Value> {
+    let mut entries: Vec<(String, Option<String>)> = Vec::new();
+    let mut rest = s.trim_start();
+    while !rest.is_empty() {
+        let (key, after) = hstore_token(rest)?;
+        let after = after.trim_start().strip_prefix("=>")?.trim_start();
+        let (value, after) = if let Some(tail) = after.strip_prefix("NULL") {
+            (None, tail)
+        } else {
+            let (v, tail) = hstore_token(after)?;
+            (Some(v), tail)
+        };
+        entries.push((key, value));
+        rest = after.trim_start();
+        if let Some(tail) = rest.strip_prefix(',') {
+            rest = tail.trim_start();
+        } else if !rest.is_empty() {
+            return None;
+        }
+    }
+    let order = java_hashmap_order(entries.iter().map(|(k, _)| k.as_str()));
+    Some(match mode {
+        HstoreMode::Json => {
+            let mut out = Vec::with_capacity(s.len() + 2);
+            out.push(b'{');
+            for (n, &i) in order.iter().enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                let (k, v) = &entries[i];
+                connect_core::convert::json::write_str(&mut out, k);
+                out.push(b':');
+                match v {
+                    Some(v) => connect_core::convert::json::write_str(&mut out, v),
+                    None => out.extend_from_slice(b"null"),
+                }
+            }
+            out.push(b'}');
+            Value::from(String::from_utf8(out).ok()?)
+        }
+        HstoreMode::Map => Value::Map(
+            order
+                .iter()
+                .map(|&i| {
+                    let (k, v) = &entries[i];
+                    (
+                        Value::string(k),
+                        v.as_deref().map_or(Value::Null, Value::string),
+                    )
+                })
+                .collect(),
+        ),
+    })
+}
+
+/// One double-quoted hstore token (backslash escapes) → (text, rest).
+fn hstore_token(s: &str) -> Option<(String, &str)> {
+    let body = s.strip_prefix('"')?;
+    let mut out = String::new();
+    let mut chars = body.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Some((out, &body[i + 1..])),
+            '\\' => out.push(chars.next()?.1),
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+/// The iteration order of a `java.util.HashMap<String, _>` filled with these keys in order:
+/// buckets by `(h ^ h >>> 16) & (capacity - 1)` of Java's `String.hashCode`, insertion
+/// order within a bucket; capacity 16, doubled while size exceeds 3/4 of it.
+fn java_hashmap_order<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<usize> {
+    let hashes: Vec<u32> = keys
+        .map(|k| {
+            let h = k
+                .encode_utf16()
+                .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+                as u32;
+            h ^ (h >> 16)
+        })
+        .collect();
+    let mut capacity = 16usize;
+    while hashes.len() * 4 > capacity * 3 {
+        capacity *= 2;
+    }
+    let mut order: Vec<usize> = (0..hashes.len()).collect();
+    order.sort_by_key(|&i| hashes[i] as usize & (capacity - 1));
+    order
+}
+
+/// An ISO-8601 interval from PostgreSQL → Debezium's `Interval` string
+/// (`P<y>Y<m>M<d>DT<h>H<m>M<s>S`, seconds without trailing zeros).
+fn debezium_interval(s: &str) -> Option<String> {
+    let body = s.strip_prefix('P')?;
+    let (date_part, time_part) = body.split_once('T').unwrap_or((body, ""));
+    let mut fields = ["0"; 6];
+    iso_fields(date_part, &[('Y', 0), ('M', 1), ('D', 2)], &mut fields)?;
+    iso_fields(time_part, &[('H', 3), ('M', 4), ('S', 5)], &mut fields)?;
+    let mut whole = [0i64; 5];
+    for (n, f) in whole.iter_mut().zip(&fields) {
+        *n = f.parse().ok()?;
+    }
+    let seconds = fields[5];
+    seconds.parse::<f64>().ok()?;
+    let seconds = if seconds.contains('.') {
+        seconds.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        seconds
+    };
+    let seconds = if seconds.is_empty() || seconds == "-" || seconds == "-0" {
+        "0"
+    } else {
+        seconds
+    };
+    let [y, m, d, h, min] = whole;
+    Some(format!("P{y}Y{m}M{d}DT{h}H{min}M{seconds}S"))
+}
+
+/// Assigns the numbers of one half of an ISO duration (`1Y2M3D` or `4H5M6.5S`) to slots.
+fn iso_fields<'a>(part: &'a str, units: &[(char, usize)], fields: &mut [&'a str; 6]) -> Option<()> {
+    let mut start = 0;
+    for (i, c) in part.char_indices() {
+        if c.is_ascii_alphabetic() {
+            let &(_, slot) = units.iter().find(|(u, _)| *u == c)?;
+            fields[slot] = &part[start..i];
+            start = i + 1;
+        }
+    }
+    (start == part.len()).then_some(())
+}
 /// "-123.4500" → (unscaled big-endian two's complement, scale 4).
 fn parse_decimal(s: &str) -> Option<(Bytes, u32)> {
     let (negative, digits) = match s.strip_prefix('-') {
@@ -459,19 +1030,26 @@ fn parse_timetz(s: &str) -> Option<String> {
     Some(out)
 }
 
-/// Debezium's ZonedTimestamp text: `2024-03-05T13:45:10.500000Z`.
-fn format_utc(micros: i64) -> String {
+/// Debezium's ZonedTimestamp text: `2024-03-05T13:45:10.500000Z`, with exactly `digits`
+/// fraction digits (the column's precision; none for precision 0).
+fn format_utc(micros: i64, digits: u8) -> String {
     let days = micros.div_euclid(MICROS_PER_DAY);
     let rem = micros.rem_euclid(MICROS_PER_DAY);
     let (y, m, d) = civil_from_days(days);
     let secs = rem / 1_000_000;
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
+    let mut out = format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
         secs / 3600,
         secs / 60 % 60,
-        secs % 60,
-        rem % 1_000_000
-    )
+        secs % 60
+    );
+    let digits = usize::from(digits.min(6));
+    if digits > 0 {
+        let fraction = format!(".{:06}", rem % 1_000_000);
+        out.push_str(&fraction[..=digits]);
+    }
+    out.push('Z');
+    out
 }
 
 /// ISO-8601 interval ("P1Y2M3DT4H5M6.5S", parts may be negative) → microseconds, with
@@ -519,7 +1097,7 @@ mod tests {
     use super::*;
 
     fn parse(oid: u32, typmod: i32, text: &str) -> Value {
-        column_type(oid, typmod, "t")
+        column_type(&PgType::builtin(oid), typmod, &TypeModes::default())
             .0
             .parse(Bytes::copy_from_slice(text.as_bytes()))
             .unwrap()
@@ -604,17 +1182,230 @@ mod tests {
             parse(2950, -1, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
             Value::from("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
         );
-        let (_, s) = column_type(3802, -1, "jsonb");
+        let modes = TypeModes::default();
+        let named = |oid, name: &str| PgType::Base {
+            oid,
+            name: name.to_owned(),
+        };
+        let (_, s) = column_type(&named(3802, "jsonb"), -1, &modes);
         assert_eq!(s.build().name(), Some("io.debezium.data.Json"));
-        let (_, s) = column_type(99999, -1, "ltree");
+        let (_, s) = column_type(&named(99999, "ltree_x"), -1, &modes);
         assert_eq!(
             s.build().parameter("__debezium.source.column.type"),
-            Some("LTREE")
+            Some("LTREE_X")
         );
-        let e = column_type(23, -1, "int4")
+        let e = column_type(&PgType::builtin(23), -1, &modes)
             .0
             .parse(Bytes::from_static(b"x1"))
             .unwrap_err();
         assert!(e.contains("int4"), "{e}");
+    }
+
+    fn parse_with(ty: PgType, typmod: i32, modes: TypeModes, text: &str) -> Value {
+        column_type(&ty, typmod, &modes)
+            .0
+            .parse(Bytes::copy_from_slice(text.as_bytes()))
+            .unwrap()
+    }
+
+    #[test]
+    fn arrays_enums_bits_points() {
+        let modes = TypeModes::default();
+        let ints = PgType::Array(Box::new(PgType::builtin(23)));
+        assert_eq!(
+            parse_with(ints.clone(), -1, modes, "{1,NULL,-3}"),
+            Value::Array(vec![Value::Int32(1), Value::Null, Value::Int32(-3)])
+        );
+        assert_eq!(
+            parse_with(ints.clone(), -1, modes, "{}"),
+            Value::Array(vec![])
+        );
+        assert_eq!(
+            parse_with(ints.clone(), -1, modes, "[0:1]={7,8}"),
+            Value::Array(vec![Value::Int32(7), Value::Int32(8)])
+        );
+        let texts = PgType::Array(Box::new(PgType::builtin(25)));
+        assert_eq!(
+            parse_with(
+                texts.clone(),
+                -1,
+                modes,
+                r#"{plain,"a, b","q\"x\\",NULL,"NULL"}"#
+            ),
+            Value::Array(vec![
+                Value::from("plain"),
+                Value::from("a, b"),
+                Value::from("q\"x\\"),
+                Value::Null,
+                Value::from("NULL"),
+            ])
+        );
+        let err = column_type(&ints, -1, &modes)
+            .0
+            .parse(Bytes::from_static(b"{{1,2},{3,4}}"))
+            .unwrap_err();
+        assert!(err.contains("multi-dimensional"), "{err}");
+        let mood = PgType::Enum {
+            labels: vec!["sad".into(), "ok".into()],
+        };
+        let schema = column_type(&mood, -1, &modes).1.build();
+        assert_eq!(schema.name(), Some("io.debezium.data.Enum"));
+        assert_eq!(schema.parameter("allowed"), Some("sad,ok"));
+        // bit(1) is a boolean, wider bit strings little-endian bytes sized by the highest set bit.
+        assert_eq!(parse(1560, 1, "1"), Value::Boolean(true));
+        assert_eq!(
+            parse(1560, 10, "0000000101"),
+            Value::Bytes(Bytes::from_static(&[5]))
+        );
+        assert_eq!(
+            parse(1562, -1, "100000000"),
+            Value::Bytes(Bytes::from_static(&[0, 1]))
+        );
+        assert_eq!(parse(1562, 8, "00000000"), Value::Bytes(Bytes::new()));
+        let Value::Struct(p) = parse(600, -1, "(1.5,-2)") else {
+            panic!()
+        };
+        assert_eq!(p.get("x"), Some(&Value::Float64(1.5)));
+        assert_eq!(p.get("y"), Some(&Value::Float64(-2.0)));
+        let Some(Value::Bytes(wkb)) = p.get("wkb") else {
+            panic!()
+        };
+        assert_eq!(wkb.len(), 21);
+        assert_eq!(&wkb[..5], &[1, 1, 0, 0, 0]);
+        assert_eq!(f64::from_le_bytes(wkb[5..13].try_into().unwrap()), 1.5);
+    }
+
+    #[test]
+    fn hstore_follows_java_hashmap_order() {
+        // The order java.util.HashMap iterates these keys (checked with a JVM).
+        let keys = [
+            "zeta", "a", "key 1", "b", "Ωmega", "c10", "c2", "x", "y", "z", "aa", "bb", "cc", "dd",
+        ];
+        let order: Vec<&str> = java_hashmap_order(keys.iter().copied())
+            .into_iter()
+            .map(|i| keys[i])
+            .collect();
+        assert_eq!(
+            order.join("|"),
+            "zeta|aa|bb|cc|dd|a|b|key 1|c10|c2|x|y|z|Ωmega"
+        );
+        let hstore = PgType::Base {
+            oid: 16_000,
+            name: "hstore".into(),
+        };
+        let text = r#""b"=>"2", "a"=>NULL, "q\"k"=>"v\\""#;
+        assert_eq!(
+            parse_with(hstore.clone(), -1, TypeModes::default(), text),
+            Value::from(r#"{"a":null,"b":"2","q\"k":"v\\"}"#)
+        );
+        let map = TypeModes {
+            hstore: HstoreMode::Map,
+            ..TypeModes::default()
+        };
+        assert_eq!(
+            parse_with(hstore, -1, map, r#""k"=>"v""#),
+            Value::Map(vec![(Value::from("k"), Value::from("v"))])
+        );
+    }
+
+    #[test]
+    fn handling_modes_and_infinity() {
+        let modes = |decimal, binary, interval, time| TypeModes {
+            decimal,
+            binary,
+            interval,
+            time,
+            ..TypeModes::default()
+        };
+        let m = modes(
+            DecimalMode::Double,
+            BinaryMode::Base64,
+            IntervalMode::String,
+            TimePrecisionMode::Connect,
+        );
+        let num = PgType::builtin(1700);
+        assert_eq!(parse_with(num.clone(), -1, m, "1.25"), Value::Float64(1.25));
+        assert!(matches!(parse_with(num.clone(), -1, m, "NaN"), Value::Float64(v) if v.is_nan()));
+        assert_eq!(
+            parse_with(PgType::builtin(17), -1, m, "\\x00ff"),
+            Value::from("AP8=")
+        );
+        assert_eq!(
+            parse_with(PgType::builtin(1186), -1, m, "P1Y2M3DT4H5M6.500S"),
+            Value::from("P1Y2M3DT4H5M6.5S")
+        );
+        assert_eq!(
+            parse_with(PgType::builtin(1186), -1, m, "PT-1H"),
+            Value::from("P0Y0M0DT-1H0M0S")
+        );
+        assert_eq!(
+            parse_with(PgType::builtin(1186), -1, m, "P10D"),
+            Value::from("P0Y0M10DT0H0M0S")
+        );
+        let time = column_type(&PgType::builtin(1083), -1, &m);
+        assert_eq!(time.1.build().name(), Some(logical::TIME));
+        assert_eq!(
+            parse_with(PgType::builtin(1114), -1, m, "1970-01-01 00:00:01.999999"),
+            Value::Int64(1999)
+        );
+        let s = modes(
+            DecimalMode::String,
+            BinaryMode::Hex,
+            IntervalMode::Numeric,
+            TimePrecisionMode::AdaptiveTimeMicroseconds,
+        );
+        assert_eq!(
+            parse_with(num.clone(), -1, s, "-0.50"),
+            Value::from("-0.50")
+        );
+        assert_eq!(parse_with(num, -1, s, "NaN"), Value::from("NaN"));
+        assert_eq!(
+            parse_with(PgType::builtin(790), -1, s, "$1,234.50"),
+            Value::from("1234.50")
+        );
+        assert_eq!(
+            parse_with(PgType::builtin(17), -1, s, "\\x00ff"),
+            Value::from("00ff")
+        );
+        assert_eq!(
+            parse_with(PgType::builtin(1083), 0, s, "00:00:01"),
+            Value::Int64(1_000_000)
+        );
+        let url = modes(
+            DecimalMode::Precise,
+            BinaryMode::Base64UrlSafe,
+            IntervalMode::Numeric,
+            TimePrecisionMode::Adaptive,
+        );
+        assert_eq!(
+            parse_with(PgType::builtin(17), -1, url, "\\xfbff"),
+            Value::from("-_8=")
+        );
+        // Variable-scale decimals lose trailing fraction zeros, as in Debezium.
+        let Value::Struct(v) = parse(1700, -1, "1.500") else {
+            panic!()
+        };
+        assert_eq!(v.get("scale"), Some(&Value::Int32(1)));
+        assert_eq!(v.get("value"), Some(&Value::decimal(15)));
+        // PgJDBC's infinity constants, as Debezium emits them (dates checked with a JVM).
+        assert_eq!(parse(1082, -1, "infinity"), Value::Int32(-2_147_472_692));
+        assert_eq!(parse(1082, -1, "-infinity"), Value::Int32(-2_147_472_691));
+        assert_eq!(
+            parse(1114, -1, "infinity"),
+            Value::Int64(9_223_372_036_825_200_000)
+        );
+        assert_eq!(
+            parse(1114, 3, "-infinity"),
+            Value::Int64(-9_223_372_036_832_400)
+        );
+        // timestamptz keeps exactly the column's fraction digits.
+        assert_eq!(
+            parse(1184, 3, "2024-03-05 13:45:10.5+00"),
+            Value::from("2024-03-05T13:45:10.500Z")
+        );
+        assert_eq!(
+            parse(1184, 0, "2024-03-05 13:45:10+00"),
+            Value::from("2024-03-05T13:45:10Z")
+        );
     }
 }

@@ -139,8 +139,16 @@ impl TestDb {
     }
 }
 
-/// Receives (and acks) until `n` change events arrived; returns (op, id, name) tuples.
-async fn take(rx: &mut BatchReceiver, n: usize) -> Vec<(Op, i64, Option<String>)> {
+/// One change event as a test looks at it.
+#[derive(Debug, Clone)]
+struct Change {
+    op: Op,
+    before: Option<connect_core::Struct>,
+    after: Option<connect_core::Struct>,
+}
+
+/// Receives (and acks) batches until `n` change events arrived, failing after 30 s.
+async fn take_changes(rx: &mut BatchReceiver, n: usize) -> Vec<Change> {
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while out.len() < n {
@@ -150,14 +158,29 @@ async fn take(rx: &mut BatchReceiver, n: usize) -> Vec<(Op, i64, Option<String>)
             .unwrap_or_else(|_| panic!("only {} of {n} events arrived: {out:?}", out.len()))
             .expect("engine stopped early");
         for change in batch.changes() {
-            let row = change.after().or(change.before()).expect("a row");
-            let id = row.get("id").and_then(Value::as_i64).unwrap();
-            let name = row.get("name").and_then(Value::as_str).map(str::to_owned);
-            out.push((change.op().unwrap(), id, name));
+            out.push(Change {
+                op: change.op().unwrap(),
+                before: change.before().cloned(),
+                after: change.after().cloned(),
+            });
         }
         batch.ack();
     }
     out
+}
+
+/// Receives (and acks) until `n` change events arrived; returns (op, id, name) tuples.
+async fn take(rx: &mut BatchReceiver, n: usize) -> Vec<(Op, i64, Option<String>)> {
+    take_changes(rx, n)
+        .await
+        .into_iter()
+        .map(|c| {
+            let row = c.after.or(c.before).expect("a row");
+            let id = row.get("id").and_then(Value::as_i64).unwrap();
+            let name = row.get("name").and_then(Value::as_str).map(str::to_owned);
+            (c.op, id, name)
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -348,34 +371,19 @@ async fn types_round_trip_through_snapshot_and_stream() {
         .start()
         .await
         .unwrap();
-    let mut rows = Vec::new();
-    let mut truncated = false;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut inserted_again = false;
-    while !(rows.len() == 2 && truncated) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let batch = tokio::time::timeout(left, rx.recv())
-            .await
-            .expect("events in time")
-            .expect("engine running");
-        for change in batch.changes() {
-            match change.op().unwrap() {
-                Op::Truncate => truncated = true,
-                Op::Delete => {}
-                _ => rows.push(change.after().unwrap().clone()),
-            }
-        }
-        batch.ack();
-        if rows.len() == 1 && !inserted_again {
-            inserted_again = true;
-            client
-                .batch_execute(&format!(
-                    "DELETE FROM t; INSERT INTO t ({columns}) VALUES ({values}); TRUNCATE t;"
-                ))
-                .await
-                .unwrap();
-        }
-    }
+    let snapshot = take_changes(&mut rx, 1).await;
+    client
+        .batch_execute(&format!(
+            "DELETE FROM t; INSERT INTO t ({columns}) VALUES ({values}); TRUNCATE t;"
+        ))
+        .await
+        .unwrap();
+    let stream = take_changes(&mut rx, 3).await;
+    assert_eq!(
+        stream.iter().map(|c| c.op).collect::<Vec<_>>(),
+        [Op::Delete, Op::Create, Op::Truncate]
+    );
+    let rows = [&snapshot[0], &stream[1]].map(|c| c.after.clone().unwrap());
     engine.shutdown().await.unwrap();
     let expected: Vec<(&str, Value)> = vec![
         ("id", Value::Int32(1)),
@@ -820,7 +828,6 @@ async fn toast_ddl_and_replica_identity() {
         .await
         .unwrap();
     db.wait_for_slot().await;
-    let deadline = Instant::now() + Duration::from_secs(30);
     client
         .batch_execute(
             "UPDATE docs SET n = 1 WHERE id = 1;
@@ -833,22 +840,11 @@ async fn toast_ddl_and_replica_identity() {
         )
         .await
         .unwrap();
-    let mut events = Vec::new();
-    while events.len() < 4 {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let batch = tokio::time::timeout(left, rx.recv())
-            .await
-            .expect("events in time")
-            .expect("running");
-        for c in batch.changes() {
-            events.push((
-                c.op().unwrap(),
-                c.before().cloned(),
-                c.after().cloned().unwrap(),
-            ));
-        }
-        batch.ack();
-    }
+    let events: Vec<_> = take_changes(&mut rx, 4)
+        .await
+        .into_iter()
+        .map(|c| (c.op, c.before, c.after.unwrap()))
+        .collect();
     engine.shutdown().await.unwrap();
     let names = |s: &connect_core::Struct| {
         s.schema()
@@ -992,25 +988,13 @@ async fn column_filters_and_masks() {
         .start()
         .await
         .unwrap();
-    let mut rows = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while rows.len() < 2 {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let batch = tokio::time::timeout(left, rx.recv())
-            .await
-            .expect("events in time")
-            .expect("running");
-        for c in batch.changes() {
-            rows.push(c.after().unwrap().clone());
-        }
-        batch.ack();
-        if rows.len() == 1 {
-            client
-                .batch_execute("INSERT INTO people VALUES (2, 's2', '5500-0000', 'second')")
-                .await
-                .unwrap();
-        }
-    }
+    let mut rows = take_changes(&mut rx, 1).await;
+    client
+        .batch_execute("INSERT INTO people VALUES (2, 's2', '5500-0000', 'second')")
+        .await
+        .unwrap();
+    rows.extend(take_changes(&mut rx, 1).await);
+    let rows: Vec<_> = rows.into_iter().map(|c| c.after.unwrap()).collect();
     engine.shutdown().await.unwrap();
     for row in &rows {
         let names: Vec<&str> = row.schema().fields().iter().map(|f| f.name()).collect();
@@ -1042,5 +1026,184 @@ async fn column_filters_and_masks() {
             &[&format!("{}_b", db.name)],
         )
         .await;
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extended_types_and_handling_modes() {
+    use bytes::Bytes;
+    let (db, client) = TestDb::new("ext").await;
+    let columns = "id, m, ms, p, st, ia, ta, na, b1, b10, vb, pt, h, ip, net, mac, d, ts, tstz, r, tsv, iv, by";
+    let values = "1, 'ok', '{sad,happy}', 12.5, 'abc', '{1,NULL,3}', '{\"a b\",c}', '{1.5,NULL}', B'1', \
+                  B'0000000101', B'100000000', '(1.5,-2)', '\"k\"=>\"v\", \"n\"=>NULL', '192.168.0.1/24', \
+                  '10.0.0.0/8', '08:00:2b:01:02:03', 'infinity', '-infinity', 'infinity', '[1,5)', 'a fat cat', \
+                  '1 year 2 mons 3 days 04:05:06.5', '\\x00ff'";
+    client
+        .batch_execute(&format!(
+            "CREATE EXTENSION hstore;
+             CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+             CREATE DOMAIN price AS numeric(8,3);
+             CREATE DOMAIN short_text AS varchar(5);
+             CREATE TABLE x (id int PRIMARY KEY, m mood, ms mood[], p price, st short_text, ia int[],
+               ta text[], na numeric(6,2)[], b1 bit(1), b10 bit(10), vb varbit, pt point, h hstore, ip inet,
+               net cidr, mac macaddr, d date, ts timestamp, tstz timestamptz, r int4range, tsv tsvector,
+               iv interval, by bytea);
+             INSERT INTO x ({columns}) VALUES ({values});"
+        ))
+        .await
+        .unwrap();
+    let (engine, mut rx) = Engine::builder()
+        .name("pg-ext")
+        .source(PostgresSource::new(db.config()).unwrap())
+        .into_channel(16)
+        .start()
+        .await
+        .unwrap();
+    let mut rows = take_changes(&mut rx, 1).await;
+    client
+        .batch_execute(&format!(
+            "DELETE FROM x; INSERT INTO x ({columns}) VALUES ({values});"
+        ))
+        .await
+        .unwrap();
+    rows.extend(take_changes(&mut rx, 2).await);
+    engine.shutdown().await.unwrap();
+    assert_eq!(
+        rows.iter().map(|c| c.op).collect::<Vec<_>>(),
+        [Op::Read, Op::Delete, Op::Create]
+    );
+    let text = |s: &str| Value::from(s);
+    let expected: Vec<(&str, Value)> = vec![
+        ("m", text("ok")),
+        ("ms", Value::Array(vec![text("sad"), text("happy")])),
+        ("p", Value::decimal(12_500)),
+        ("st", text("abc")),
+        (
+            "ia",
+            Value::Array(vec![Value::Int32(1), Value::Null, Value::Int32(3)]),
+        ),
+        ("ta", Value::Array(vec![text("a b"), text("c")])),
+        ("na", Value::Array(vec![Value::decimal(150), Value::Null])),
+        ("b1", Value::Boolean(true)),
+        ("b10", Value::Bytes(Bytes::from_static(&[5]))),
+        ("vb", Value::Bytes(Bytes::from_static(&[0, 1]))),
+        ("h", text(r#"{"k":"v","n":null}"#)),
+        ("ip", text("192.168.0.1/24")),
+        ("net", text("10.0.0.0/8")),
+        ("mac", text("08:00:2b:01:02:03")),
+        ("d", Value::Int32(-2_147_472_692)),
+        ("ts", Value::Int64(-9_223_372_036_832_400_000)),
+        ("tstz", text("infinity")),
+        ("r", text("[1,5)")),
+        ("tsv", text("'a' 'cat' 'fat'")),
+        ("iv", Value::Int64(37_091_106_500_000)),
+        ("by", Value::Bytes(Bytes::from_static(&[0, 0xff]))),
+    ];
+    let (snapshot, stream) = (
+        rows[0].after.clone().unwrap(),
+        rows[2].after.clone().unwrap(),
+    );
+    for (source, row) in [("snapshot", &snapshot), ("stream", &stream)] {
+        for (name, want) in &expected {
+            assert_eq!(row.get(name), Some(want), "{source}: column {name}");
+        }
+        let point = row.get("pt").and_then(Value::as_struct).expect("a Point");
+        assert_eq!(
+            (point.get("x"), point.get("y")),
+            (Some(&Value::Float64(1.5)), Some(&Value::Float64(-2.0)))
+        );
+    }
+    // The schemas name Debezium's semantic types, in both phases alike.
+    let field = |row: &connect_core::Struct, name: &str| {
+        row.schema()
+            .field(name)
+            .map(|(_, f)| f.schema().clone())
+            .unwrap()
+    };
+    for row in [&snapshot, &stream] {
+        let mood = field(row, "m");
+        assert_eq!(mood.name(), Some("io.debezium.data.Enum"));
+        assert_eq!(mood.parameter("allowed"), Some("sad,ok,happy"));
+        assert_eq!(field(row, "p").parameter("scale"), Some("3"));
+        assert_eq!(field(row, "b10").name(), Some("io.debezium.data.Bits"));
+        assert_eq!(field(row, "b10").parameter("length"), Some("10"));
+        assert_eq!(field(row, "h").name(), Some("io.debezium.data.Json"));
+        assert_eq!(
+            field(row, "pt").name(),
+            Some("io.debezium.data.geometry.Point")
+        );
+        assert_eq!(field(row, "tsv").name(), Some("io.debezium.data.TsVector"));
+    }
+    let row_json = |row: &connect_core::Struct| {
+        let mut out = Vec::new();
+        connect_core::convert::json::write_value(&mut out, None, &Value::Struct(row.clone()));
+        String::from_utf8(out).unwrap()
+    };
+    assert_eq!(row_json(&snapshot), row_json(&stream));
+    assert_eq!(
+        field(&snapshot, "ms").json(),
+        field(&stream, "ms").json(),
+        "array schemas differ between snapshot and stream"
+    );
+
+    // The same row under the other handling modes, through a second slot that is dropped
+    // on stop (slot.drop.on.stop).
+    let slot = format!("{}_modes", db.name);
+    let config = db
+        .config()
+        .with_slot(&slot)
+        .with_drop_slot_on_stop(true)
+        .with_snapshot_mode(connect_postgres::SnapshotMode::InitialOnly)
+        .with_types(connect_postgres::types::TypeModes {
+            decimal: connect_postgres::types::DecimalMode::String,
+            time: connect_postgres::types::TimePrecisionMode::Connect,
+            binary: connect_postgres::types::BinaryMode::Hex,
+            interval: connect_postgres::types::IntervalMode::String,
+            hstore: connect_postgres::types::HstoreMode::Map,
+            money_fraction_digits: 2,
+        });
+    let (engine, mut rx) = Engine::builder()
+        .name("pg-ext-modes")
+        .source(PostgresSource::new(config).unwrap())
+        .into_channel(16)
+        .start()
+        .await
+        .unwrap();
+    let row = take_changes(&mut rx, 1).await.remove(0).after.unwrap();
+    while let Some(batch) = rx.recv().await {
+        batch.ack(); // the snapshot's completion, then the channel closes
+    }
+    engine.wait().await.expect("initial_only ends cleanly");
+    assert_eq!(row.get("p"), Some(&text("12.500")));
+    assert_eq!(
+        row.get("na"),
+        Some(&Value::Array(vec![text("1.50"), Value::Null]))
+    );
+    assert_eq!(row.get("iv"), Some(&text("P1Y2M3DT4H5M6.5S")));
+    assert_eq!(row.get("by"), Some(&text("00ff")));
+    assert_eq!(
+        row.get("h"),
+        Some(&Value::Map(vec![
+            (text("k"), text("v")),
+            (text("n"), Value::Null)
+        ]))
+    );
+    assert_eq!(
+        field(&row, "ts").name(),
+        Some(connect_core::schema::logical::TIMESTAMP)
+    );
+    assert_eq!(row.get("ts"), Some(&Value::Int64(-9_223_372_036_832_400)));
+    let slot_left = db
+        .admin
+        .query_opt(
+            "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .unwrap();
+    assert!(
+        slot_left.is_none(),
+        "slot.drop.on.stop left the slot behind"
+    );
     db.drop().await;
 }
