@@ -156,6 +156,15 @@ pub struct PostgresConfig {
     pub types: TypeModes,
     /// `unavailable.value.placeholder`: what an unchanged TOASTed value becomes.
     pub unavailable_placeholder: String,
+    /// `provide.transaction.metadata`: BEGIN/END records on `<prefix>.<topic.transaction>`
+    /// and a `transaction` block in every change event.
+    pub transaction_metadata: bool,
+    /// `topic.transaction` (default `transaction`).
+    pub transaction_topic: String,
+    /// `message.prefix.include.list`: logical decoding message prefixes to emit (regexes).
+    pub message_prefix_include: Vec<Regex>,
+    /// `message.prefix.exclude.list`.
+    pub message_prefix_exclude: Vec<Regex>,
 }
 
 impl PostgresConfig {
@@ -184,6 +193,10 @@ impl PostgresConfig {
             drop_slot_on_stop: false,
             types: TypeModes::default(),
             unavailable_placeholder: DEFAULT_UNAVAILABLE_PLACEHOLDER.to_owned(),
+            transaction_metadata: false,
+            transaction_topic: "transaction".to_owned(),
+            message_prefix_include: Vec::new(),
+            message_prefix_exclude: Vec::new(),
         }
     }
 
@@ -242,6 +255,12 @@ impl PostgresConfig {
     /// Sets the value representations (`decimal.handling.mode`, ...).
     pub fn with_types(mut self, types: TypeModes) -> Self {
         self.types = types;
+        self
+    }
+
+    /// Sets `provide.transaction.metadata`.
+    pub fn with_transaction_metadata(mut self, on: bool) -> Self {
+        self.transaction_metadata = on;
         self
     }
 
@@ -367,6 +386,19 @@ impl PostgresConfig {
             },
             money_fraction_digits: p.parse_or("money.fraction.digits", 2)?,
         };
+        c.transaction_metadata = p.bool_or("provide.transaction.metadata", false)?;
+        c.transaction_topic = p
+            .get("topic.transaction")
+            .unwrap_or("transaction")
+            .to_owned();
+        c.message_prefix_include = compile(
+            &p.key("message.prefix.include.list"),
+            p.list("message.prefix.include.list"),
+        )?;
+        c.message_prefix_exclude = compile(
+            &p.key("message.prefix.exclude.list"),
+            p.list("message.prefix.exclude.list"),
+        )?;
         c.unavailable_placeholder = p
             .get("unavailable.value.placeholder")
             .unwrap_or(DEFAULT_UNAVAILABLE_PLACEHOLDER)
@@ -421,6 +453,19 @@ impl PostgresConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Whether logical decoding messages with this prefix are emitted.
+    pub fn emits_message(&self, prefix: &str) -> bool {
+        (self.message_prefix_include.is_empty()
+            || self
+                .message_prefix_include
+                .iter()
+                .any(|r| r.is_match(prefix)))
+            && !self
+                .message_prefix_exclude
+                .iter()
+                .any(|r| r.is_match(prefix))
     }
 
     /// Whether a table is captured by the include/exclude lists.

@@ -31,6 +31,7 @@
 //! ```
 
 pub mod config;
+mod metadata;
 pub mod pgoutput;
 mod source;
 pub mod table;

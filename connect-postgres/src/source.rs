@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use connect_core::envelope::{tombstone_for, Op};
+use connect_core::envelope::{tombstone_for, Op, TransactionBlock};
 use connect_core::{
     async_trait, Error, EventId, OffsetMap, Record, SourceBatch, SourceConnector, SourceOffset,
     SourcePartition, SourceTask, Task, TaskConfig, TaskContext,
@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use tokio_postgres::{Client, CopyOutStream, NoTls, SimpleQueryMessage};
 
 use crate::config::{PostgresConfig, PublicationMode, SnapshotMode};
+use crate::metadata::{transaction_record, MessageSchemas, TxCounts};
 use crate::pgoutput::{self, Column, Message};
 use crate::table::{ColumnDef, SourceInfo, TableSchema};
 use crate::types::{PgType, SESSION_OPTIONS};
@@ -99,6 +100,22 @@ fn now_us() -> i64 {
         .map_or(0, |d| d.as_micros() as i64)
 }
 
+impl Tx {
+    /// Counts an emitted event of `collection` and returns its `transaction` block; the id
+    /// is `<txId>:<lsn>` as Debezium's PostgreSQL connector writes it.
+    fn block(&mut self, collection: &Arc<str>, lsn: u64) -> TransactionBlock {
+        let data_collection_order = self.counts.count(collection) as i64;
+        TransactionBlock {
+            id: format!("{}:{lsn}", self.xid),
+            total_order: self.counts.total as i64,
+            data_collection_order,
+        }
+    }
+}
+
+/// The data collection Debezium counts logical decoding messages under.
+const MESSAGE_COLLECTION: &str = "LOGICAL_DECODING_MESSAGE";
+
 /// What `pg_type` says about one type.
 struct TypeRow {
     oid: u32,
@@ -136,6 +153,10 @@ struct Tx {
     events: u64,
     /// Events of this transaction already delivered before a restart.
     skip: u64,
+    /// Counts for the `transaction` blocks and the END record.
+    counts: TxCounts,
+    /// The BEGIN record is still to be emitted (transaction metadata on, not a replay).
+    begin_pending: bool,
 }
 
 struct Snapshot {
@@ -171,6 +192,11 @@ struct PostgresTask {
     /// A partly delivered transaction to skip into after a restart: (final LSN, events).
     resume_partial: Option<(u64, u64)>,
     last_heartbeat: tokio::time::Instant,
+    /// `<prefix>.transaction`, `<prefix>.message` and the message schemas, built once.
+    transaction_topic: Arc<str>,
+    message_topic: Arc<str>,
+    message_collection: Arc<str>,
+    messages: MessageSchemas,
 }
 
 impl PostgresTask {
@@ -178,6 +204,13 @@ impl PostgresTask {
         PostgresTask {
             partition: SourcePartition::server(&config.topic_prefix),
             server_value: connect_core::Value::string(&config.topic_prefix),
+            transaction_topic: Arc::from(format!(
+                "{}.{}",
+                config.topic_prefix, config.transaction_topic
+            )),
+            message_topic: Arc::from(format!("{}.message", config.topic_prefix)),
+            message_collection: Arc::from(MESSAGE_COLLECTION),
+            messages: MessageSchemas::new(config.types.binary),
             db_value: connect_core::Value::string(&config.dbname),
             config,
             client: None,
@@ -624,6 +657,7 @@ impl PostgresTask {
                 sequence: connect_core::Value::Null,
                 tx_id: None,
                 lsn: Some(consistent_point),
+                transaction: None,
             };
             let (table, stream) = snap.current.as_mut().expect("a table is open");
             let table = table.clone();
@@ -820,11 +854,15 @@ impl PostgresTask {
             }
         };
         tx.events += 1;
-        if tx.events <= tx.skip {
-            return Ok(()); // delivered before the restart
-        }
         if self.config.skipped.skips(op) {
             return Ok(());
+        }
+        let transaction = self
+            .config
+            .transaction_metadata
+            .then(|| tx.block(&table.collection, lsn));
+        if tx.events <= tx.skip {
+            return Ok(()); // delivered before the restart
         }
         let (tx_id, ts_us, final_lsn, index) = (tx.xid, tx.ts_us, tx.final_lsn, tx.events);
         let before = before.map(|b| table.row(b)).transpose()?;
@@ -837,6 +875,7 @@ impl PostgresTask {
             sequence: connect_core::Value::from(format!("[\"{}\",\"{}\"]", self.resume_lsn, lsn)),
             tx_id: Some(i64::from(tx_id)),
             lsn: Some(lsn),
+            transaction,
         };
         let id = EventId::from_parts(&[
             self.config.topic_prefix.as_bytes(),
@@ -902,11 +941,14 @@ impl PostgresTask {
                         ts_us: commit_time_micros + PG_EPOCH_OFFSET_US,
                         events: 0,
                         skip,
+                        counts: TxCounts::default(),
+                        begin_pending: self.config.transaction_metadata && skip == 0,
                     });
                 }
                 ReplicationEvent::XLogData {
                     wal_start, data, ..
                 } => {
+                    self.open_transaction(wal_start.as_u64(), &mut records)?;
                     match pgoutput::decode(data).map_err(|e| Error::fatal("postgres", e))? {
                         Message::Relation(rel) => self.relation(rel).await?,
                         msg => self.change(msg, wal_start.as_u64(), &mut records)?,
@@ -929,7 +971,18 @@ impl PostgresTask {
                     commit_time_micros,
                     ..
                 } => {
+                    self.open_transaction(end_lsn.as_u64(), &mut records)?;
                     let tx = self.tx.take();
+                    if let Some(tx) = tx.as_ref().filter(|_| self.config.transaction_metadata) {
+                        records.push(transaction_record(
+                            &self.transaction_topic,
+                            &self.config.topic_prefix,
+                            format!("{}:{}", tx.xid, end_lsn.as_u64()),
+                            Some(&tx.counts),
+                            tx.ts_us,
+                            tx.final_lsn,
+                        )?);
+                    }
                     self.resume_lsn = end_lsn.as_u64();
                     self.resume_partial = None;
                     self.last_heartbeat = tokio::time::Instant::now();
@@ -957,10 +1010,115 @@ impl PostgresTask {
                         self.resume_lsn = wal_end.as_u64();
                     }
                 }
-                ReplicationEvent::Message { .. } => {}
+                ReplicationEvent::Message {
+                    transactional,
+                    lsn,
+                    prefix,
+                    content,
+                } => {
+                    let lsn = lsn.as_u64();
+                    if transactional && self.tx.is_some() {
+                        self.open_transaction(lsn, &mut records)?;
+                        self.message(&prefix, content, lsn, &mut records)?;
+                    } else if self.config.emits_message(&prefix) {
+                        // Outside a transaction: delivered at once; the offset stays (a
+                        // restart may deliver it again, with the same event id).
+                        let info = SourceInfo {
+                            server: &self.server_value,
+                            db: &self.db_value,
+                            ts_us: now_us(),
+                            snapshot: "false",
+                            sequence: connect_core::Value::from(format!(
+                                "[\"{}\",\"{lsn}\"]",
+                                self.resume_lsn
+                            )),
+                            tx_id: None,
+                            lsn: Some(lsn),
+                            transaction: None,
+                        };
+                        let id = EventId::from_parts(&[
+                            self.message_topic.as_bytes(),
+                            &lsn.to_le_bytes(),
+                        ]);
+                        let record = self.messages.record(
+                            &self.message_topic,
+                            &prefix,
+                            content,
+                            &info,
+                            id,
+                        )?;
+                        return Ok(Some(SourceBatch {
+                            records: vec![record],
+                            offsets: self.offset(|_| {}),
+                        }));
+                    }
+                }
                 ReplicationEvent::StoppedAt { .. } => return Ok(None),
             }
         }
+    }
+
+    /// Emits the pending BEGIN record of the current transaction, identified by the first
+    /// position seen in it (Debezium's last seen LSN at BEGIN).
+    fn open_transaction(&mut self, lsn: u64, out: &mut Vec<Record>) -> Result<(), Error> {
+        let Some(tx) = self.tx.as_mut().filter(|t| t.begin_pending) else {
+            return Ok(());
+        };
+        tx.begin_pending = false;
+        out.push(transaction_record(
+            &self.transaction_topic,
+            &self.config.topic_prefix,
+            format!("{}:{lsn}", tx.xid),
+            None,
+            tx.ts_us,
+            tx.final_lsn,
+        )?);
+        Ok(())
+    }
+
+    /// A transactional logical decoding message: counted and skipped on replay like a
+    /// change event.
+    fn message(
+        &mut self,
+        prefix: &str,
+        content: Bytes,
+        lsn: u64,
+        out: &mut Vec<Record>,
+    ) -> Result<(), Error> {
+        let Some(tx) = self.tx.as_mut() else {
+            return Err(Error::fatal("postgres", "message outside a transaction"));
+        };
+        tx.events += 1;
+        if !self.config.emits_message(prefix) {
+            return Ok(());
+        }
+        let transaction = self
+            .config
+            .transaction_metadata
+            .then(|| tx.block(&self.message_collection, lsn));
+        if tx.events <= tx.skip {
+            return Ok(());
+        }
+        let info = SourceInfo {
+            server: &self.server_value,
+            db: &self.db_value,
+            ts_us: tx.ts_us,
+            snapshot: "false",
+            sequence: connect_core::Value::from(format!("[\"{}\",\"{lsn}\"]", self.resume_lsn)),
+            tx_id: Some(i64::from(tx.xid)),
+            lsn: Some(lsn),
+            transaction,
+        };
+        let id = EventId::from_parts(&[
+            self.config.topic_prefix.as_bytes(),
+            &tx.final_lsn.to_le_bytes(),
+            &tx.events.to_le_bytes(),
+        ]);
+        out.push(
+            self.messages
+                .record(&self.message_topic, prefix, content, &info, id)?,
+        );
+        Ok(())
     }
 
     /// Tells the server what is durable: the end LSN of the last fully delivered

@@ -3,7 +3,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
-use connect_core::envelope::{EnvelopeSchema, Op};
+use connect_core::envelope::{EnvelopeSchema, Op, TransactionBlock};
 use connect_core::{Error, EventId, Record, Schema, SchemaType, Struct, Value};
 
 use crate::config::PostgresConfig;
@@ -47,6 +47,8 @@ pub struct TableSchema {
     pub table: String,
     /// `<prefix>.<schema>.<table>`.
     pub topic: Arc<str>,
+    /// `<schema>.<table>`, the data collection name of transaction metadata.
+    pub collection: Arc<str>,
     plan: Vec<ColumnPlan>,
     names: Vec<String>,
     key_positions: Vec<usize>,
@@ -111,6 +113,33 @@ pub struct SourceInfo<'a> {
     pub tx_id: Option<i64>,
     /// LSN of the change.
     pub lsn: Option<u64>,
+    /// The `transaction` block (`provide.transaction.metadata`).
+    pub transaction: Option<TransactionBlock>,
+}
+
+impl SourceInfo<'_> {
+    /// The `source` block for an event of `schema.table` (string values).
+    pub fn to_struct(&self, schema: &Value, table: &Value) -> Result<Struct, Error> {
+        Ok(Struct::new(
+            source_schema().clone(),
+            vec![
+                Value::static_str(env!("CARGO_PKG_VERSION")),
+                Value::static_str("postgresql"),
+                self.server.clone(),
+                Value::Int64(self.ts_us / 1000),
+                Value::static_str(self.snapshot),
+                self.db.clone(),
+                self.sequence.clone(),
+                Value::Int64(self.ts_us),
+                Value::Int64(self.ts_us.saturating_mul(1000)),
+                schema.clone(),
+                table.clone(),
+                self.tx_id.map_or(Value::Null, Value::Int64),
+                self.lsn.map_or(Value::Null, |l| Value::Int64(l as i64)),
+                Value::Null,
+            ],
+        )?)
+    }
 }
 
 impl TableSchema {
@@ -172,6 +201,7 @@ impl TableSchema {
             schema: schema.to_owned(),
             table: table.to_owned(),
             topic: Arc::from(base),
+            collection: Arc::from(format!("{schema}.{table}")),
             plan,
             names,
             key_schema: (!key_positions.is_empty()).then(|| key.build()),
@@ -256,28 +286,15 @@ impl TableSchema {
             Some(row) => self.key(row)?,
             None => Value::Null,
         };
-        let source = Struct::new(
-            source_schema().clone(),
-            vec![
-                Value::static_str(env!("CARGO_PKG_VERSION")),
-                Value::static_str("postgresql"),
-                info.server.clone(),
-                Value::Int64(info.ts_us / 1000),
-                Value::static_str(info.snapshot),
-                info.db.clone(),
-                info.sequence.clone(),
-                Value::Int64(info.ts_us),
-                Value::Int64(info.ts_us.saturating_mul(1000)),
-                self.schema_value.clone(),
-                self.table_value.clone(),
-                info.tx_id.map_or(Value::Null, Value::Int64),
-                info.lsn.map_or(Value::Null, |l| Value::Int64(l as i64)),
-                Value::Null,
-            ],
-        )?;
-        let value = self
-            .envelope
-            .event(op, before, after, source, None, SystemTime::now());
+        let source = info.to_struct(&self.schema_value, &self.table_value)?;
+        let value = self.envelope.event(
+            op,
+            before,
+            after,
+            source,
+            info.transaction.as_ref(),
+            SystemTime::now(),
+        );
         Ok(Record::new(
             self.topic.clone(),
             Some(self.envelope.schema().clone()),

@@ -771,7 +771,7 @@ fn hstore_token(s: &str) -> Option<(String, &str)> {
 /// The iteration order of a `java.util.HashMap<String, _>` filled with these keys in order:
 /// buckets by `(h ^ h >>> 16) & (capacity - 1)` of Java's `String.hashCode`, insertion
 /// order within a bucket; capacity 16, doubled while size exceeds 3/4 of it.
-fn java_hashmap_order<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<usize> {
+pub(crate) fn java_hashmap_order<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<usize> {
     let hashes: Vec<u32> = keys
         .map(|k| {
             let h = k

@@ -147,26 +147,43 @@ struct Change {
     after: Option<connect_core::Struct>,
 }
 
-/// Receives (and acks) batches until `n` change events arrived, failing after 30 s.
-async fn take_changes(rx: &mut BatchReceiver, n: usize) -> Vec<Change> {
+/// Receives (and acks) batches until `n` records matching `counted` arrived, failing after
+/// 30 s; returns every record received.
+async fn take_records(
+    rx: &mut BatchReceiver,
+    n: usize,
+    counted: impl Fn(&connect_core::Record) -> bool,
+) -> Vec<connect_core::Record> {
     let mut out = Vec::new();
+    let mut matched = 0;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while out.len() < n {
+    while matched < n {
         let left = deadline.saturating_duration_since(Instant::now());
         let batch = tokio::time::timeout(left, rx.recv())
             .await
-            .unwrap_or_else(|_| panic!("only {} of {n} events arrived: {out:?}", out.len()))
+            .unwrap_or_else(|_| panic!("only {matched} of {n} records arrived: {out:?}"))
             .expect("engine stopped early");
-        for change in batch.changes() {
-            out.push(Change {
-                op: change.op().unwrap(),
-                before: change.before().cloned(),
-                after: change.after().cloned(),
-            });
-        }
+        matched += batch.records().iter().filter(|r| counted(r)).count();
+        out.extend(batch.records().iter().cloned());
         batch.ack();
     }
     out
+}
+
+/// Receives (and acks) batches until `n` change events arrived, failing after 30 s.
+async fn take_changes(rx: &mut BatchReceiver, n: usize) -> Vec<Change> {
+    take_records(rx, n, |r| {
+        connect_core::ChangeEvent::from_record(r).is_some()
+    })
+    .await
+    .iter()
+    .filter_map(connect_core::ChangeEvent::from_record)
+    .map(|change| Change {
+        op: change.op().unwrap(),
+        before: change.before().cloned(),
+        after: change.after().cloned(),
+    })
+    .collect()
 }
 
 /// Receives (and acks) until `n` change events arrived; returns (op, id, name) tuples.
@@ -1205,5 +1222,183 @@ async fn extended_types_and_handling_modes() {
         slot_left.is_none(),
         "slot.drop.on.stop left the slot behind"
     );
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_metadata_and_logical_messages() {
+    use connect_core::{Converter, JsonConverter, Record};
+    const ROWS: usize = 5_000;
+    let (db, client) = TestDb::new("txmeta").await;
+    client
+        .batch_execute("CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY);")
+        .await
+        .unwrap();
+    let offsets = MemoryOffsetStore::new();
+    let start = || async {
+        let mut config = db
+            .config()
+            .with_snapshot_mode(connect_postgres::SnapshotMode::NoData)
+            .with_transaction_metadata(true);
+        config.message_prefix_exclude = vec![connect_core::properties::whole_match_regex(
+            "message.prefix.exclude.list",
+            "ignored",
+        )
+        .unwrap()];
+        Engine::builder()
+            .name("pg-txmeta")
+            .source(PostgresSource::new(config).unwrap())
+            .offsets(offsets.clone())
+            .commit_policy(connect_core::CommitPolicy::always())
+            .into_channel(4)
+            .start()
+            .await
+            .unwrap()
+    };
+    let (engine, mut rx) = start().await;
+    db.wait_for_slot().await;
+    client
+        .batch_execute(
+            "BEGIN; INSERT INTO a VALUES (1); INSERT INTO b VALUES (1); INSERT INTO a VALUES (2);
+             SELECT pg_logical_emit_message(true, 'audit', 'hello'); COMMIT;
+             SELECT pg_logical_emit_message(false, 'audit', '\\x00ff'::bytea);
+             SELECT pg_logical_emit_message(false, 'ignored', 'x');
+             SELECT pg_logical_emit_message(false, 'audit', 'last');",
+        )
+        .await
+        .unwrap();
+    let records = take_records(&mut rx, 8, |_| true).await;
+    let topics: Vec<&str> = records.iter().map(|r| &*r.topic).collect();
+    assert_eq!(
+        topics,
+        [
+            "srv.transaction",
+            "srv.public.a",
+            "srv.public.b",
+            "srv.public.a",
+            "srv.message",
+            "srv.transaction",
+            "srv.message",
+            "srv.message"
+        ]
+    );
+    let value = |r: &Record| r.value.as_struct().unwrap().clone();
+    let source = |r: &Record| value(r).get("source").unwrap().as_struct().unwrap().clone();
+    let xid = source(&records[1])
+        .get("txId")
+        .and_then(Value::as_i64)
+        .unwrap();
+    let begin = value(&records[0]);
+    assert_eq!(begin.get("status"), Some(&Value::from("BEGIN")));
+    let begin_id = begin.get("id").and_then(Value::as_str).unwrap();
+    assert!(begin_id.starts_with(&format!("{xid}:")), "{begin_id}");
+    assert_eq!(begin.get("event_count"), Some(&Value::Null));
+    assert_eq!(
+        begin.get("ts_ms"),
+        source(&records[1]).get("ts_ms"),
+        "BEGIN carries the commit time"
+    );
+    // Every event's transaction block: `<txId>:<its lsn>`, total and per-table order.
+    for (record, total, per_table) in [
+        (&records[1], 1, 1),
+        (&records[2], 2, 1),
+        (&records[3], 3, 2),
+        (&records[4], 4, 1),
+    ] {
+        let block = value(record)
+            .get("transaction")
+            .and_then(Value::as_struct)
+            .cloned()
+            .expect("a transaction block");
+        let lsn = source(record).get("lsn").and_then(Value::as_i64).unwrap();
+        assert_eq!(block.get("id"), Some(&Value::from(format!("{xid}:{lsn}"))));
+        assert_eq!(block.get("total_order"), Some(&Value::Int64(total)));
+        assert_eq!(
+            block.get("data_collection_order"),
+            Some(&Value::Int64(per_table))
+        );
+    }
+    let message = |r: &Record| {
+        value(r)
+            .get("message")
+            .unwrap()
+            .as_struct()
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(value(&records[4]).get("op"), Some(&Value::from("m")));
+    assert_eq!(
+        message(&records[4]).get("prefix"),
+        Some(&Value::from("audit"))
+    );
+    assert_eq!(
+        message(&records[4]).get("content"),
+        Some(&Value::Bytes(bytes::Bytes::from_static(b"hello")))
+    );
+    // The END record as Debezium's JsonConverter writes it (schemas off).
+    let end = value(&records[5]);
+    let end_id = end.get("id").and_then(Value::as_str).unwrap().to_owned();
+    assert!(end_id.starts_with(&format!("{xid}:")) && end_id != begin_id);
+    let mut json = Vec::new();
+    JsonConverter::new(false)
+        .serialize("t", None, &records[5].value, &mut json)
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(json).unwrap(),
+        format!(
+            r#"{{"status":"END","id":"{end_id}","event_count":4,"data_collections":[{{"data_collection":"public.a","event_count":2}},{{"data_collection":"public.b","event_count":1}},{{"data_collection":"LOGICAL_DECODING_MESSAGE","event_count":1}}],"ts_ms":{}}}"#,
+            end.get("ts_ms").and_then(Value::as_i64).unwrap()
+        )
+    );
+    // Non-transactional messages: no transaction, no txId; the excluded prefix is left out.
+    assert_eq!(
+        message(&records[6]).get("content"),
+        Some(&Value::Bytes(bytes::Bytes::from_static(&[0, 0xff])))
+    );
+    assert_eq!(value(&records[6]).get("transaction"), Some(&Value::Null));
+    assert_eq!(source(&records[6]).get("txId"), Some(&Value::Null));
+    assert_eq!(
+        message(&records[7]).get("content"),
+        Some(&Value::Bytes(bytes::Bytes::from_static(b"last")))
+    );
+
+    // A large transaction cut off half delivered: the replay emits no second BEGIN,
+    // continues the order where the committed part ended, and counts every row at END.
+    client
+        .batch_execute(&format!(
+            "INSERT INTO a SELECT g FROM generate_series(10, {}) g",
+            ROWS + 9
+        ))
+        .await
+        .unwrap();
+    let first = take_records(&mut rx, ROWS / 2, |r| r.topic.as_ref() == "srv.public.a").await;
+    assert_eq!(&*first[0].topic, "srv.transaction");
+    drop(rx);
+    assert!(
+        engine.wait().await.is_err(),
+        "dropping the receiver is a nack"
+    );
+    let stored = offsets.snapshot("pg-txmeta")[&SourcePartition::server("srv")].clone();
+    let delivered = stored.get("events").and_then(|v| v.as_u64()).unwrap() as i64;
+    let (engine, mut rx) = start().await;
+    let rest = take_records(&mut rx, 1, |r| r.topic.as_ref() == "srv.transaction").await;
+    engine.shutdown().await.unwrap();
+    let changes: Vec<&Record> = rest
+        .iter()
+        .filter(|r| r.topic.as_ref() == "srv.public.a")
+        .collect();
+    assert_eq!(changes.len() as i64, ROWS as i64 - delivered);
+    let first_block = value(changes[0])
+        .get("transaction")
+        .and_then(Value::as_struct)
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        first_block.get("total_order"),
+        Some(&Value::Int64(delivered + 1))
+    );
+    let end = value(rest.last().unwrap());
+    assert_eq!(end.get("status"), Some(&Value::from("END")));
+    assert_eq!(end.get("event_count"), Some(&Value::Int64(ROWS as i64)));
     db.drop().await;
 }
