@@ -39,7 +39,10 @@ pub mod types;
 
 use std::sync::Arc;
 
-pub use config::{ColumnFilter, PostgresConfig, PublicationMode, SnapshotMode};
+pub use config::{
+    ColumnFilter, HashAlgorithm, Mask, MessageKeyColumns, PostgresConfig, PublicationMode,
+    SnapshotMode,
+};
 pub use source::PostgresSource;
 
 use connect_core::registry::FactoryContext;

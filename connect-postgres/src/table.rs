@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use connect_core::envelope::{EnvelopeSchema, Op, TransactionBlock};
 use connect_core::{Error, EventId, Record, Schema, SchemaType, Struct, Value};
 
-use crate::config::PostgresConfig;
+use crate::config::{Mask, PostgresConfig};
 use crate::pgoutput::Column;
 use crate::types::{column_type, Codec, PgType};
 
@@ -32,7 +32,9 @@ pub struct ColumnDef {
 struct ColumnPlan {
     codec: Codec,
     keep: bool,
-    mask: Option<usize>,
+    mask: Option<Mask>,
+    /// The column's length (varchar/char), for truncating hashes.
+    max_chars: Option<usize>,
     /// What an unchanged TOASTed value becomes (`unavailable.value.placeholder`, as bytes
     /// for binary columns, as a one-element list for arrays).
     placeholder: Value,
@@ -160,8 +162,22 @@ impl TableSchema {
         let mut plan = Vec::with_capacity(columns.len());
         let mut names = Vec::with_capacity(columns.len());
         let mut key_positions = Vec::new();
+        let custom_key = config.message_key_columns.for_table(schema, table);
+        if let Some(missing) =
+            custom_key.and_then(|cols| cols.iter().find(|k| !columns.iter().any(|c| &c.name == *k)))
+        {
+            return Err(Error::config(
+                "message.key.columns",
+                format!("{schema}.{table} has no column `{missing}`"),
+            ));
+        }
         for c in columns {
-            let (codec, builder) = column_type(&c.pg_type, c.type_modifier, &config.types);
+            let in_key = custom_key.map_or(c.key, |cols| cols.contains(&c.name));
+            let mask = filter.mask(schema, table, &c.name).cloned();
+            let (codec, mut builder) = column_type(&c.pg_type, c.type_modifier, &config.types);
+            if mask.is_some() {
+                builder = builder.parameter("masked", "true");
+            }
             let field_schema = builder.with_optional(!c.not_null && !c.key).build();
             let placeholder_text = &config.unavailable_placeholder;
             let placeholder = match field_schema.schema_type() {
@@ -170,7 +186,7 @@ impl TableSchema {
                 _ => Value::string(placeholder_text),
             };
             let keep = filter.keeps(schema, table, &c.name);
-            if !keep && c.key {
+            if !keep && in_key {
                 return Err(Error::config(
                     "column.exclude.list",
                     format!(
@@ -182,13 +198,19 @@ impl TableSchema {
             plan.push(ColumnPlan {
                 codec,
                 keep,
-                mask: filter.mask(schema, table, &c.name),
+                mask,
+                max_chars: match c.pg_type {
+                    PgType::Base {
+                        oid: 1042 | 1043, ..
+                    } if c.type_modifier > 4 => Some((c.type_modifier - 4) as usize),
+                    _ => None,
+                },
                 placeholder,
             });
             if !keep {
                 continue;
             }
-            if c.key {
+            if in_key {
                 key = key.field(c.name.as_str(), field_schema.clone());
                 key_positions.push(names.len());
             }
@@ -253,8 +275,8 @@ impl TableSchema {
                     )
                 })?,
             };
-            out.push(match (plan.mask, value) {
-                (Some(n), Value::String(_)) => Value::from("*".repeat(n)),
+            out.push(match (&plan.mask, value) {
+                (Some(mask), Value::String(s)) => Value::from(mask.apply(&s, plan.max_chars)),
                 (_, v) => v,
             });
         }

@@ -987,17 +987,31 @@ async fn column_filters_and_masks() {
     let (db, client) = TestDb::new("columns").await;
     client
         .batch_execute(
-            "CREATE TABLE people (id int PRIMARY KEY, secret text, card text, note text);
-             INSERT INTO people VALUES (1, 's1', '4111-1111', 'first');",
+            "CREATE TABLE people (id int PRIMARY KEY, secret text, card text, note text, email varchar(16));
+             INSERT INTO people VALUES (1, 's1', '4111-1111', 'first', 'a@example.com');",
         )
         .await
         .unwrap();
+    let hash = connect_postgres::Mask::Hash {
+        algorithm: connect_postgres::HashAlgorithm::Sha256,
+        salt: b"pepper".to_vec(),
+        v2: true,
+    };
     let mut config = db.config();
     config.columns = connect_postgres::ColumnFilter::default()
         .with_exclude(["public\\.people\\.secret"])
         .unwrap()
         .with_mask(4, ["public\\.people\\.card"])
+        .unwrap()
+        .with_masking(
+            "column.mask.hash.v2.SHA-256.with.salt.pepper",
+            hash.clone(),
+            ["public\\.people\\.email"],
+        )
         .unwrap();
+    config.message_key_columns =
+        connect_postgres::MessageKeyColumns::parse("message.key.columns", "public\\.people:note")
+            .unwrap();
     let (engine, mut rx) = Engine::builder()
         .name("pg-columns")
         .source(PostgresSource::new(config).unwrap())
@@ -1005,20 +1019,44 @@ async fn column_filters_and_masks() {
         .start()
         .await
         .unwrap();
-    let mut rows = take_changes(&mut rx, 1).await;
+    let is_change = |r: &connect_core::Record| connect_core::ChangeEvent::from_record(r).is_some();
+    let mut records = take_records(&mut rx, 1, is_change).await;
     client
-        .batch_execute("INSERT INTO people VALUES (2, 's2', '5500-0000', 'second')")
+        .batch_execute(
+            "INSERT INTO people VALUES (2, 's2', '5500-0000', 'second', 'b@example.com')",
+        )
         .await
         .unwrap();
-    rows.extend(take_changes(&mut rx, 1).await);
-    let rows: Vec<_> = rows.into_iter().map(|c| c.after.unwrap()).collect();
+    records.extend(take_records(&mut rx, 1, is_change).await);
     engine.shutdown().await.unwrap();
-    for row in &rows {
+    let changes: Vec<_> = records
+        .iter()
+        .filter_map(connect_core::ChangeEvent::from_record)
+        .collect();
+    for (change, (note, email)) in changes
+        .iter()
+        .zip([("first", "a@example.com"), ("second", "b@example.com")])
+    {
+        let row = change.after().unwrap();
         let names: Vec<&str> = row.schema().fields().iter().map(|f| f.name()).collect();
-        assert_eq!(names, ["id", "card", "note"]);
+        assert_eq!(names, ["id", "card", "note", "email"]);
         assert_eq!(row.get("card"), Some(&Value::from("****")));
+        // Hashed, cut to the column's 16 characters.
+        assert_eq!(
+            row.get("email"),
+            Some(&Value::from(hash.apply(email, Some(16))))
+        );
+        assert_eq!(hash.apply(email, None).len(), 64);
+        for masked in ["card", "email"] {
+            let (_, field) = row.schema().field(masked).unwrap();
+            assert_eq!(field.schema().parameter("masked"), Some("true"));
+        }
+        // message.key.columns replaces the primary key.
+        let key = change.key().as_struct().expect("a key struct");
+        let key_names: Vec<&str> = key.schema().fields().iter().map(|f| f.name()).collect();
+        assert_eq!(key_names, ["note"]);
+        assert_eq!(key.get("note"), Some(&Value::from(note)));
     }
-    assert_eq!(rows[1].get("note"), Some(&Value::from("second")));
 
     let mut bad = db.config();
     bad.columns = connect_postgres::ColumnFilter::default()
