@@ -113,6 +113,9 @@ impl Tx {
     }
 }
 
+/// Offset key of tables to read after they were added to a filtered publication.
+const PENDING_TABLES: &str = "pending_tables";
+
 /// The data collection Debezium counts logical decoding messages under.
 const MESSAGE_COLLECTION: &str = "LOGICAL_DECODING_MESSAGE";
 
@@ -197,6 +200,15 @@ struct PostgresTask {
     message_topic: Arc<str>,
     message_collection: Arc<str>,
     messages: MessageSchemas,
+    /// Filtered publications: captured tables found missing from the publication while
+    /// streaming, recorded in the offsets (`pending_tables`) until they have been read.
+    discovered: Vec<(String, String)>,
+    /// Whether `discovered` has been read (its rows wait in `discovered_rows`).
+    discovered_read: bool,
+    /// A position-only batch must announce `discovered` in the offsets.
+    discovered_announce: bool,
+    discovered_rows: std::collections::VecDeque<Record>,
+    next_discovery: tokio::time::Instant,
 }
 
 impl PostgresTask {
@@ -211,6 +223,11 @@ impl PostgresTask {
             message_topic: Arc::from(format!("{}.message", config.topic_prefix)),
             message_collection: Arc::from(MESSAGE_COLLECTION),
             messages: MessageSchemas::new(config.types.binary),
+            discovered: Vec::new(),
+            discovered_read: false,
+            discovered_announce: false,
+            discovered_rows: std::collections::VecDeque::new(),
+            next_discovery: tokio::time::Instant::now(),
             db_value: connect_core::Value::string(&config.dbname),
             config,
             client: None,
@@ -342,41 +359,13 @@ impl PostgresTask {
             }
             PublicationMode::AllTables => format!("CREATE PUBLICATION {} FOR ALL TABLES", c.publication),
             PublicationMode::Filtered => {
-                let rows = self
-                    .client()?
-                    .query(
-                        "SELECT n.nspname::text, c.relname::text, c.relreplident::text, \
-                         EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) \
-                         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                         WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-                         AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2",
-                        &[],
-                    )
-                    .await
-                    .map_err(|e| pg_err("cannot list tables", e))?;
-                let mut tables = Vec::new();
-                for r in &rows {
-                    let (schema, table, ident, has_pk): (String, String, String, bool) = (r.get(0), r.get(1), r.get(2), r.get(3));
-                    if !c.captures(&schema, &table) {
-                        continue;
-                    }
-                    // A table without a key or REPLICA IDENTITY FULL in a publication of
-                    // updates and deletes would make the application's UPDATE/DELETE fail.
-                    if !has_pk && ident != "f" && ident != "i" {
-                        return Err(Error::fatal(
-                            "postgres",
-                            format!(
-                                "table {schema}.{table} has no primary key: adding it to publication `{}` would make UPDATE and DELETE on it fail. Run `ALTER TABLE {schema}.{table} REPLICA IDENTITY FULL` (or exclude it)",
-                                c.publication
-                            ),
-                        ));
-                    }
-                    tables.push(format!("\"{schema}\".\"{table}\""));
-                }
+                let tables = self.unpublished_tables().await?;
                 if tables.is_empty() {
-                    return Err(Error::config("table.include.list", "matches no table: nothing to publish"));
+                    // Matching tables created later are added as they appear.
+                    format!("CREATE PUBLICATION {}", c.publication)
+                } else {
+                    format!("CREATE PUBLICATION {} FOR TABLE {}", c.publication, quoted_list(&tables))
                 }
-                format!("CREATE PUBLICATION {} FOR TABLE {}", c.publication, tables.join(", "))
             }
         };
         self.client()?.batch_execute(&sql).await.map_err(|e| {
@@ -386,6 +375,150 @@ impl PostgresTask {
             }
             err
         })
+    }
+
+    /// Tables the filters capture that are not in the publication: (schema, table). A
+    /// table without a primary key or REPLICA IDENTITY FULL is an error, since adding it
+    /// to a publication of updates and deletes would make the application's UPDATE and
+    /// DELETE on it fail.
+    async fn unpublished_tables(&self) -> Result<Vec<(String, String)>, Error> {
+        let c = &self.config;
+        let rows = self
+            .client()?
+            .query(
+                "SELECT n.nspname::text, c.relname::text, c.relreplident::text, \
+                 EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                 AND n.nspname NOT LIKE 'pg_toast%' AND NOT EXISTS (SELECT 1 FROM pg_publication_tables p \
+                 WHERE p.pubname = $1 AND p.schemaname = n.nspname AND p.tablename = c.relname) ORDER BY 1, 2",
+                &[&c.publication],
+            )
+            .await
+            .map_err(|e| pg_err("cannot list tables", e))?;
+        let mut tables = Vec::new();
+        for r in &rows {
+            let (schema, table, ident, has_pk): (String, String, String, bool) =
+                (r.get(0), r.get(1), r.get(2), r.get(3));
+            if !c.captures(&schema, &table) {
+                continue;
+            }
+            if !has_pk && ident != "f" && ident != "i" {
+                return Err(Error::fatal(
+                    "postgres",
+                    format!(
+                        "table {schema}.{table} has no primary key: adding it to publication `{}` would make UPDATE and DELETE on it fail. Run `ALTER TABLE {schema}.{table} REPLICA IDENTITY FULL` (or exclude it)",
+                        c.publication
+                    ),
+                ));
+            }
+            tables.push((schema, table));
+        }
+        Ok(tables)
+    }
+
+    async fn add_to_publication(&self, tables: &[(String, String)]) -> Result<(), Error> {
+        let sql = format!(
+            "ALTER PUBLICATION {} ADD TABLE {}",
+            self.config.publication,
+            quoted_list(tables)
+        );
+        self.client()?.batch_execute(&sql).await.map_err(|e| {
+            pg_err(
+                &format!(
+                    "cannot add tables to publication `{}`",
+                    self.config.publication
+                ),
+                e,
+            )
+        })
+    }
+
+    /// Reads tables found missing from the publication while streaming: under a SHARE lock
+    /// (no writer in flight or starting), adds them to the publication and reads their
+    /// rows, all in one transaction. Changes committed after it are streamed; the rows read
+    /// are every change before it, so nothing falls between.
+    async fn read_discovered(&mut self) -> Result<(), Error> {
+        let client = self.client()?;
+        let mut tables = Vec::with_capacity(self.discovered.len());
+        for (schema, table) in &self.discovered {
+            // A table dropped since it was recorded has nothing left to read.
+            let exists: bool = client
+                .query_one(
+                    "SELECT to_regclass($1) IS NOT NULL",
+                    &[&quoted(schema, table)],
+                )
+                .await
+                .map_err(|e| pg_err("cannot look up a new table", e))?
+                .get(0);
+            if exists {
+                tables.push((schema.clone(), table.clone()));
+            }
+        }
+        client
+            .batch_execute("BEGIN")
+            .await
+            .map_err(|e| pg_err("cannot start reading new tables", e))?;
+        let result = async {
+            for (schema, table) in &tables {
+                client
+                    .batch_execute(&format!("LOCK TABLE {} IN SHARE MODE", quoted(schema, table)))
+                    .await
+                    .map_err(|e| pg_err(&format!("cannot lock {schema}.{table}"), e))?;
+            }
+            let still_missing: Vec<(String, String)> = self
+                .unpublished_tables()
+                .await?
+                .into_iter()
+                .filter(|t| tables.contains(t))
+                .collect();
+            if !still_missing.is_empty() {
+                self.add_to_publication(&still_missing).await?;
+            }
+            let mut records = Vec::new();
+            let info = SourceInfo {
+                server: &self.server_value,
+                db: &self.db_value,
+                ts_us: now_us(),
+                snapshot: "incremental",
+                sequence: connect_core::Value::Null,
+                tx_id: None,
+                lsn: Some(self.resume_lsn),
+                transaction: None,
+            };
+            for (schema, table) in &tables {
+                let oid: u32 = client
+                    .query_one(
+                        "SELECT format('%I.%I', $1::text, $2::text)::regclass::oid",
+                        &[schema, table],
+                    )
+                    .await
+                    .map_err(|e| pg_err(&format!("cannot find {schema}.{table}"), e))?
+                    .get(0);
+                let columns = self.columns(oid).await?;
+                let ts = TableSchema::new(&self.config, schema, table, &columns)?;
+                let stream = client
+                    .copy_out(copy_sql(schema, table, &columns).as_str())
+                    .await
+                    .map_err(|e| pg_err(&format!("cannot read {schema}.{table}"), e))?;
+                futures::pin_mut!(stream);
+                while let Some(row) = stream.next().await {
+                    let row = row.map_err(|e| pg_err(&format!("cannot read {schema}.{table}"), e))?;
+                    records.push(read_record(&ts, row, &info)?);
+                }
+                tracing::info!(table = %format!("{schema}.{table}"), "table added to the publication and read");
+            }
+            Ok::<_, Error>(records)
+        }
+        .await;
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        client
+            .batch_execute(end)
+            .await
+            .map_err(|e| pg_err("cannot end reading new tables", e))?;
+        self.discovered_rows = result?.into();
+        self.discovered_read = true;
+        Ok(())
     }
 
     /// The slot's state: `None` if missing, else (active pid, wal_status).
@@ -581,6 +714,15 @@ impl PostgresTask {
     ) -> Vec<(SourcePartition, SourceOffset)> {
         let mut m = Map::new();
         m.insert("lsn".into(), Json::from(self.resume_lsn));
+        if !self.discovered.is_empty() {
+            m.insert(
+                PENDING_TABLES.into(),
+                self.discovered
+                    .iter()
+                    .map(|(s, t)| Json::from(vec![s.as_str(), t.as_str()]))
+                    .collect(),
+            );
+        }
         extra(&mut m);
         vec![(self.partition.clone(), SourceOffset::new(m))]
     }
@@ -629,17 +771,9 @@ impl PostgresTask {
                 };
                 let columns = self.columns(oid).await?;
                 let ts = Arc::new(TableSchema::new(&self.config, &schema, &table, &columns)?);
-                let list: Vec<String> = columns
-                    .iter()
-                    .map(|c| format!("\"{}\"", c.name.replace('"', "\"\"")))
-                    .collect();
-                let sql = format!(
-                    "COPY (SELECT {} FROM \"{schema}\".\"{table}\") TO STDOUT",
-                    list.join(", ")
-                );
                 let stream = self
                     .client()?
-                    .copy_out(sql.as_str())
+                    .copy_out(copy_sql(&schema, &table, &columns).as_str())
                     .await
                     .map_err(|e| pg_err(&format!("cannot read {schema}.{table}"), e))?;
                 let Phase::Snapshot(snap) = &mut self.phase else {
@@ -675,16 +809,12 @@ impl PostgresTask {
                         e,
                     )
                 })?;
-                let values = pgoutput::copy_text_row(row, table.width())
-                    .map_err(|e| Error::fatal("postgres", e))?;
-                let after = table.row(values)?;
-                let id = table.snapshot_id(&after);
                 let marker = if std::mem::take(&mut snap.first) {
                     "first"
                 } else {
                     "true"
                 };
-                let record = table.event(Op::Read, None, Some(after), &info(marker), id)?;
+                let record = read_record(&table, row, &info(marker))?;
                 // One record is held back so the last of a table can be marked as such.
                 records.extend(snap.pending.replace(record));
             }
@@ -892,7 +1022,15 @@ impl PostgresTask {
 
     async fn poll_stream(&mut self) -> Result<Option<SourceBatch>, Error> {
         let mut records = Vec::new();
+        let discovering = self.config.publication_mode == PublicationMode::Filtered;
         loop {
+            if self.tx.is_none() && records.is_empty() {
+                if let Some(batch) = self.poll_discovered().await? {
+                    return Ok(Some(batch));
+                }
+            }
+            let next_discovery = self.next_discovery;
+            let may_discover = discovering && self.tx.is_none() && self.discovered.is_empty();
             let heartbeat = self.config.heartbeat_interval;
             let due = self.last_heartbeat + heartbeat;
             let repl = self
@@ -910,6 +1048,15 @@ impl PostgresTask {
                 } => {
                     if changed {
                         self.confirm_committed();
+                    }
+                    continue;
+                }
+                _ = tokio::time::sleep_until(next_discovery), if may_discover => {
+                    self.next_discovery = tokio::time::Instant::now() + self.config.status_interval;
+                    self.discovered = self.unpublished_tables().await?;
+                    self.discovered_announce = !self.discovered.is_empty();
+                    if !self.discovered.is_empty() {
+                        tracing::info!(tables = ?self.discovered, "captured tables missing from the publication: adding them");
                     }
                     continue;
                 }
@@ -1058,6 +1205,42 @@ impl PostgresTask {
         }
     }
 
+    /// Tables found missing from a filtered publication, in three steps between
+    /// transactions: a position-only batch records them in the offsets; once that offset
+    /// is durable they are locked, added and read; their rows go out in batches, the last
+    /// of which clears the record. A restart finding the record reads them again.
+    async fn poll_discovered(&mut self) -> Result<Option<SourceBatch>, Error> {
+        if self.discovered.is_empty() {
+            return Ok(None);
+        }
+        if !self.discovered_read {
+            let durable = self.committed.as_ref().is_some_and(|rx| {
+                let recorded = pending_tables(rx.borrow().get(&self.partition));
+                self.discovered.iter().all(|t| recorded.contains(t))
+            });
+            if !durable {
+                if std::mem::take(&mut self.discovered_announce) {
+                    return Ok(Some(SourceBatch {
+                        records: Vec::new(),
+                        offsets: self.offset(|_| {}),
+                    }));
+                }
+                return Ok(None);
+            }
+            self.read_discovered().await?;
+        }
+        let n = self.config.fetch_size.min(self.discovered_rows.len());
+        let records: Vec<Record> = self.discovered_rows.drain(..n).collect();
+        if self.discovered_rows.is_empty() {
+            self.discovered.clear();
+            self.discovered_read = false;
+        }
+        Ok(Some(SourceBatch {
+            records,
+            offsets: self.offset(|_| {}),
+        }))
+    }
+
     /// Emits the pending BEGIN record of the current transaction, identified by the first
     /// position seen in it (Debezium's last seen LSN at BEGIN).
     fn open_transaction(&mut self, lsn: u64, out: &mut Vec<Record>) -> Result<(), Error> {
@@ -1138,6 +1321,58 @@ impl PostgresTask {
     }
 }
 
+/// The tables an offset records as still to be read (`pending_tables`).
+fn pending_tables(offset: Option<&SourceOffset>) -> Vec<(String, String)> {
+    let Some(Json::Array(items)) = offset.and_then(|o| o.get(PENDING_TABLES)) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|item| match item.as_array()?.as_slice() {
+            [Json::String(s), Json::String(t)] => Some((s.clone(), t.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn quoted(schema: &str, table: &str) -> String {
+    format!(
+        "\"{}\".\"{}\"",
+        schema.replace('"', "\"\""),
+        table.replace('"', "\"\"")
+    )
+}
+
+fn quoted_list(tables: &[(String, String)]) -> String {
+    tables
+        .iter()
+        .map(|(s, t)| quoted(s, t))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `COPY` of a table's columns in catalog order, as text.
+fn copy_sql(schema: &str, table: &str, columns: &[ColumnDef]) -> String {
+    let list: Vec<String> = columns
+        .iter()
+        .map(|c| format!("\"{}\"", c.name.replace('"', "\"\"")))
+        .collect();
+    format!(
+        "COPY (SELECT {} FROM {}) TO STDOUT",
+        list.join(", "),
+        quoted(schema, table)
+    )
+}
+
+/// A read (`r`) event from one `COPY` text row.
+fn read_record(table: &TableSchema, row: Bytes, info: &SourceInfo<'_>) -> Result<Record, Error> {
+    let values =
+        pgoutput::copy_text_row(row, table.width()).map_err(|e| Error::fatal("postgres", e))?;
+    let after = table.row(values)?;
+    let id = table.snapshot_id(&after);
+    table.event(Op::Read, None, Some(after), info, id)
+}
+
 /// Replaces the `source.snapshot` marker of a snapshot record.
 fn remark(mut record: Record, marker: &'static str) -> Record {
     if let connect_core::Value::Struct(envelope) = &record.value {
@@ -1216,6 +1451,27 @@ impl Task for PostgresTask {
             self.drop_slot().await?;
             slot = None;
             self.resume_lsn = 0;
+        }
+        self.discovered = Vec::new();
+        self.discovered_read = false;
+        self.discovered_rows.clear();
+        self.discovered_announce = false;
+        if self.config.publication_mode == PublicationMode::Filtered {
+            let missing = self.unpublished_tables().await?;
+            if wants_snapshot {
+                // The snapshot reads them along with the others.
+                if !missing.is_empty() {
+                    self.add_to_publication(&missing).await?;
+                }
+            } else {
+                self.discovered = pending_tables(offset.as_ref());
+                for table in missing {
+                    if !self.discovered.contains(&table) {
+                        self.discovered.push(table);
+                        self.discovered_announce = true;
+                    }
+                }
+            }
         }
         if wants_snapshot {
             if slot.is_none() {

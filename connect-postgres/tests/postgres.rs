@@ -1440,3 +1440,112 @@ async fn transaction_metadata_and_logical_messages() {
     assert_eq!(end.get("event_count"), Some(&Value::Int64(ROWS as i64)));
     db.drop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filtered_publication_adds_tables_created_while_streaming() {
+    use connect_core::{OffsetStore, SourceOffset};
+    let (db, client) = TestDb::new("pubadd").await;
+    client
+        .batch_execute("CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a VALUES (1);")
+        .await
+        .unwrap();
+    let offsets = MemoryOffsetStore::new();
+    let config = || {
+        db.config()
+            .with_publication(&db.name, connect_postgres::PublicationMode::Filtered)
+            .with_tables(["public\\.(a|new_.*)"])
+            .unwrap()
+    };
+    let start = || async {
+        Engine::builder()
+            .name("pg-pubadd")
+            .source(PostgresSource::new(config()).unwrap())
+            .offsets(offsets.clone())
+            .commit_policy(connect_core::CommitPolicy::always())
+            .into_channel(8)
+            .start()
+            .await
+            .unwrap()
+    };
+    let (engine, mut rx) = start().await;
+    assert_eq!(take(&mut rx, 1).await, vec![(Op::Read, 1, None)]);
+    // Created and filled while streaming, before the connector can know of it; `other`
+    // does not match the filters.
+    client
+        .batch_execute(
+            "CREATE TABLE other (id int PRIMARY KEY);
+             CREATE TABLE new_t (id int PRIMARY KEY, name text);
+             INSERT INTO new_t VALUES (1, 'one'), (2, 'two');
+             INSERT INTO other VALUES (1);
+             UPDATE new_t SET name = 'TWO' WHERE id = 2;",
+        )
+        .await
+        .unwrap();
+    let found = take(&mut rx, 2).await;
+    assert_eq!(
+        found,
+        vec![
+            (Op::Read, 1, Some("one".into())),
+            (Op::Read, 2, Some("TWO".into()))
+        ]
+    );
+    client
+        .batch_execute("INSERT INTO new_t VALUES (3, 'three'); INSERT INTO a VALUES (2);")
+        .await
+        .unwrap();
+    assert_eq!(
+        take(&mut rx, 2).await,
+        vec![(Op::Create, 3, Some("three".into())), (Op::Create, 2, None)]
+    );
+    let published: Vec<String> = client
+        .query(
+            "SELECT tablename::text FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1",
+            &[&db.name],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(published, ["a", "new_t"]);
+    engine.shutdown().await.unwrap();
+
+    // A crash after the tables were recorded but before their rows were committed: the
+    // restart reads them again (duplicates, never a gap).
+    let partition = SourcePartition::server("srv");
+    let mut stored = offsets.snapshot("pg-pubadd")[&partition].map().clone();
+    stored.insert(
+        "pending_tables".into(),
+        serde_json::json!([["public", "new_t"]]),
+    );
+    offsets
+        .write("pg-pubadd", &[(partition, SourceOffset::new(stored))])
+        .await
+        .unwrap();
+    let (engine, mut rx) = start().await;
+    let reread = take(&mut rx, 3).await;
+    assert_eq!(
+        reread
+            .iter()
+            .map(|(op, id, _)| (*op, *id))
+            .collect::<Vec<_>>(),
+        [(Op::Read, 1), (Op::Read, 2), (Op::Read, 3)]
+    );
+    // A matching table without a key stops the connector with the fix named.
+    client
+        .batch_execute("CREATE TABLE new_nokey (x int)")
+        .await
+        .unwrap();
+    let drained = tokio::spawn(async move {
+        while let Some(batch) = rx.recv().await {
+            batch.ack();
+        }
+    });
+    let err = engine.wait().await.unwrap_err().to_string();
+    drained.await.unwrap();
+    assert!(
+        err.contains("new_nokey") && err.contains("REPLICA IDENTITY FULL"),
+        "{err}"
+    );
+    db.drop().await;
+}
