@@ -30,22 +30,51 @@ wait_for() { # wait_for <description> <command...>: poll up to 60 s
   log "timed out waiting for $what"; return 1
 }
 
+# Test certificates: a CA, a server certificate it signed for 127.0.0.1/localhost, and a
+# second, unrelated CA (for the wrong-CA test). Made once; tests read them from here.
+TLS_DIR=/var/lib/connect-test-tls
+setup_tls_certs() {
+  need_pkg openssl openssl
+  [ -s "$TLS_DIR/server.crt" ] && [ -s "$TLS_DIR/other-ca.crt" ] && return 0
+  log "creating test TLS certificates in $TLS_DIR"
+  mkdir -p "$TLS_DIR"
+  local ca_ext="-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign"
+  # shellcheck disable=SC2086
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=connect test CA" $ca_ext \
+    -keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.crt" 2>/dev/null
+  # shellcheck disable=SC2086
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=connect other CA" $ca_ext \
+    -keyout "$TLS_DIR/other-ca.key" -out "$TLS_DIR/other-ca.crt" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+    -keyout "$TLS_DIR/server.key" -out "$TLS_DIR/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' > "$TLS_DIR/server.ext"
+  openssl x509 -req -in "$TLS_DIR/server.csr" -CA "$TLS_DIR/ca.crt" -CAkey "$TLS_DIR/ca.key" \
+    -CAcreateserial -days 3650 -extfile "$TLS_DIR/server.ext" -out "$TLS_DIR/server.crt" 2>/dev/null
+  chown -R postgres:postgres "$TLS_DIR"
+  chmod 600 "$TLS_DIR"/*.key
+  chmod 644 "$TLS_DIR"/*.crt
+}
+
 # ---------------------------------------------------------------- PostgreSQL
 setup_postgres() {
   need_pkg pg_ctlcluster postgresql
   local version conf_dir
-  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  version=$(ls /etc/postgresql | grep -E '^[0-9]+$' | sort -V | tail -n 1)
   conf_dir=/etc/postgresql/$version/main
   [ -d "$conf_dir" ] || pg_createcluster "$version" main >/dev/null
   mkdir -p "$conf_dir/conf.d"
   grep -q "^include_dir = 'conf.d'" "$conf_dir/postgresql.conf" \
     || echo "include_dir = 'conf.d'" >> "$conf_dir/postgresql.conf"
-  cat > "$conf_dir/conf.d/50-connect-cdc.conf" <<'CONF'
+  setup_tls_certs
+  cat > "$conf_dir/conf.d/50-connect-cdc.conf" <<CONF
 # written by connect's scripts/services.sh
 listen_addresses = '127.0.0.1'
 wal_level = logical
 max_replication_slots = 32
 max_wal_senders = 32
+ssl = on
+ssl_cert_file = '$TLS_DIR/server.crt'
+ssl_key_file = '$TLS_DIR/server.key'
 CONF
   local hba=$conf_dir/pg_hba.conf
   grep -qE '^host\s+all\s+all\s+127\.0\.0\.1/32' "$hba" \

@@ -7,6 +7,7 @@ use connect_core::properties::{whole_match_regex, Scope};
 use connect_core::Error;
 use regex::Regex;
 
+use crate::tls::{SslMode, TlsOptions};
 use crate::types::{
     BinaryMode, DecimalMode, HstoreMode, IntervalMode, TimePrecisionMode, TypeModes,
 };
@@ -296,6 +297,8 @@ pub struct PostgresConfig {
     pub password: String,
     /// `database.dbname`.
     pub dbname: String,
+    /// `database.sslmode`, `database.sslrootcert`, `database.sslcert`, `database.sslkey`.
+    pub tls: TlsOptions,
     /// `topic.prefix`: the logical server name, prefix of topics and the source partition.
     pub topic_prefix: String,
     /// `slot.name`.
@@ -354,6 +357,7 @@ impl PostgresConfig {
             user: user.to_owned(),
             password: password.to_owned(),
             dbname: dbname.to_owned(),
+            tls: TlsOptions::default(),
             topic_prefix: topic_prefix.to_owned(),
             slot: DEFAULT_SLOT.to_owned(),
             publication: DEFAULT_PUBLICATION.to_owned(),
@@ -382,6 +386,12 @@ impl PostgresConfig {
     /// Sets `database.port`.
     pub fn with_port(mut self, port: u16) -> Self {
         self.port = port;
+        self
+    }
+
+    /// Sets the TLS options (`database.sslmode`, ...).
+    pub fn with_tls(mut self, tls: TlsOptions) -> Self {
+        self.tls = tls;
         self
     }
 
@@ -453,6 +463,20 @@ impl PostgresConfig {
             p.require("topic.prefix")?,
         );
         c.port = p.parse_or("database.port", 5432)?;
+        c.tls = TlsOptions {
+            mode: match p.get("database.sslmode") {
+                None => SslMode::default(),
+                Some(m) => SslMode::parse(m).ok_or_else(|| {
+                    Error::config(
+                        "database.sslmode",
+                        format!("`{m}`: expected disable, allow, prefer, require, verify-ca or verify-full"),
+                    )
+                })?,
+            },
+            root_cert: p.get("database.sslrootcert").map(Into::into),
+            client_cert: p.get("database.sslcert").map(Into::into),
+            client_key: p.get("database.sslkey").map(Into::into),
+        };
         if let Some(plugin) = p.get("plugin.name") {
             if plugin != "pgoutput" {
                 return Err(Error::config(
@@ -610,6 +634,7 @@ impl PostgresConfig {
 
     /// Checks the values; errors name the key.
     pub fn validate(&self) -> Result<(), Error> {
+        self.tls.validate()?;
         if self.topic_prefix.is_empty()
             || !self
                 .topic_prefix

@@ -35,6 +35,7 @@ mod metadata;
 pub mod pgoutput;
 mod source;
 pub mod table;
+pub mod tls;
 pub mod types;
 
 use std::sync::Arc;

@@ -19,7 +19,7 @@ use pgwire_replication::{
 };
 use serde_json::{Map, Value as Json};
 use tokio::sync::watch;
-use tokio_postgres::{Client, CopyOutStream, NoTls, SimpleQueryMessage};
+use tokio_postgres::{Client, CopyOutStream, SimpleQueryMessage};
 
 use crate::config::{PostgresConfig, PublicationMode, SnapshotMode};
 use crate::metadata::{transaction_record, MessageSchemas, TxCounts};
@@ -67,6 +67,9 @@ impl SourceConnector for PostgresSource {
 }
 
 fn pg_err(context: &str, e: tokio_postgres::Error) -> Error {
+    if is_tls_failure(&e) {
+        return tls_err(context, &e);
+    }
     // Connection-level failures (server restarting, network) are worth retrying;
     // SQL errors are not.
     let retryable = e.is_closed()
@@ -85,7 +88,39 @@ fn pg_err(context: &str, e: tokio_postgres::Error) -> Error {
     }
 }
 
+/// A failed TLS handshake or certificate check is a setting to fix, not a passing outage.
+fn is_tls_failure(e: &tokio_postgres::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let io_inner = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+        if io_inner || s.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        source = s.source();
+    }
+    e.to_string().contains("TLS handshake")
+}
+
+fn tls_err(context: &str, e: &(dyn std::error::Error + 'static)) -> Error {
+    let mut text = format!("{context}: {e}");
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    Error::config(
+        "database.sslmode",
+        format!("{text} (check database.sslmode and database.sslrootcert)"),
+    )
+}
+
 fn repl_err(context: &str, e: pgwire_replication::PgWireError) -> Error {
+    if e.is_tls() {
+        return tls_err(context, &e);
+    }
     let text = format!("{context}: {e}");
     if text.contains("does not exist") || text.contains("authentication") {
         Error::fatal("postgres", text)
@@ -251,6 +286,7 @@ impl PostgresTask {
     async fn connect(&self) -> Result<Client, Error> {
         let c = &self.config;
         let mut pg = tokio_postgres::Config::new();
+        pg.ssl_mode(c.tls.postgres_mode());
         pg.host(&c.host)
             .port(c.port)
             .user(&c.user)
@@ -259,7 +295,7 @@ impl PostgresTask {
             .options(SESSION_OPTIONS)
             .application_name("connect-postgres");
         let (client, connection) = pg
-            .connect(NoTls)
+            .connect(c.tls.postgres_connector()?)
             .await
             .map_err(|e| pg_err(&format!("cannot connect to {}:{}", c.host, c.port), e))?;
         tokio::spawn(async move {
@@ -553,6 +589,7 @@ impl PostgresTask {
             c.publication.as_str(),
         )
         .with_port(c.port)
+        .with_tls(c.tls.replication(&c.host))
         .with_start_lsn(Lsn::from_u64(start))
         .with_status_interval(c.status_interval)
         .with_options(SESSION_OPTIONS)

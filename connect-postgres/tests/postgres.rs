@@ -933,10 +933,9 @@ async fn postgres_restart_mid_stream_reconnects() {
     drop(client);
     let version = std::fs::read_dir("/etc/postgresql")
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .file_name();
+        .map(|e| e.unwrap().file_name())
+        .find(|name| name.to_str().is_some_and(|n| n.parse::<u32>().is_ok()))
+        .expect("a PostgreSQL version directory");
     let status = std::process::Command::new("pg_ctlcluster")
         .args([
             "--skip-systemctl-redirect",
@@ -1547,5 +1546,91 @@ async fn filtered_publication_adds_tables_created_while_streaming() {
         err.contains("new_nokey") && err.contains("REPLICA IDENTITY FULL"),
         "{err}"
     );
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_verify_full_accepts_the_right_ca_and_refuses_a_wrong_one() {
+    use connect_postgres::tls::{SslMode, TlsOptions};
+    // Made by scripts/services.sh: a CA, the server's certificate for 127.0.0.1, another CA.
+    let dir = std::path::PathBuf::from(env("CONNECT_TEST_PG_TLS_DIR", "/var/lib/connect-test-tls"));
+    let (db, client) = TestDb::new("tls").await;
+    client
+        .batch_execute(
+            "CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items VALUES (1, 'a');",
+        )
+        .await
+        .unwrap();
+    let tls = |ca: &str| TlsOptions {
+        mode: SslMode::VerifyFull,
+        root_cert: Some(dir.join(ca)),
+        ..TlsOptions::default()
+    };
+    let (engine, mut rx) = Engine::builder()
+        .name("pg-tls")
+        .source(PostgresSource::new(db.config().with_tls(tls("ca.crt"))).unwrap())
+        .into_channel(8)
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(
+        take(&mut rx, 1).await,
+        vec![(Op::Read, 1, Some("a".into()))]
+    );
+    client
+        .batch_execute("INSERT INTO items VALUES (2, 'b')")
+        .await
+        .unwrap();
+    assert_eq!(
+        take(&mut rx, 1).await,
+        vec![(Op::Create, 2, Some("b".into()))]
+    );
+    // Both the query session and the walsender run over TLS.
+    let encrypted: Vec<(String, bool)> = db
+        .admin
+        .query(
+            "SELECT a.backend_type::text, s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
+             WHERE a.datname = $1 AND a.application_name = 'connect-postgres' ORDER BY 1",
+            &[&db.name],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        encrypted,
+        [
+            ("client backend".to_owned(), true),
+            ("walsender".to_owned(), true)
+        ]
+    );
+    engine.shutdown().await.unwrap();
+
+    // A CA that did not sign the server's certificate: a configuration error, at once.
+    let (engine, _rx) = Engine::builder()
+        .name("pg-tls-wrong")
+        .source(PostgresSource::new(db.config().with_tls(tls("other-ca.crt"))).unwrap())
+        .into_channel(8)
+        .start()
+        .await
+        .unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(30), engine.wait())
+        .await
+        .expect("a wrong CA fails instead of retrying")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("database.sslmode") && err.to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    // verify-full without a CA file is refused up front, naming the key.
+    let err = PostgresSource::new(db.config().with_tls(TlsOptions {
+        mode: SslMode::VerifyFull,
+        ..TlsOptions::default()
+    }))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("database.sslrootcert"), "{err}");
     db.drop().await;
 }
