@@ -98,6 +98,29 @@ impl TestDb {
         }
     }
 
+    /// Drops the test's slot (terminating its walsender if needed).
+    async fn drop_slot(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.confirmed_flush().await.is_some() {
+            assert!(Instant::now() < deadline, "slot could not be dropped");
+            let _ = self
+                .admin
+                .execute(
+                    "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active",
+                    &[&self.name],
+                )
+                .await;
+            let _ = self
+                .admin
+                .query(
+                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active",
+                    &[&self.name],
+                )
+                .await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn drop(self) {
         // The walsender may still be exiting: terminate it and retry until the slot is gone.
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -1632,5 +1655,183 @@ async fn tls_verify_full_accepts_the_right_ca_and_refuses_a_wrong_one() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("database.sslrootcert"), "{err}");
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_modes_and_slot_in_use() {
+    use connect_postgres::SnapshotMode;
+    let (db, client) = TestDb::new("modes").await;
+    client
+        .batch_execute(
+            "CREATE TABLE items (id int PRIMARY KEY, name text);
+             INSERT INTO items VALUES (1, 'a'), (2, 'b');",
+        )
+        .await
+        .unwrap();
+    let offsets = MemoryOffsetStore::new();
+    let start = |mode: SnapshotMode, name: &'static str, offsets: MemoryOffsetStore| {
+        let config = db.config().with_snapshot_mode(mode);
+        async move {
+            Engine::builder()
+                .name(name)
+                .source(PostgresSource::new(config).unwrap())
+                .offsets(offsets)
+                .settings(connect_core::PipelineSettings {
+                    retry_timeout: Some(Duration::from_secs(2)),
+                    ..Default::default()
+                })
+                .commit_policy(connect_core::CommitPolicy::always())
+                .into_channel(8)
+                .start()
+                .await
+                .unwrap()
+        }
+    };
+    let (engine, mut rx) = start(SnapshotMode::Initial, "pg-modes", offsets.clone()).await;
+    assert_eq!(take(&mut rx, 2).await.len(), 2);
+
+    // A second reader of the same slot: an error naming the slot and its holder.
+    let (other, _other_rx) = start(
+        SnapshotMode::Initial,
+        "pg-modes-2",
+        MemoryOffsetStore::new(),
+    )
+    .await;
+    let err = tokio::time::timeout(Duration::from_secs(60), other.wait())
+        .await
+        .expect("gives up after errors.retry.timeout")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&db.name) && err.contains("in use by process"),
+        "{err}"
+    );
+    engine.shutdown().await.unwrap();
+
+    // snapshot.mode=always: every start reads the tables again, then streams.
+    let (engine, mut rx) = start(SnapshotMode::Always, "pg-modes", offsets.clone()).await;
+    let again = take(&mut rx, 2).await;
+    assert!(again.iter().all(|(op, _, _)| *op == Op::Read), "{again:?}");
+    client
+        .batch_execute("INSERT INTO items VALUES (3, 'c')")
+        .await
+        .unwrap();
+    assert_eq!(
+        take(&mut rx, 1).await,
+        vec![(Op::Create, 3, Some("c".into()))]
+    );
+    engine.shutdown().await.unwrap();
+
+    // The slot is gone but offsets exist: `initial` refuses to guess...
+    db.drop_slot().await;
+    let (engine, _rx) = start(SnapshotMode::Initial, "pg-modes", offsets.clone()).await;
+    let err = engine.wait().await.unwrap_err().to_string();
+    assert!(
+        err.contains("does not exist") && err.contains("when_needed"),
+        "{err}"
+    );
+    // ...and `when_needed` snapshots again on a new slot, then streams.
+    let (engine, mut rx) = start(SnapshotMode::WhenNeeded, "pg-modes", offsets.clone()).await;
+    let reread = take(&mut rx, 3).await;
+    assert_eq!(
+        reread
+            .iter()
+            .map(|(op, id, _)| (*op, *id))
+            .collect::<Vec<_>>(),
+        [(Op::Read, 1), (Op::Read, 2), (Op::Read, 3)]
+    );
+    client
+        .batch_execute("INSERT INTO items VALUES (4, 'd')")
+        .await
+        .unwrap();
+    assert_eq!(
+        take(&mut rx, 1).await,
+        vec![(Op::Create, 4, Some("d".into()))]
+    );
+    engine.shutdown().await.unwrap();
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_slot_stops_the_connector_naming_it() {
+    // On the second cluster, serialised: the test caps the WAL kept for slots.
+    let (db, client) = TestDb::new_on("lost", 5433).await;
+    client
+        .batch_execute("CREATE TABLE items (id int PRIMARY KEY, name text)")
+        .await
+        .unwrap();
+    let offsets = MemoryOffsetStore::new();
+    let start = || {
+        Engine::builder()
+            .name("pg-lost")
+            .source(
+                PostgresSource::new(
+                    db.config()
+                        .with_snapshot_mode(connect_postgres::SnapshotMode::NoData),
+                )
+                .unwrap(),
+            )
+            .offsets(offsets.clone())
+            .commit_policy(connect_core::CommitPolicy::always())
+            .into_channel(8)
+            .start()
+    };
+    let (engine, mut rx) = start().await.unwrap();
+    db.wait_for_slot().await;
+    client
+        .batch_execute("INSERT INTO items VALUES (1, 'a')")
+        .await
+        .unwrap();
+    assert_eq!(take(&mut rx, 1).await.len(), 1);
+    engine.shutdown().await.unwrap();
+
+    let set_keep_size = |value: &'static str| {
+        let admin = &db.admin;
+        async move {
+            admin
+                .batch_execute(&format!(
+                    "ALTER SYSTEM SET max_slot_wal_keep_size = {value}"
+                ))
+                .await
+                .unwrap();
+            admin
+                .batch_execute("SELECT pg_reload_conf()")
+                .await
+                .unwrap();
+        }
+    };
+    set_keep_size("'1MB'").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut status = String::new();
+    while status != "lost" && Instant::now() < deadline {
+        for sql in [
+            "INSERT INTO items SELECT g, repeat('x', 100) FROM generate_series(1000, 3000) g \
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+            "SELECT pg_switch_wal()",
+            "CHECKPOINT",
+        ] {
+            client.batch_execute(sql).await.unwrap();
+        }
+        status = db
+            .admin
+            .query_one(
+                "SELECT coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = $1",
+                &[&db.name],
+            )
+            .await
+            .unwrap()
+            .get(0);
+    }
+    set_keep_size("DEFAULT").await;
+    assert_eq!(status, "lost", "the slot was never invalidated");
+
+    let (engine, mut rx) = start().await.unwrap();
+    let err = engine.wait().await.unwrap_err().to_string();
+    assert!(err.contains(&db.name) && err.contains("lost"), "{err}");
+    assert!(
+        rx.recv().await.is_none(),
+        "nothing is emitted from a lost slot"
+    );
     db.drop().await;
 }
