@@ -5,14 +5,24 @@
 //! - streaming of a backlog of the same number of inserts (transactions of 10k):
 //!   `pg_recvlogical` (pgoutput, to /dev/null) vs our stream, typed and JSON.
 //!
+//! - the Debezium 3.6.3 embedded engine on the same snapshot table and the same backlog
+//!   (`../shared/bench/DbzBench.java`, JSON with schemas), when its jars are in
+//!   `target/debezium-libs` (`scripts/fetch-debezium.sh`) and a JDK is installed.
+//!
+//! Every connection is plain (no TLS), so TLS costs do not blur the ratios.
 //! Targets (issue 4): typed snapshot >= 0.6x COPY, typed streaming >= 0.9x pg_recvlogical,
-//! JSON streaming >= 0.75x pg_recvlogical. Needs the PostgreSQL of `scripts/services.sh`.
+//! JSON streaming >= 0.75x pg_recvlogical, JSON snapshot >= 5x Debezium, peak RSS <= 1/10
+//! of Debezium's. Needs the PostgreSQL of `scripts/services.sh`.
 //!
 //! `RUST_BACKTRACE=0 cargo bench -p connect-postgres --bench pg`
 
 use std::time::{Duration, Instant};
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
 use connect_core::{Converter, Engine, JsonConverter};
+use connect_postgres::tls::{SslMode, TlsOptions};
 use connect_postgres::{PostgresConfig, PostgresSource, PublicationMode, SnapshotMode};
 use futures::StreamExt;
 use tokio_postgres::{Client, NoTls};
@@ -34,6 +44,10 @@ async fn connect(db: &str) -> Client {
 
 fn config(db: &str, slot: &str, mode: SnapshotMode) -> PostgresConfig {
     PostgresConfig::new(HOST, USER, PASSWORD, db, "bench")
+        .with_tls(TlsOptions {
+            mode: SslMode::Disable,
+            ..TlsOptions::default()
+        })
         .with_slot(slot)
         .with_publication("bench_pub", PublicationMode::Disabled)
         .with_snapshot_mode(mode)
@@ -75,8 +89,143 @@ async fn ours(config: PostgresConfig, expected: u64, json: bool) -> Duration {
     elapsed
 }
 
+/// The Debezium embedded engine (`DbzBench`), compiled into `target/dbzbench`.
+struct Debezium {
+    classpath: String,
+}
+
+impl Debezium {
+    fn find() -> Option<Debezium> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let libs = std::env::var_os("DEBEZIUM_LIBS")
+            .map_or_else(|| root.join("target/debezium-libs"), PathBuf::from);
+        let source = std::env::var_os("DEBEZIUM_BENCH_SRC")
+            .map_or_else(|| root.join("../shared/bench/DbzBench.java"), PathBuf::from);
+        if !libs.join(".").read_dir().ok()?.any(|e| {
+            e.is_ok_and(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("debezium-connector-postgres")
+            })
+        }) || !source.exists()
+        {
+            return None;
+        }
+        let classes = root.join("target/dbzbench");
+        std::fs::create_dir_all(&classes).ok()?;
+        let jars = format!("{}/*", libs.display());
+        let compiled = Command::new("javac")
+            .args(["-nowarn", "-cp", &jars, "-d"])
+            .arg(&classes)
+            .arg(&source)
+            .stderr(Stdio::null())
+            .status()
+            .ok()?
+            .success();
+        compiled.then(|| Debezium {
+            classpath: format!("{jars}:{}", classes.display()),
+        })
+    }
+
+    /// Runs DbzBench on a properties text until `expected` events arrived: (events/s from
+    /// the first to the last event, peak RSS in MB).
+    fn run(&self, properties: &str, expected: u64) -> Option<(f64, f64)> {
+        let file = std::env::temp_dir().join(format!("dbzbench-{}.properties", std::process::id()));
+        std::fs::write(&file, properties).ok()?;
+        let mut child = Command::new("java")
+            .args(["-cp", &self.classpath, "DbzBench"])
+            .arg(&file)
+            .arg(expected.to_string())
+            .arg("900")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let pid = child.id();
+        let mut peak = 0.0f64;
+        while child.try_wait().ok()?.is_none() {
+            peak = peak.max(peak_rss_mb_of(&format!("/proc/{pid}/status")));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut child.stdout.take()?, &mut out).ok()?;
+        let _ = std::fs::remove_file(&file);
+        let rate = out
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("events_per_s_stream="))?
+            .parse()
+            .ok()?;
+        Some((rate, peak))
+    }
+}
+
+/// Samples the CPU time of the walsender serving `slot` until stopped (PostgreSQL runs
+/// on this machine, so its process is visible in /proc).
+struct WalsenderCpu {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<f64>,
+}
+
+impl WalsenderCpu {
+    fn watch(db: &str, slot: &str) -> WalsenderCpu {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let (db, slot) = (db.to_owned(), slot.to_owned());
+        let task = tokio::spawn(async move {
+            let client = connect(&db).await;
+            let ticks: f64 = Command::new("getconf")
+                .arg("CLK_TCK")
+                .output()
+                .ok()
+                .and_then(|o| String::from_utf8(o.stdout).ok())
+                .and_then(|t| t.trim().parse().ok())
+                .unwrap_or(100.0);
+            let mut cpu = 0.0f64;
+            loop {
+                let pid: Option<i32> = client
+                    .query_opt(
+                        "SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1",
+                        &[&slot],
+                    )
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|r| r.get(0));
+                if let Some(stat) =
+                    pid.and_then(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+                {
+                    // Fields after the command name: utime and stime are the 12th and 13th.
+                    let fields: Vec<&str> = stat
+                        .rsplit(')')
+                        .next()
+                        .unwrap_or("")
+                        .split_whitespace()
+                        .collect();
+                    let used: f64 = fields.get(11..13).map_or(0.0, |f| {
+                        f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()
+                    });
+                    cpu = cpu.max(used / ticks);
+                }
+                tokio::select! {
+                    _ = stopped.changed() => return cpu,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+        });
+        WalsenderCpu { stop, task }
+    }
+
+    async fn seconds(self) -> f64 {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap_or(0.0)
+    }
+}
+
 fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+    peak_rss_mb_of("/proc/self/status")
+}
+
+fn peak_rss_mb_of(status: &str) -> f64 {
+    std::fs::read_to_string(status)
         .ok()
         .and_then(|s| {
             s.lines()
@@ -142,9 +291,30 @@ async fn main() {
     };
     let snap_typed = ours(snap_cfg("bench_snap_typed"), rows, false).await;
     let snap_json = ours(snap_cfg("bench_snap_json"), rows, true).await;
+    let debezium = Debezium::find();
+    let dbz_props = |slot: &str, mode: &str, table: &str| {
+        format!(
+            "name=dbz-bench\nconnector.class=io.debezium.connector.postgresql.PostgresConnector\n\
+             offset.storage=org.apache.kafka.connect.storage.MemoryOffsetBackingStore\n\
+             offset.flush.interval.ms=10000\ndatabase.hostname={HOST}\ndatabase.port=5432\n\
+             database.user={USER}\ndatabase.password={PASSWORD}\ndatabase.dbname={db}\n\
+             database.sslmode=disable\ntopic.prefix=bench\nplugin.name=pgoutput\nslot.name={slot}\n\
+             publication.name=bench_pub\npublication.autocreate.mode=disabled\nsnapshot.mode={mode}\n\
+             table.include.list={table}\n"
+        )
+    };
+    let dbz_snapshot = debezium.as_ref().and_then(|d| {
+        d.run(
+            &dbz_props("bench_dbz_snap", "initial", "public.orders"),
+            rows,
+        )
+    });
+    let _ = admin
+        .execute("SELECT pg_drop_replication_slot('bench_dbz_snap')", &[])
+        .await;
 
-    // Streaming: three slots see the same backlog.
-    for slot in ["bench_raw", "bench_typed", "bench_json"] {
+    // Streaming: every contender's slot sees the same backlog.
+    for slot in ["bench_raw", "bench_typed", "bench_json", "bench_dbz"] {
         client
             .execute(
                 "SELECT pg_create_logical_replication_slot($1, 'pgoutput')",
@@ -175,6 +345,7 @@ async fn main() {
         .and_then(|e| e.ok())
         .map(|e| e.path().join("bin/pg_recvlogical"))
         .filter(|p| p.exists());
+    let raw_cpu = WalsenderCpu::watch(&db, "bench_raw");
     let raw_stream = recvlogical.map(|bin| {
         let start = Instant::now();
         let status = std::process::Command::new(bin)
@@ -199,6 +370,7 @@ async fn main() {
                 "--no-loop",
             ])
             .env("PGPASSWORD", PASSWORD)
+            .env("PGSSLMODE", "disable")
             .status()
             .expect("pg_recvlogical runs");
         assert!(status.success(), "pg_recvlogical failed");
@@ -209,57 +381,96 @@ async fn main() {
         c.table_include = vec![regex::Regex::new("^public\\.orders_stream$").unwrap()];
         c
     };
+    let raw_cpu = raw_cpu.seconds().await;
+    let typed_cpu = WalsenderCpu::watch(&db, "bench_typed");
     let stream_typed = ours(stream_cfg("bench_typed"), rows, false).await;
+    let typed_cpu = typed_cpu.seconds().await;
+    let json_cpu = WalsenderCpu::watch(&db, "bench_json");
     let stream_json = ours(stream_cfg("bench_json"), rows, true).await;
+    let json_cpu = json_cpu.seconds().await;
+    let dbz_cpu = WalsenderCpu::watch(&db, "bench_dbz");
+    let dbz_stream = debezium.as_ref().and_then(|d| {
+        d.run(
+            &dbz_props("bench_dbz", "no_data", "public.orders_stream"),
+            rows,
+        )
+    });
+    let dbz_cpu = dbz_cpu.seconds().await;
 
+    let json_snap_rate = rate(rows, snap_json);
+    println!("workload   contender            events/s   ratio");
     println!(
-        "snapshot  COPY to client    {:>10.0} rows/s",
+        "snapshot   COPY to client     {:>10.0}",
         rate(rows, copy_time)
     );
     println!(
-        "snapshot  ours, typed       {:>10.0} events/s  ratio {:.2} (target >= 0.6)",
+        "snapshot   ours, typed        {:>10.0}   {:.2} of COPY (target >= 0.6)",
         rate(rows, snap_typed),
         copy_time.as_secs_f64() / snap_typed.as_secs_f64()
     );
-    println!(
-        "snapshot  ours, JSON        {:>10.0} events/s  (Debezium here: 35k-40k, see shared/bench)",
-        rate(rows, snap_json)
-    );
-    match raw_stream {
-        Some(raw) => {
+    match dbz_snapshot {
+        Some((dbz, rss)) => {
+            println!("snapshot   Debezium, JSON     {dbz:>10.0}   (peak RSS {rss:.0} MB)");
             println!(
-                "streaming pg_recvlogical    {:>10.0} rows/s",
-                rate(rows, raw)
-            );
-            println!(
-                "streaming ours, typed       {:>10.0} events/s  ratio {:.2} (target >= 0.9)",
-                rate(rows, stream_typed),
-                raw.as_secs_f64() / stream_typed.as_secs_f64()
-            );
-            println!(
-                "streaming ours, JSON        {:>10.0} events/s  ratio {:.2} (target >= 0.75)",
-                rate(rows, stream_json),
-                raw.as_secs_f64() / stream_json.as_secs_f64()
+                "snapshot   ours, JSON         {json_snap_rate:>10.0}   {:.1}x Debezium (target >= 5)",
+                json_snap_rate / dbz
             );
         }
-        None => {
-            println!("streaming pg_recvlogical    not found (package postgresql-client)");
-            println!(
-                "streaming ours, typed       {:>10.0} events/s",
-                rate(rows, stream_typed)
-            );
-            println!(
-                "streaming ours, JSON        {:>10.0} events/s",
-                rate(rows, stream_json)
-            );
-        }
+        None => println!(
+            "snapshot   ours, JSON         {json_snap_rate:>10.0}   (Debezium not run: scripts/fetch-debezium.sh and a JDK)"
+        ),
     }
+    let raw = raw_stream.unwrap_or(Duration::ZERO);
+    if raw_stream.is_some() {
+        println!(
+            "streaming  pg_recvlogical     {:>10.0}   walsender CPU {raw_cpu:.1} s",
+            rate(rows, raw)
+        );
+    } else {
+        println!("streaming  pg_recvlogical     not found (package postgresql-client)");
+    }
+    let vs_raw = |d: Duration| {
+        if raw.is_zero() {
+            String::new()
+        } else {
+            format!(
+                "{:.2} of pg_recvlogical",
+                raw.as_secs_f64() / d.as_secs_f64()
+            )
+        }
+    };
     println!(
-        "peak RSS of this benchmark process: {:.0} MB",
-        peak_rss_mb()
+        "streaming  ours, typed        {:>10.0}   {} (target >= 0.9), walsender CPU {typed_cpu:.1} s",
+        rate(rows, stream_typed),
+        vs_raw(stream_typed)
     );
+    println!(
+        "streaming  ours, JSON         {:>10.0}   {} (target >= 0.75), walsender CPU {json_cpu:.1} s",
+        rate(rows, stream_json),
+        vs_raw(stream_json)
+    );
+    if let Some((dbz, rss)) = dbz_stream {
+        println!(
+            "streaming  Debezium, JSON     {dbz:>10.0}   ours JSON = {:.1}x, walsender CPU {dbz_cpu:.1} s, peak RSS {rss:.0} MB",
+            rate(rows, stream_json) / dbz
+        );
+    }
+    let ours_rss = peak_rss_mb();
+    let dbz_rss = dbz_snapshot
+        .iter()
+        .chain(dbz_stream.iter())
+        .map(|(_, rss)| *rss)
+        .fold(0.0, f64::max);
+    if dbz_rss > 0.0 {
+        println!(
+            "peak RSS   ours {ours_rss:.0} MB (this whole process), Debezium {dbz_rss:.0} MB: {:.3} (target <= 0.1)",
+            ours_rss / dbz_rss
+        );
+    } else {
+        println!("peak RSS   ours {ours_rss:.0} MB (this whole process)");
+    }
 
-    for slot in ["bench_raw", "bench_typed", "bench_json"] {
+    for slot in ["bench_raw", "bench_typed", "bench_json", "bench_dbz"] {
         let _ = admin
             .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
             .await;
