@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -17,6 +17,7 @@ use futures::StreamExt;
 use pgwire_replication::{
     FeedbackObserver, Lsn, ReplicationClient, ReplicationConfig, ReplicationEvent,
 };
+use regex::Regex;
 use serde_json::{Map, Value as Json};
 use tokio::sync::watch;
 use tokio_postgres::{Client, CopyOutStream, SimpleQueryMessage};
@@ -24,7 +25,7 @@ use tokio_postgres::{Client, CopyOutStream, SimpleQueryMessage};
 use crate::config::{PostgresConfig, PublicationMode, SnapshotMode};
 use crate::metadata::{transaction_record, MessageSchemas, TxCounts};
 use crate::pgoutput::{self, Column, Message};
-use crate::table::{ColumnDef, SourceInfo, TableSchema};
+use crate::table::{ColumnDef, ColumnDefault, SourceInfo, TableSchema};
 use crate::types::{PgType, SESSION_OPTIONS};
 
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
@@ -203,6 +204,10 @@ struct Snapshot {
     current: Option<(Arc<TableSchema>, Pin<Box<CopyOutStream>>)>,
     pending: Option<Record>,
     consistent_point: u64,
+    /// The snapshot transaction's id (`source.txId` of its events).
+    tx_id: i64,
+    /// `source.sequence` of its events: `[null,"<consistent point>"]`.
+    sequence: connect_core::Value,
     first: bool,
     ts_us: i64,
 }
@@ -227,6 +232,8 @@ struct PostgresTask {
     tx: Option<Tx>,
     /// End LSN of the last transaction read completely (where a restart resumes).
     resume_lsn: u64,
+    /// End LSN of the last transaction committed since this task started streaming.
+    last_commit: Option<u64>,
     /// A partly delivered transaction to skip into after a restart: (final LSN, events).
     resume_partial: Option<(u64, u64)>,
     last_heartbeat: tokio::time::Instant,
@@ -273,6 +280,7 @@ impl PostgresTask {
             tx: None,
             resume_lsn: 0,
             resume_partial: None,
+            last_commit: None,
             last_heartbeat: tokio::time::Instant::now(),
         }
     }
@@ -673,7 +681,9 @@ impl PostgresTask {
             .client()?
             .query(
                 "SELECT a.attname::text, a.atttypid, a.atttypmod, a.attnotnull, \
-                 COALESCE((SELECT true FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisprimary AND a.attnum = ANY(i.indkey)), false) \
+                 COALESCE((SELECT true FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisprimary AND a.attnum = ANY(i.indkey)), false), \
+                 (SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum), \
+                 format_type(a.atttypid, a.atttypmod) \
                  FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
                 &[&oid],
             )
@@ -683,6 +693,10 @@ impl PostgresTask {
         for r in &rows {
             let (type_oid, typmod) = (r.get(1), r.get(2));
             let (pg_type, type_modifier) = self.resolve_type(type_oid, typmod).await?;
+            let default = match r.get::<_, Option<String>>(5) {
+                Some(expr) => self.column_default(&expr, r.get(6)).await?,
+                None => None,
+            };
             columns.push(ColumnDef {
                 name: r.get(0),
                 type_oid,
@@ -690,9 +704,32 @@ impl PostgresTask {
                 pg_type,
                 not_null: r.get(3),
                 key: r.get(4),
+                default,
             });
         }
         Ok(columns)
+    }
+
+    /// Classifies a default expression; a constant is printed by PostgreSQL in the
+    /// column's type and this session's formats (evaluating a constant has no effects).
+    async fn column_default(
+        &self,
+        expr: &str,
+        type_name: String,
+    ) -> Result<Option<ColumnDefault>, Error> {
+        Ok(match classify_default(expr) {
+            DefaultKind::Constant => {
+                let text: Option<String> = self
+                    .client()?
+                    .query_one(&format!("SELECT (({expr})::{type_name})::text"), &[])
+                    .await
+                    .map_err(|e| pg_err(&format!("cannot evaluate the default `{expr}`"), e))?
+                    .get(0);
+                Some(ColumnDefault::Literal(text))
+            }
+            DefaultKind::Generated => Some(ColumnDefault::Generated),
+            DefaultKind::Other => None,
+        })
     }
 
     /// One `pg_type` row: (typtype, typname, typbasetype, typtypmod, typelem, typcategory,
@@ -779,6 +816,12 @@ impl PostgresTask {
             .batch_execute(&sql)
             .await
             .map_err(|e| pg_err("cannot start the snapshot transaction", e))?;
+        let tx_id: i64 = self
+            .client()?
+            .query_one("SELECT txid_current()", &[])
+            .await
+            .map_err(|e| pg_err("cannot read the snapshot transaction id", e))?
+            .get(0);
         let mut tables = self.published_tables().await?;
         tables.reverse(); // popped from the end
         tracing::info!(
@@ -791,6 +834,8 @@ impl PostgresTask {
             current: None,
             pending: None,
             consistent_point,
+            tx_id,
+            sequence: sequence_value(None, consistent_point),
             first: true,
             ts_us: now_us(),
         }));
@@ -819,14 +864,15 @@ impl PostgresTask {
                 snap.current = Some((ts, Box::pin(stream)));
                 continue;
             }
-            let (ts_us, consistent_point) = (snap.ts_us, snap.consistent_point);
+            let (ts_us, consistent_point, tx_id) = (snap.ts_us, snap.consistent_point, snap.tx_id);
+            let sequence = snap.sequence.clone();
             let info = |marker| SourceInfo {
                 server: &self.server_value,
                 db: &self.db_value,
                 ts_us,
                 snapshot: marker,
-                sequence: connect_core::Value::Null,
-                tx_id: None,
+                sequence: sequence.clone(),
+                tx_id: Some(tx_id),
                 lsn: Some(consistent_point),
                 transaction: None,
             };
@@ -969,6 +1015,7 @@ impl PostgresTask {
                 pg_type,
                 not_null: catalog.get(&c.name).is_some_and(|d| d.not_null),
                 key: c.key,
+                default: known.and_then(|d| d.default.clone()),
             });
         }
         let table = TableSchema::new(&self.config, &rel.namespace, &rel.name, &columns)?;
@@ -1039,7 +1086,7 @@ impl PostgresTask {
             db: &self.db_value,
             ts_us,
             snapshot: "false",
-            sequence: connect_core::Value::from(format!("[\"{}\",\"{}\"]", self.resume_lsn, lsn)),
+            sequence: self.sequence(lsn),
             tx_id: Some(i64::from(tx_id)),
             lsn: Some(lsn),
             transaction,
@@ -1212,10 +1259,7 @@ impl PostgresTask {
                             db: &self.db_value,
                             ts_us: now_us(),
                             snapshot: "false",
-                            sequence: connect_core::Value::from(format!(
-                                "[\"{}\",\"{lsn}\"]",
-                                self.resume_lsn
-                            )),
+                            sequence: self.sequence(lsn),
                             tx_id: None,
                             lsn: Some(lsn),
                             transaction: None,
@@ -1278,6 +1322,12 @@ impl PostgresTask {
         }))
     }
 
+    /// `source.sequence`: `["<end of the last transaction committed in this session>","<lsn>"]`,
+    /// the first entry null until one was seen (as Debezium writes it).
+    fn sequence(&self, lsn: u64) -> connect_core::Value {
+        sequence_value(self.last_commit, lsn)
+    }
+
     /// Emits the pending BEGIN record of the current transaction, identified by the first
     /// position seen in it (Debezium's last seen LSN at BEGIN).
     fn open_transaction(&mut self, lsn: u64, out: &mut Vec<Record>) -> Result<(), Error> {
@@ -1324,7 +1374,7 @@ impl PostgresTask {
             db: &self.db_value,
             ts_us: tx.ts_us,
             snapshot: "false",
-            sequence: connect_core::Value::from(format!("[\"{}\",\"{lsn}\"]", self.resume_lsn)),
+            sequence: sequence_value(self.last_commit, lsn),
             tx_id: Some(i64::from(tx.xid)),
             lsn: Some(lsn),
             transaction,
@@ -1370,6 +1420,57 @@ fn pending_tables(offset: Option<&SourceOffset>) -> Vec<(String, String)> {
             _ => None,
         })
         .collect()
+}
+
+/// What a default expression is, as far as schemas care.
+#[derive(Debug, PartialEq, Eq)]
+enum DefaultKind {
+    /// A constant with casts: `'abc'::text`, `42`, `'-5'::integer`, `true`.
+    Constant,
+    /// Involves a function or SQL value function: `now()`, `nextval('s'::regclass)`,
+    /// `CURRENT_DATE`, `(random() > 0.5)`.
+    Generated,
+    /// Anything else, such as arithmetic on constants (`(1 + 1)`).
+    Other,
+}
+
+fn classify_default(expr: &str) -> DefaultKind {
+    static LITERAL: OnceLock<Regex> = OnceLock::new();
+    static CAST: OnceLock<Regex> = OnceLock::new();
+    let literal = LITERAL.get_or_init(|| Regex::new(r"'(?:[^']|'')*'").expect("valid regex"));
+    let cast = CAST.get_or_init(|| {
+        Regex::new(r#"::\s*[A-Za-z_"][A-Za-z0-9_ ."]*(?:\(\s*\d+\s*(?:,\s*\d+\s*)?\))?(?:\[\])*"#)
+            .expect("valid regex")
+    });
+    let without_strings = literal.replace_all(expr, "L");
+    let bare: String = cast
+        .replace_all(&without_strings, "")
+        .chars()
+        .filter(|c| !matches!(c, '(' | ')') && !c.is_whitespace())
+        .collect();
+    let number = |s: &str| {
+        let s = s.strip_prefix('-').unwrap_or(s);
+        !s.is_empty()
+            && s.parse::<f64>().is_ok()
+            && s.bytes().all(|b| {
+                b.is_ascii_digit() || b == b'.' || b == b'e' || b == b'E' || b == b'+' || b == b'-'
+            })
+    };
+    if bare == "L" || bare == "true" || bare == "false" || number(&bare) {
+        DefaultKind::Constant
+    } else if bare.chars().any(|c| c.is_ascii_alphabetic()) {
+        // A function call or an SQL value function such as CURRENT_DATE.
+        DefaultKind::Generated
+    } else {
+        DefaultKind::Other
+    }
+}
+
+fn sequence_value(last_commit: Option<u64>, lsn: u64) -> connect_core::Value {
+    connect_core::Value::from(match last_commit {
+        Some(last) => format!("[\"{last}\",\"{lsn}\"]"),
+        None => format!("[null,\"{lsn}\"]"),
+    })
 }
 
 fn quoted(schema: &str, table: &str) -> String {
@@ -1568,6 +1669,37 @@ impl SourceTask for PostgresTask {
             Phase::Snapshot(_) => self.poll_snapshot().await,
             Phase::Streaming => self.poll_stream().await,
             Phase::Finished => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_expressions_are_classified_as_debezium_treats_them() {
+        for (expr, kind) in [
+            ("'hello'::text", DefaultKind::Constant),
+            ("'-5'::integer", DefaultKind::Constant),
+            ("42", DefaultKind::Constant),
+            ("1.5", DefaultKind::Constant),
+            ("true", DefaultKind::Constant),
+            ("'it''s (x)'::character varying(10)", DefaultKind::Constant),
+            (
+                "'2020-01-02 03:04:05'::timestamp without time zone",
+                DefaultKind::Constant,
+            ),
+            ("now()", DefaultKind::Generated),
+            ("nextval('t_id_seq'::regclass)", DefaultKind::Generated),
+            ("CURRENT_DATE", DefaultKind::Generated),
+            (
+                "(random() > (0.5)::double precision)",
+                DefaultKind::Generated,
+            ),
+            ("(1 + 1)", DefaultKind::Other),
+        ] {
+            assert_eq!(classify_default(expr), kind, "{expr}");
         }
     }
 }

@@ -283,10 +283,15 @@ fn write_int(out: &mut Vec<u8>, v: impl itoa::Integer) {
     out.extend_from_slice(b.format(v).as_bytes());
 }
 
-/// Appends a value's JSON payload form, following `schema` where given.
+/// Appends a value's JSON payload form, following `schema` where given. A null whose
+/// schema has a default is written as the default, as Kafka's `JsonConverter` does
+/// (`replace.null.with.default=true`, its default).
 pub fn write_value(out: &mut Vec<u8>, schema: Option<&Schema>, value: &Value) {
     match value {
-        Value::Null => out.extend_from_slice(b"null"),
+        Value::Null => match schema.and_then(Schema::default_value) {
+            Some(default) if !default.is_null() => write_value(out, schema, default),
+            _ => out.extend_from_slice(b"null"),
+        },
         Value::Boolean(true) => out.extend_from_slice(b"true"),
         Value::Boolean(false) => out.extend_from_slice(b"false"),
         Value::Int8(v) => write_int(out, *v),
@@ -628,6 +633,26 @@ mod tests {
         let (s2, v2) = conv.deserialize("t", Some(&out)).unwrap();
         assert_eq!(s2.as_deref(), Some(&*schema));
         assert_eq!(v2, value);
+    }
+
+    #[test]
+    fn null_fields_with_a_default_are_written_as_the_default() {
+        // Kafka's JsonConverter (replace.null.with.default=true) writes the default.
+        let schema = Schema::struct_builder()
+            .field(
+                "a",
+                Schema::builder(SchemaType::String)
+                    .optional()
+                    .default_value(Value::string("dflt"))
+                    .build(),
+            )
+            .field("b", Schema::optional(SchemaType::String))
+            .build();
+        let value =
+            Value::Struct(Struct::new(schema.clone(), vec![Value::Null, Value::Null]).unwrap());
+        let mut out = Vec::new();
+        write_value(&mut out, Some(&schema), &value);
+        assert_eq!(String::from_utf8(out).unwrap(), r#"{"a":"dflt","b":null}"#);
     }
 
     #[test]
