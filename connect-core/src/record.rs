@@ -155,6 +155,19 @@ pub struct Record {
     pub timestamp_ms: Option<i64>,
     /// Deterministic id of the event.
     pub event_id: EventId,
+    /// The source's size estimate, if it gave one.
+    size_hint: SizeHint,
+}
+
+/// A size estimate a source computed while the record's values were still in cache (the
+/// engine's walk over a cold batch costs more). Not part of a record's identity.
+#[derive(Debug, Clone, Copy, Default)]
+struct SizeHint(Option<usize>);
+
+impl PartialEq for SizeHint {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Record {
@@ -170,7 +183,19 @@ impl Record {
             headers: Vec::new(),
             timestamp_ms: None,
             event_id: EventId::default(),
+            size_hint: SizeHint::default(),
         }
+    }
+
+    /// Gives the record's size estimate (see [`Record::size_estimate`]), for sources that
+    /// can compute it more cheaply than walking the values. Transforms drop it.
+    pub fn with_size_estimate(mut self, bytes: usize) -> Self {
+        self.size_hint = SizeHint(Some(bytes));
+        self
+    }
+
+    pub(crate) fn clear_size_estimate(&mut self) {
+        self.size_hint = SizeHint(None);
     }
 
     /// Sets the key.
@@ -213,8 +238,12 @@ impl Record {
         self.value.is_null()
     }
 
-    /// An estimate of the memory the record holds, for byte-bounded batches and queues.
+    /// An estimate of the memory the record holds, for byte-bounded batches and queues:
+    /// the source's estimate where it gave one, else a walk over the values.
     pub fn size_estimate(&self) -> usize {
+        if let SizeHint(Some(bytes)) = self.size_hint {
+            return bytes;
+        }
         std::mem::size_of::<Record>()
             + self.topic.len()
             + self.key.size_estimate()

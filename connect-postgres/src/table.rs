@@ -375,29 +375,38 @@ impl TableSchema {
             info.transaction.as_ref(),
             SystemTime::now(),
         );
-        Ok(Record::new(
+        let record = Record::new(
             self.topic.clone(),
             Some(self.envelope.schema().clone()),
             value,
         )
         .with_key(self.key_schema.clone(), key)
         .with_timestamp_ms(info.ts_us / 1000)
-        .with_event_id(id))
+        .with_event_id(id);
+        // Measured now, while the values are in cache, rather than by the engine later.
+        let size = record.size_estimate();
+        Ok(record.with_size_estimate(size))
     }
 
     /// The event id of a snapshot read: (table, primary key), so a re-run snapshot gives
     /// the same ids.
     pub fn snapshot_id(&self, row: &Struct) -> EventId {
-        let mut key = Vec::with_capacity(32);
-        let values = row.values();
-        if self.key_positions.is_empty() {
-            connect_core::convert::json::write_value(&mut key, None, &Value::Struct(row.clone()));
-        } else {
-            for &i in &self.key_positions {
-                connect_core::convert::json::write_value(&mut key, None, &values[i]);
-                key.push(0);
-            }
+        thread_local! {
+            // Reused for every row: one key buffer per thread, not one per event.
+            static KEY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
-        EventId::from_parts(&[self.topic.as_bytes(), &key])
+        KEY.with_borrow_mut(|key| {
+            key.clear();
+            let values = row.values();
+            if self.key_positions.is_empty() {
+                connect_core::convert::json::write_value(key, None, &Value::Struct(row.clone()));
+            } else {
+                for &i in &self.key_positions {
+                    connect_core::convert::json::write_value(key, None, &values[i]);
+                    key.push(0);
+                }
+            }
+            EventId::from_parts(&[self.topic.as_bytes(), key])
+        })
     }
 }

@@ -839,6 +839,20 @@ fn parse_decimal(s: &str) -> Option<(Bytes, u32)> {
         return None;
     }
     let all = int_part.bytes().chain(frac.bytes());
+    if int_part.len() + frac.len() <= 38 {
+        // Fits an i128: the common case, without building the magnitude byte by byte.
+        let mut v: i128 = 0;
+        for d in all {
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + i128::from(d - b'0');
+        }
+        return match Value::decimal(if negative { -v } else { v }) {
+            Value::Bytes(b) => Some((b, frac.len() as u32)),
+            _ => None,
+        };
+    }
     // Magnitude as big-endian bytes, built by multiply-add (any precision).
     let mut mag: Vec<u8> = vec![0];
     for d in all {
@@ -1029,25 +1043,50 @@ fn parse_timetz(s: &str) -> Option<String> {
 }
 
 /// Debezium's ZonedTimestamp text: `2024-03-05T13:45:10.500000Z`, with exactly `digits`
-/// fraction digits (the column's precision; none for precision 0).
+/// fraction digits (the column's precision; none for precision 0). Written digit by digit:
+/// this runs once per timestamptz value.
 fn format_utc(micros: i64, digits: u8) -> String {
+    fn push_digits(out: &mut Vec<u8>, value: i64, width: usize) {
+        let start = out.len();
+        let mut v = value;
+        for _ in 0..width {
+            out.push(b'0' + (v % 10) as u8);
+            v /= 10;
+        }
+        out[start..].reverse();
+    }
     let days = micros.div_euclid(MICROS_PER_DAY);
     let rem = micros.rem_euclid(MICROS_PER_DAY);
     let (y, m, d) = civil_from_days(days);
     let secs = rem / 1_000_000;
-    let mut out = format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    );
+    let mut out = Vec::with_capacity(28);
+    if !(0..=9999).contains(&y) {
+        // Outside four digits Java prints a sign (and more digits); rare enough for format!.
+        out.extend_from_slice(format!("{y:+05}").as_bytes());
+    } else {
+        push_digits(&mut out, y, 4);
+    }
+    out.push(b'-');
+    push_digits(&mut out, m, 2);
+    out.push(b'-');
+    push_digits(&mut out, d, 2);
+    out.push(b'T');
+    push_digits(&mut out, secs / 3600, 2);
+    out.push(b':');
+    push_digits(&mut out, secs / 60 % 60, 2);
+    out.push(b':');
+    push_digits(&mut out, secs % 60, 2);
     let digits = usize::from(digits.min(6));
     if digits > 0 {
-        let fraction = format!(".{:06}", rem % 1_000_000);
-        out.push_str(&fraction[..=digits]);
+        out.push(b'.');
+        push_digits(
+            &mut out,
+            rem % 1_000_000 / 10i64.pow(6 - digits as u32),
+            digits,
+        );
     }
-    out.push('Z');
-    out
+    out.push(b'Z');
+    String::from_utf8(out).expect("ASCII digits")
 }
 
 /// ISO-8601 interval ("P1Y2M3DT4H5M6.5S", parts may be negative) → microseconds, with

@@ -106,7 +106,10 @@ impl TransformChain {
             }
             let topic = record.topic.clone();
             match step.transform.apply(record) {
-                Ok(Some(r)) => record = r,
+                Ok(Some(r)) => {
+                    record = r;
+                    record.clear_size_estimate();
+                }
                 Ok(None) => return Ok(None),
                 Err(Error::Transform { message, .. }) => {
                     return Err(Error::Transform {
