@@ -327,6 +327,9 @@ pub struct PostgresConfig {
     pub tombstones_on_delete: bool,
     /// `heartbeat.interval.ms` (0 = off).
     pub heartbeat_interval: Duration,
+    /// `heartbeat.action.query`: run on every heartbeat, so that a database whose captured
+    /// tables are quiet still writes WAL the slot can move past.
+    pub heartbeat_action_query: Option<String>,
     /// `status.update.interval.ms`.
     pub status_interval: Duration,
     /// `slot.drop.on.stop`.
@@ -372,6 +375,7 @@ impl PostgresConfig {
             skipped: SkippedOperations::default(),
             tombstones_on_delete: true,
             heartbeat_interval: Duration::ZERO,
+            heartbeat_action_query: None,
             status_interval: DEFAULT_STATUS_INTERVAL,
             drop_slot_on_stop: false,
             types: TypeModes::default(),
@@ -426,6 +430,12 @@ impl PostgresConfig {
     /// Sets `heartbeat.interval.ms`.
     pub fn with_heartbeat(mut self, interval: Duration) -> Self {
         self.heartbeat_interval = interval;
+        self
+    }
+
+    /// Sets `heartbeat.action.query`.
+    pub fn with_heartbeat_action_query(mut self, sql: &str) -> Self {
+        self.heartbeat_action_query = Some(sql.to_owned());
         self
     }
 
@@ -570,6 +580,7 @@ impl PostgresConfig {
         }
         c.tombstones_on_delete = p.bool_or("tombstones.on.delete", true)?;
         c.heartbeat_interval = p.millis_or("heartbeat.interval.ms", Duration::ZERO)?;
+        c.heartbeat_action_query = p.get("heartbeat.action.query").map(str::to_owned);
         c.status_interval = p.millis_or("status.update.interval.ms", DEFAULT_STATUS_INTERVAL)?;
         c.drop_slot_on_stop = p.bool_or("slot.drop.on.stop", false)?;
         c.types = TypeModes {
@@ -667,6 +678,12 @@ impl PostgresConfig {
             return Err(Error::config(
                 "snapshot.fetch.size",
                 "must be greater than 0",
+            ));
+        }
+        if self.heartbeat_action_query.is_some() && self.heartbeat_interval.is_zero() {
+            return Err(Error::config(
+                "heartbeat.action.query",
+                "needs heartbeat.interval.ms > 0",
             ));
         }
         if self.types.money_fraction_digits > 38 {

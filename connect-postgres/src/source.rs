@@ -1146,6 +1146,12 @@ impl PostgresTask {
                 }
                 _ = tokio::time::sleep_until(due), if !heartbeat.is_zero() && self.tx.is_none() => {
                     self.last_heartbeat = tokio::time::Instant::now();
+                    if let Some(sql) = &self.config.heartbeat_action_query {
+                        self.client()?
+                            .batch_execute(sql)
+                            .await
+                            .map_err(|e| pg_err("heartbeat.action.query failed", e))?;
+                    }
                     if records.is_empty() {
                         return Ok(Some(SourceBatch { records, offsets: self.offset(|_| {}) }));
                     }

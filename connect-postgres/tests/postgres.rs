@@ -308,7 +308,7 @@ async fn snapshot_then_stream_then_resume() {
 /// the transaction while it is partly delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_inside_a_large_transaction_loses_nothing() {
-    const ROWS: i64 = 20_000;
+    const ROWS: i64 = 200_000;
     let (db, client) = TestDb::new("bigtx").await;
     client
         .batch_execute("CREATE TABLE items (id int PRIMARY KEY, name text)")
@@ -489,13 +489,16 @@ async fn types_round_trip_through_snapshot_and_stream() {
 async fn heartbeats_advance_the_slot_past_foreign_wal() {
     let (db, client) = TestDb::new("heartbeat").await;
     client
-        .batch_execute("CREATE TABLE quiet (id int PRIMARY KEY)")
+        .batch_execute(
+            "CREATE TABLE quiet (id int PRIMARY KEY); CREATE TABLE beats (at timestamptz);",
+        )
         .await
         .unwrap();
     let config = db
         .config()
         .with_snapshot_mode(connect_postgres::SnapshotMode::NoData)
-        .with_heartbeat(Duration::from_millis(100));
+        .with_heartbeat(Duration::from_millis(100))
+        .with_heartbeat_action_query("INSERT INTO beats VALUES (now())");
     let (engine, mut rx) = Engine::builder()
         .name("pg-heartbeat")
         .source(PostgresSource::new(config).unwrap())
@@ -529,6 +532,22 @@ async fn heartbeats_advance_the_slot_past_foreign_wal() {
         assert!(
             Instant::now() < deadline,
             "confirmed_flush_lsn stuck at {confirmed}, foreign WAL at {foreign}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // heartbeat.action.query runs on the heartbeats.
+    loop {
+        let beats: i64 = client
+            .query_one("SELECT count(*) FROM beats", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if beats >= 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {beats} heartbeat queries ran"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -750,13 +769,13 @@ async fn kill_9_during_snapshot_and_streaming() {
             child.wait().unwrap();
         }
         if streaming_phase {
-            // A backlog of several transactions grows while the child is down.
+            // A backlog of 100k rows in several transactions grows while the child is down.
             for _ in 0..5 {
                 client
-                    .batch_execute(&format!("INSERT INTO items SELECT g, 'v' || g FROM generate_series({next_id}, {}) g", next_id + 5999))
+                    .batch_execute(&format!("INSERT INTO items SELECT g, 'v' || g FROM generate_series({next_id}, {}) g", next_id + 19_999))
                     .await
                     .unwrap();
-                next_id += 6000;
+                next_id += 20_000;
             }
         }
         let mut child = spawn();
