@@ -311,6 +311,8 @@ pub struct PostgresConfig {
     pub snapshot_mode: SnapshotMode,
     /// `snapshot.fetch.size`.
     pub fetch_size: usize,
+    /// `snapshot.max.threads`: tables read in parallel by this many connections.
+    pub snapshot_max_threads: usize,
     /// `schema.include.list` (regexes, whole-name match).
     pub schema_include: Vec<Regex>,
     /// `table.include.list` (`schema.table` regexes).
@@ -367,6 +369,7 @@ impl PostgresConfig {
             publication_mode: PublicationMode::AllTables,
             snapshot_mode: SnapshotMode::Initial,
             fetch_size: DEFAULT_FETCH_SIZE,
+            snapshot_max_threads: 1,
             schema_include: Vec::new(),
             table_include: Vec::new(),
             table_exclude: Vec::new(),
@@ -430,6 +433,12 @@ impl PostgresConfig {
     /// Sets `heartbeat.interval.ms`.
     pub fn with_heartbeat(mut self, interval: Duration) -> Self {
         self.heartbeat_interval = interval;
+        self
+    }
+
+    /// Sets `snapshot.max.threads`.
+    pub fn with_snapshot_threads(mut self, threads: usize) -> Self {
+        self.snapshot_max_threads = threads;
         self
     }
 
@@ -529,6 +538,7 @@ impl PostgresConfig {
             _ => SnapshotMode::Initial,
         };
         c.fetch_size = p.parse_or("snapshot.fetch.size", DEFAULT_FETCH_SIZE)?;
+        c.snapshot_max_threads = p.parse_or("snapshot.max.threads", 1)?;
         c.schema_include = compile(&p.key("schema.include.list"), p.list("schema.include.list"))?;
         c.table_include = compile(&p.key("table.include.list"), p.list("table.include.list"))?;
         c.table_exclude = compile(&p.key("table.exclude.list"), p.list("table.exclude.list"))?;
@@ -688,6 +698,9 @@ impl PostgresConfig {
         }
         if self.types.money_fraction_digits > 38 {
             return Err(Error::config("money.fraction.digits", "must be at most 38"));
+        }
+        if self.snapshot_max_threads == 0 {
+            return Err(Error::config("snapshot.max.threads", "must be at least 1"));
         }
         if self.status_interval.is_zero() {
             return Err(Error::config(

@@ -41,6 +41,7 @@
 
 pub mod config;
 mod metadata;
+mod parallel;
 pub mod pgoutput;
 mod source;
 pub mod table;

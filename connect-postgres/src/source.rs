@@ -24,6 +24,7 @@ use tokio_postgres::{Client, CopyOutStream, SimpleQueryMessage};
 
 use crate::config::{PostgresConfig, PublicationMode, SnapshotMode};
 use crate::metadata::{transaction_record, MessageSchemas, TxCounts};
+use crate::parallel::{ParallelSnapshot, SnapshotSource};
 use crate::pgoutput::{self, Column, Message};
 use crate::table::{ColumnDef, ColumnDefault, SourceInfo, TableSchema};
 use crate::types::{PgType, SESSION_OPTIONS};
@@ -67,7 +68,30 @@ impl SourceConnector for PostgresSource {
     }
 }
 
-fn pg_err(context: &str, e: tokio_postgres::Error) -> Error {
+/// A query connection with this crate's session settings.
+pub(crate) async fn connect(c: &PostgresConfig) -> Result<Client, Error> {
+    let mut pg = tokio_postgres::Config::new();
+    pg.ssl_mode(c.tls.postgres_mode());
+    pg.host(&c.host)
+        .port(c.port)
+        .user(&c.user)
+        .password(&c.password)
+        .dbname(&c.dbname)
+        .options(SESSION_OPTIONS)
+        .application_name("connect-postgres");
+    let (client, connection) = pg
+        .connect(c.tls.postgres_connector()?)
+        .await
+        .map_err(|e| pg_err(&format!("cannot connect to {}:{}", c.host, c.port), e))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "postgres connection ended");
+        }
+    });
+    Ok(client)
+}
+
+pub(crate) fn pg_err(context: &str, e: tokio_postgres::Error) -> Error {
     if is_tls_failure(&e) {
         return tls_err(context, &e);
     }
@@ -210,6 +234,8 @@ struct Snapshot {
     sequence: connect_core::Value,
     first: bool,
     ts_us: i64,
+    /// `snapshot.max.threads` > 1: the workers reading the tables.
+    parallel: Option<ParallelSnapshot>,
 }
 
 enum Phase {
@@ -289,29 +315,6 @@ impl PostgresTask {
         self.client
             .as_ref()
             .ok_or_else(|| Error::fatal("postgres", "not started"))
-    }
-
-    async fn connect(&self) -> Result<Client, Error> {
-        let c = &self.config;
-        let mut pg = tokio_postgres::Config::new();
-        pg.ssl_mode(c.tls.postgres_mode());
-        pg.host(&c.host)
-            .port(c.port)
-            .user(&c.user)
-            .password(&c.password)
-            .dbname(&c.dbname)
-            .options(SESSION_OPTIONS)
-            .application_name("connect-postgres");
-        let (client, connection) = pg
-            .connect(c.tls.postgres_connector()?)
-            .await
-            .map_err(|e| pg_err(&format!("cannot connect to {}:{}", c.host, c.port), e))?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "postgres connection ended");
-            }
-        });
-        Ok(client)
     }
 
     async fn query_one_text(&self, sql: &str) -> Result<Vec<Option<String>>, Error> {
@@ -824,20 +827,59 @@ impl PostgresTask {
             .get(0);
         let mut tables = self.published_tables().await?;
         tables.reverse(); // popped from the end
+        let threads = self.config.snapshot_max_threads.min(tables.len());
         tracing::info!(
             tables = tables.len(),
+            threads,
             exported = exported.is_some(),
             "snapshot started"
         );
+        let ts_us = now_us();
+        let sequence = sequence_value(None, consistent_point);
+        let parallel = if threads > 1 {
+            // Workers import this transaction's snapshot (the slot's, where there is one).
+            let name = match exported {
+                Some(name) => name.to_owned(),
+                None => self
+                    .client()?
+                    .query_one("SELECT pg_export_snapshot()", &[])
+                    .await
+                    .map_err(|e| pg_err("cannot export the snapshot", e))?
+                    .get(0),
+            };
+            let mut jobs = Vec::with_capacity(tables.len());
+            for (schema, table, oid) in std::mem::take(&mut tables) {
+                let columns = self.columns(oid).await?;
+                let ts = TableSchema::new(&self.config, &schema, &table, &columns)?;
+                jobs.push((Arc::new(ts), columns));
+            }
+            Some(ParallelSnapshot::start(
+                self.config.clone(),
+                name,
+                jobs,
+                threads,
+                SnapshotSource {
+                    server: self.server_value.clone(),
+                    db: self.db_value.clone(),
+                    ts_us,
+                    tx_id,
+                    sequence: sequence.clone(),
+                    lsn: consistent_point,
+                },
+            ))
+        } else {
+            None
+        };
         self.phase = Phase::Snapshot(Box::new(Snapshot {
             tables,
             current: None,
             pending: None,
             consistent_point,
             tx_id,
-            sequence: sequence_value(None, consistent_point),
+            sequence,
             first: true,
-            ts_us: now_us(),
+            ts_us,
+            parallel,
         }));
         Ok(())
     }
@@ -847,6 +889,15 @@ impl PostgresTask {
             let Phase::Snapshot(snap) = &mut self.phase else {
                 return Ok(None);
             };
+            if let Some(parallel) = snap.parallel.as_mut() {
+                return match parallel.next().await? {
+                    Some(records) => Ok(Some(SourceBatch {
+                        records,
+                        offsets: self.snapshot_offset(false),
+                    })),
+                    None => self.finish_snapshot().await.map(Some),
+                };
+            }
             if snap.current.is_none() {
                 let Some((schema, table, oid)) = snap.tables.pop() else {
                     return self.finish_snapshot().await.map(Some);
@@ -1496,7 +1547,7 @@ fn quoted_list(tables: &[(String, String)]) -> String {
 }
 
 /// `COPY` of a table's columns in catalog order, as text.
-fn copy_sql(schema: &str, table: &str, columns: &[ColumnDef]) -> String {
+pub(crate) fn copy_sql(schema: &str, table: &str, columns: &[ColumnDef]) -> String {
     let list: Vec<String> = columns
         .iter()
         .map(|c| format!("\"{}\"", c.name.replace('"', "\"\"")))
@@ -1509,7 +1560,11 @@ fn copy_sql(schema: &str, table: &str, columns: &[ColumnDef]) -> String {
 }
 
 /// A read (`r`) event from one `COPY` text row.
-fn read_record(table: &TableSchema, row: Bytes, info: &SourceInfo<'_>) -> Result<Record, Error> {
+pub(crate) fn read_record(
+    table: &TableSchema,
+    row: Bytes,
+    info: &SourceInfo<'_>,
+) -> Result<Record, Error> {
     let values =
         pgoutput::copy_text_row(row, table.width()).map_err(|e| Error::fatal("postgres", e))?;
     let after = table.row(values)?;
@@ -1518,7 +1573,7 @@ fn read_record(table: &TableSchema, row: Bytes, info: &SourceInfo<'_>) -> Result
 }
 
 /// Replaces the `source.snapshot` marker of a snapshot record.
-fn remark(mut record: Record, marker: &'static str) -> Record {
+pub(crate) fn remark(mut record: Record, marker: &'static str) -> Record {
     if let connect_core::Value::Struct(envelope) = &record.value {
         let mut values = envelope.values().to_vec();
         if let Some(connect_core::Value::Struct(source)) = values.get(2) {
@@ -1538,7 +1593,7 @@ fn remark(mut record: Record, marker: &'static str) -> Record {
 #[async_trait]
 impl Task for PostgresTask {
     async fn start(&mut self, ctx: TaskContext) -> Result<(), Error> {
-        self.client = Some(self.connect().await?);
+        self.client = Some(connect(&self.config).await?);
         self.preflight().await?;
         self.ensure_publication().await?;
         self.committed = Some(ctx.committed.clone());

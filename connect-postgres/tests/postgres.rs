@@ -1970,3 +1970,74 @@ async fn events_match_debezium_3_6_byte_for_byte() {
     }
     db.drop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_snapshot_reads_every_table_once_with_debezium_markers() {
+    let (db, client) = TestDb::new("parallel").await;
+    for (table, rows) in [("a", 3000), ("b", 1), ("c", 2500), ("d", 0)] {
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE {table} (id int PRIMARY KEY, name text);
+                 INSERT INTO {table} SELECT g, '{table}' FROM generate_series(1, {rows}) g;"
+            ))
+            .await
+            .unwrap();
+    }
+    let mut config = db.config().with_snapshot_threads(3);
+    config.fetch_size = 700;
+    let (engine, mut rx) = Engine::builder()
+        .name("pg-parallel")
+        .source(PostgresSource::new(config).unwrap())
+        .into_channel(8)
+        .start()
+        .await
+        .unwrap();
+    let records = take_records(&mut rx, 5501, |r| {
+        connect_core::ChangeEvent::from_record(r).is_some()
+    })
+    .await;
+    let changes: Vec<_> = records
+        .iter()
+        .filter_map(connect_core::ChangeEvent::from_record)
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut markers = Vec::new();
+    for c in &changes {
+        assert_eq!(c.op(), Some(Op::Read));
+        let after = c.after().unwrap();
+        let key = (
+            after
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap()
+                .to_owned(),
+            after.get("id").and_then(Value::as_i64).unwrap(),
+        );
+        assert!(seen.insert(key.clone()), "{key:?} read twice");
+        let marker = c
+            .source()
+            .and_then(|s| s.get("snapshot"))
+            .and_then(Value::as_str)
+            .unwrap()
+            .to_owned();
+        markers.push(marker);
+    }
+    assert_eq!(seen.len(), 5501);
+    assert_eq!(markers.first().map(String::as_str), Some("first"));
+    assert_eq!(markers.last().map(String::as_str), Some("last"));
+    let count = |m: &str| markers.iter().filter(|x| *x == m).count();
+    assert_eq!((count("first"), count("last")), (1, 1));
+    // One per table with rows, except the one that finished last.
+    assert_eq!(count("last_in_data_collection"), 2);
+    // Streaming follows.
+    client
+        .batch_execute("INSERT INTO d VALUES (1, 'd')")
+        .await
+        .unwrap();
+    assert_eq!(
+        take(&mut rx, 1).await,
+        vec![(Op::Create, 1, Some("d".into()))]
+    );
+    engine.shutdown().await.unwrap();
+    db.drop().await;
+}
