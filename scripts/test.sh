@@ -32,8 +32,9 @@ echo "== benches build (not run)"
 cargo test --workspace --benches --no-run --quiet
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast
+  # Doc tests first, so that the run closes on nextest's summary of the whole suite.
   cargo test --workspace --doc --quiet
+  cargo nextest run --workspace --no-fail-fast
 else
   cargo test --workspace --no-fail-fast
 fi
