@@ -307,6 +307,9 @@ pub struct PostgresConfig {
     pub publication: String,
     /// `publication.autocreate.mode`.
     pub publication_mode: PublicationMode,
+    /// `publication.autocreate.allow.keyless`: let `all_tables` create its publication even
+    /// though tables without a key exist (their UPDATE and DELETE then fail).
+    pub allow_keyless_tables: bool,
     /// `snapshot.mode`.
     pub snapshot_mode: SnapshotMode,
     /// `snapshot.fetch.size`.
@@ -367,6 +370,7 @@ impl PostgresConfig {
             slot: DEFAULT_SLOT.to_owned(),
             publication: DEFAULT_PUBLICATION.to_owned(),
             publication_mode: PublicationMode::AllTables,
+            allow_keyless_tables: false,
             snapshot_mode: SnapshotMode::Initial,
             fetch_size: DEFAULT_FETCH_SIZE,
             snapshot_max_threads: 1,
@@ -518,6 +522,7 @@ impl PostgresConfig {
             "disabled" => PublicationMode::Disabled,
             _ => PublicationMode::AllTables,
         };
+        c.allow_keyless_tables = p.bool_or("publication.autocreate.allow.keyless", false)?;
         c.snapshot_mode = match p.one_of(
             "snapshot.mode",
             &[

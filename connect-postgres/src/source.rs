@@ -404,7 +404,21 @@ impl PostgresTask {
                     format!("publication `{}` does not exist and publication.autocreate.mode=disabled: create it (CREATE PUBLICATION {} FOR TABLE ...)", c.publication, c.publication),
                 ))
             }
-            PublicationMode::AllTables => format!("CREATE PUBLICATION {} FOR ALL TABLES", c.publication),
+            PublicationMode::AllTables => {
+                if !c.allow_keyless_tables {
+                    let keyless = self.keyless_tables().await?;
+                    if !keyless.is_empty() {
+                        return Err(Error::config(
+                            "publication.autocreate.mode",
+                            format!(
+                                "all_tables would publish updates and deletes of {} which have neither a primary key nor REPLICA IDENTITY FULL, and the application's UPDATE and DELETE on them would start failing. Run `ALTER TABLE ... REPLICA IDENTITY FULL` on them, use publication.autocreate.mode=filtered, or set publication.autocreate.allow.keyless=true",
+                                keyless.join(", ")
+                            ),
+                        ));
+                    }
+                }
+                format!("CREATE PUBLICATION {} FOR ALL TABLES", c.publication)
+            }
             PublicationMode::Filtered => {
                 let tables = self.unpublished_tables().await?;
                 if tables.is_empty() {
@@ -462,6 +476,23 @@ impl PostgresTask {
             tables.push((schema, table));
         }
         Ok(tables)
+    }
+
+    /// Ordinary tables of the database (any schema) without a primary key or
+    /// REPLICA IDENTITY FULL/INDEX, as `schema.table`.
+    async fn keyless_tables(&self) -> Result<Vec<String>, Error> {
+        let rows = self
+            .client()?
+            .query(
+                "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                 AND n.nspname NOT LIKE 'pg_toast%' AND c.relreplident NOT IN ('f', 'i') \
+                 AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) ORDER BY 1",
+                &[],
+            )
+            .await
+            .map_err(|e| pg_err("cannot list tables", e))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     async fn add_to_publication(&self, tables: &[(String, String)]) -> Result<(), Error> {

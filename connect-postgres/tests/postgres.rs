@@ -490,7 +490,7 @@ async fn heartbeats_advance_the_slot_past_foreign_wal() {
     let (db, client) = TestDb::new("heartbeat").await;
     client
         .batch_execute(
-            "CREATE TABLE quiet (id int PRIMARY KEY); CREATE TABLE beats (at timestamptz);",
+            "CREATE TABLE quiet (id int PRIMARY KEY); CREATE TABLE beats (id serial PRIMARY KEY, at timestamptz);",
         )
         .await
         .unwrap();
@@ -498,7 +498,7 @@ async fn heartbeats_advance_the_slot_past_foreign_wal() {
         .config()
         .with_snapshot_mode(connect_postgres::SnapshotMode::NoData)
         .with_heartbeat(Duration::from_millis(100))
-        .with_heartbeat_action_query("INSERT INTO beats VALUES (now())");
+        .with_heartbeat_action_query("INSERT INTO beats (at) VALUES (now())");
     let (engine, mut rx) = Engine::builder()
         .name("pg-heartbeat")
         .source(PostgresSource::new(config).unwrap())
@@ -576,6 +576,18 @@ async fn preflight_errors_name_the_fix_and_properties_build_the_source() {
             .unwrap();
         engine.wait().await.unwrap_err().to_string()
     };
+    // FOR ALL TABLES would break the application's UPDATE/DELETE on `nokey`: refused.
+    let all_tables = db.config().with_publication(
+        &format!("{}_all", db.name),
+        connect_postgres::PublicationMode::AllTables,
+    );
+    let err = run(all_tables).await;
+    assert!(
+        err.contains("public.nokey")
+            && err.contains("publication.autocreate.allow.keyless")
+            && err.contains("REPLICA IDENTITY FULL"),
+        "{err}"
+    );
     let filtered = db
         .config()
         .with_publication(&db.name, connect_postgres::PublicationMode::Filtered);
