@@ -314,45 +314,54 @@ pub fn decode(data: Bytes) -> Result<Message, DecodeError> {
     })
 }
 
-/// Splits one row of `COPY ... TO STDOUT` text output into columns: tab-separated,
-/// `\N` for NULL, backslash escapes. Fields without escapes are slices of `row`.
-pub fn copy_text_row(row: Bytes, width: usize) -> Result<Vec<Column>, DecodeError> {
-    let err = |detail: String| DecodeError { tag: 'c', detail };
-    let line = match row.last() {
-        Some(b'\n') => row.slice(..row.len() - 1),
-        _ => row,
+/// One field of a `COPY ... TO STDOUT` text row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyField {
+    /// `\N`.
+    Null,
+    /// The field is `row[start..end]` as is (no escapes).
+    Plain(usize, usize),
+    /// The field had escapes: its unescaped bytes.
+    Unescaped(Bytes),
+}
+
+/// Splits a `COPY ... TO STDOUT` text row (one CopyData message, tab-separated, `\N` for
+/// NULL, backslash escapes) into its fields, without allocating for plain ones.
+pub fn copy_fields(row: &Bytes) -> impl Iterator<Item = Result<CopyField, DecodeError>> + '_ {
+    let line_end = match row.last() {
+        Some(b'\n') => row.len() - 1,
+        _ => row.len(),
     };
-    let mut cols = Vec::with_capacity(width);
+    let line = &row[..line_end];
     let mut start = 0;
-    for end in line
-        .iter()
-        .enumerate()
-        .filter(|(_, &b)| b == b'\t')
-        .map(|(i, _)| i)
-        .chain(std::iter::once(line.len()))
-    {
-        let field = line.slice(start..end);
-        start = end + 1;
-        cols.push(if &field[..] == b"\\N" {
-            Column::Null
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let end = match line[start..].iter().position(|&b| b == b'\t') {
+            Some(i) => start + i,
+            None => {
+                done = true;
+                line.len()
+            }
+        };
+        let field = &line[start..end];
+        let item = if field == b"\\N" {
+            Ok(CopyField::Null)
         } else if field.contains(&b'\\') {
-            Column::Text(unescape_copy(&field).ok_or_else(|| {
-                err(format!(
-                    "bad escape in `{}`",
-                    String::from_utf8_lossy(&field)
-                ))
-            })?)
+            unescape_copy(field)
+                .map(CopyField::Unescaped)
+                .ok_or_else(|| DecodeError {
+                    tag: 'c',
+                    detail: format!("bad escape in `{}`", String::from_utf8_lossy(field)),
+                })
         } else {
-            Column::Text(field)
-        });
-    }
-    if cols.len() != width {
-        return Err(err(format!(
-            "COPY row has {} columns, expected {width}",
-            cols.len()
-        )));
-    }
-    Ok(cols)
+            Ok(CopyField::Plain(start, end))
+        };
+        start = end + 1;
+        Some(item)
+    })
 }
 
 fn unescape_copy(field: &[u8]) -> Option<Bytes> {
@@ -418,17 +427,21 @@ mod tests {
     #[test]
     fn copy_rows_split_unescape_and_borrow() {
         let row = Bytes::from_static(b"1\ta\\tb\\\\c\t\\N\tplain\n");
-        let cols = copy_text_row(row.clone(), 4).unwrap();
-        assert_eq!(cols[0], Column::Text(Bytes::from_static(b"1")));
-        assert_eq!(cols[1], Column::Text(Bytes::from_static(b"a\tb\\c")));
-        assert_eq!(cols[2], Column::Null);
-        let Column::Text(plain) = &cols[3] else {
-            panic!()
-        };
-        assert_eq!(&plain[..], b"plain");
-        // Borrowed, not copied: the slice points into the row buffer.
-        assert!(row.as_ptr_range().contains(&plain.as_ptr()));
-        assert!(copy_text_row(Bytes::from_static(b"1\t2\n"), 3).is_err());
+        let fields: Vec<CopyField> = copy_fields(&row).collect::<Result<_, _>>().unwrap();
+        assert_eq!(
+            fields,
+            [
+                CopyField::Plain(0, 1),
+                CopyField::Unescaped(Bytes::from_static(b"a\tb\\c")),
+                CopyField::Null,
+                CopyField::Plain(13, 18),
+            ]
+        );
+        assert_eq!(&row[13..18], b"plain");
+        assert!(copy_fields(&Bytes::from_static(b"a\\\n"))
+            .next()
+            .unwrap()
+            .is_err());
     }
 
     fn tuple(out: &mut Vec<u8>, cols: &[Option<&str>]) {

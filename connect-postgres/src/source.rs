@@ -26,7 +26,7 @@ use crate::config::{PostgresConfig, PublicationMode, SnapshotMode};
 use crate::metadata::{transaction_record, MessageSchemas, TxCounts};
 use crate::parallel::{ParallelSnapshot, SnapshotSource};
 use crate::pgoutput::{self, Column, Message};
-use crate::table::{ColumnDef, ColumnDefault, SourceInfo, TableSchema};
+use crate::table::{interned, ColumnDef, ColumnDefault, SourceInfo, TableSchema};
 use crate::types::{PgType, SESSION_OPTIONS};
 
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
@@ -283,7 +283,7 @@ impl PostgresTask {
     fn new(config: Arc<PostgresConfig>) -> Self {
         PostgresTask {
             partition: SourcePartition::server(&config.topic_prefix),
-            server_value: connect_core::Value::string(&config.topic_prefix),
+            server_value: interned(&config.topic_prefix),
             transaction_topic: Arc::from(format!(
                 "{}.{}",
                 config.topic_prefix, config.transaction_topic
@@ -296,7 +296,7 @@ impl PostgresTask {
             discovered_announce: false,
             discovered_rows: std::collections::VecDeque::new(),
             next_discovery: tokio::time::Instant::now(),
-            db_value: connect_core::Value::string(&config.dbname),
+            db_value: interned(&config.dbname),
             config,
             client: None,
             repl: None,
@@ -1596,9 +1596,7 @@ pub(crate) fn read_record(
     row: Bytes,
     info: &SourceInfo<'_>,
 ) -> Result<Record, Error> {
-    let values =
-        pgoutput::copy_text_row(row, table.width()).map_err(|e| Error::fatal("postgres", e))?;
-    let after = table.row(values)?;
+    let after = table.row_from_copy(&row)?;
     let id = table.snapshot_id(&after);
     table.event(Op::Read, None, Some(after), info, id)
 }

@@ -7,7 +7,7 @@ use connect_core::envelope::{EnvelopeSchema, Op, TransactionBlock};
 use connect_core::{Error, EventId, Record, Schema, SchemaType, Struct, Value};
 
 use crate::config::{Mask, PostgresConfig};
-use crate::pgoutput::Column;
+use crate::pgoutput::{Column, CopyField};
 use crate::types::{column_type, Codec, PgType};
 
 /// What the catalog or a Relation message says about one column.
@@ -91,6 +91,16 @@ struct ColumnPlan {
     placeholder: Value,
 }
 
+impl ColumnPlan {
+    /// The value as emitted: masked where the column is.
+    fn masked(&self, value: Value) -> Value {
+        match (&self.mask, value) {
+            (Some(mask), Value::String(s)) => Value::from(mask.apply(&s, self.max_chars)),
+            (_, v) => v,
+        }
+    }
+}
+
 /// A table version's schemas and codecs.
 #[derive(Debug)]
 pub struct TableSchema {
@@ -111,6 +121,28 @@ pub struct TableSchema {
     /// `source.schema` and `source.table`, built once (clones share the buffer).
     schema_value: Value,
     table_value: Value,
+}
+
+/// A string value for a name repeated in every event (server, database, schema, table).
+/// Names are interned as `'static` strings, so cloning the value per event touches no
+/// reference count shared with the threads that drop events (one leaked copy per
+/// distinct name, which a process has few of).
+pub(crate) fn interned(name: &str) -> Value {
+    static NAMES: OnceLock<std::sync::Mutex<std::collections::HashSet<&'static str>>> =
+        OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let name = match names.get(name) {
+        Some(known) => *known,
+        None => {
+            let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+            names.insert(leaked);
+            leaked
+        }
+    };
+    Value::static_str(name)
 }
 
 /// Debezium 3.x's `io.debezium.connector.postgresql.Source` schema.
@@ -288,14 +320,63 @@ impl TableSchema {
             key_positions,
             row_schema,
             envelope,
-            schema_value: Value::string(schema),
-            table_value: Value::string(table),
+            schema_value: interned(schema),
+            table_value: interned(table),
         })
     }
 
     /// Column count.
     pub fn width(&self) -> usize {
         self.plan.len()
+    }
+
+    /// A row from a `COPY ... TO STDOUT` text row (snapshot reads), parsed in one pass:
+    /// plain fields are read in place, only kept text takes slices of the row buffer.
+    pub fn row_from_copy(&self, row: &bytes::Bytes) -> Result<Struct, Error> {
+        let mut out = Vec::with_capacity(self.names.len());
+        let mut fields = crate::pgoutput::copy_fields(row);
+        for plan in &self.plan {
+            let field = fields
+                .next()
+                .ok_or_else(|| self.width_error(out.len()))?
+                .map_err(|e| Error::fatal("postgres", e))?;
+            if !plan.keep {
+                continue;
+            }
+            let value = match field {
+                CopyField::Null => Ok(Value::Null),
+                CopyField::Plain(start, end) => plan.codec.parse_in(row, start, end),
+                CopyField::Unescaped(text) => plan.codec.parse(text),
+            }
+            .map_err(|e| self.column_error(out.len(), &e))?;
+            out.push(plan.masked(value));
+        }
+        if fields.next().is_some() {
+            return Err(self.width_error(self.plan.len() + 1));
+        }
+        Ok(Struct::new(self.row_schema.clone(), out)?)
+    }
+
+    fn width_error(&self, got: usize) -> Error {
+        Error::fatal(
+            "postgres",
+            format!(
+                "{}.{}: row has {got} or more columns, schema has {}",
+                self.schema,
+                self.table,
+                self.plan.len()
+            ),
+        )
+    }
+
+    fn column_error(&self, kept_index: usize, e: &str) -> Error {
+        Error::fatal(
+            "postgres",
+            format!(
+                "{}.{} column `{}`: {e}",
+                self.schema, self.table, self.names[kept_index]
+            ),
+        )
     }
 
     /// A row from text values (snapshot reads and pgoutput tuples). Unchanged TOAST values
@@ -321,22 +402,12 @@ impl TableSchema {
             let value = match col {
                 Column::Null => Value::Null,
                 Column::UnchangedToast => plan.placeholder.clone(),
-                Column::Text(t) | Column::Binary(t) => plan.codec.parse(t).map_err(|e| {
-                    Error::fatal(
-                        "postgres",
-                        format!(
-                            "{}.{} column `{}`: {e}",
-                            self.schema,
-                            self.table,
-                            self.names[out.len()]
-                        ),
-                    )
-                })?,
+                Column::Text(t) | Column::Binary(t) => plan
+                    .codec
+                    .parse(t)
+                    .map_err(|e| self.column_error(out.len(), &e))?,
             };
-            out.push(match (&plan.mask, value) {
-                (Some(mask), Value::String(s)) => Value::from(mask.apply(&s, plan.max_chars)),
-                (_, v) => v,
-            });
+            out.push(plan.masked(value));
         }
         Ok(Struct::new(self.row_schema.clone(), out)?)
     }

@@ -444,10 +444,19 @@ pub fn point_schema() -> &'static Arc<Schema> {
 impl Codec {
     /// Parses PostgreSQL's text form. Errors say what was expected.
     pub fn parse(&self, text: Bytes) -> Result<Value, String> {
-        let s = std::str::from_utf8(&text).map_err(|_| "not UTF-8".to_owned())?;
+        self.parse_in(&text, 0, text.len())
+    }
+
+    /// Parses `buf[start..end]`. Only codecs whose value keeps the text (strings, arrays,
+    /// hex) take a slice of `buf`; the others read it in place, so the shared buffer's
+    /// reference count is not touched for every number.
+    pub fn parse_in(&self, buf: &Bytes, start: usize, end: usize) -> Result<Value, String> {
+        let raw = &buf[start..end];
+        let text = || buf.slice(start..end);
+        let s = std::str::from_utf8(raw).map_err(|_| "not UTF-8".to_owned())?;
         let bad = |what: &str| format!("invalid {what} `{s}`");
         Ok(match self {
-            Codec::Text => Value::string_from_bytes(text.clone()).map_err(|_| bad("text"))?,
+            Codec::Text => Value::string_from_bytes(text()).map_err(|_| bad("text"))?,
             Codec::Bool => Value::Boolean(match s {
                 "t" | "true" => true,
                 "f" | "false" => false,
@@ -484,9 +493,8 @@ impl Codec {
                         Value::from(base64::engine::general_purpose::URL_SAFE.encode(raw))
                     }
                     // PostgreSQL's hex output is already Debezium's (lower case).
-                    BinaryMode::Hex => {
-                        Value::string_from_bytes(text.slice(2..)).map_err(|_| bad("bytea"))?
-                    }
+                    BinaryMode::Hex => Value::string_from_bytes(buf.slice(start + 2..end))
+                        .map_err(|_| bad("bytea"))?,
                 }
             }
             Codec::Date => Value::Int32(match s {
@@ -529,7 +537,7 @@ impl Codec {
             Codec::Hstore(mode) => hstore(s, *mode).ok_or_else(|| bad("hstore"))?,
             Codec::Array(element) => {
                 let mut values = Vec::new();
-                for item in array_items(&text).map_err(|e| format!("{e} in array `{s}`"))? {
+                for item in array_items(&text()).map_err(|e| format!("{e} in array `{s}`"))? {
                     values.push(match item {
                         None => Value::Null,
                         Some(t) => element.parse(t)?,
