@@ -98,31 +98,9 @@ impl TestDb {
         }
     }
 
-    /// Drops the test's slot (terminating its walsender if needed).
-    async fn drop_slot(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.confirmed_flush().await.is_some() {
-            assert!(Instant::now() < deadline, "slot could not be dropped");
-            let _ = self
-                .admin
-                .execute(
-                    "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active",
-                    &[&self.name],
-                )
-                .await;
-            let _ = self
-                .admin
-                .query(
-                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active",
-                    &[&self.name],
-                )
-                .await;
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn drop(self) {
-        // The walsender may still be exiting: terminate it and retry until the slot is gone.
+    /// Drops the test's slot, terminating its walsender (which may still be exiting) and
+    /// retrying until the slot is gone; false if it is still there after 30 s.
+    async fn drop_slot(&self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let _ = self
@@ -139,19 +117,18 @@ impl TestDb {
                     &[&self.name],
                 )
                 .await;
-            let remaining = self
-                .admin
-                .query(
-                    "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
-                    &[&self.name],
-                )
-                .await
-                .map_or(1, |r| r.len());
-            if remaining == 0 || Instant::now() > deadline {
-                break;
+            if self.confirmed_flush().await.is_none() {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    async fn drop(self) {
+        self.drop_slot().await;
         self.admin
             .batch_execute(&format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
@@ -1755,7 +1732,7 @@ async fn snapshot_modes_and_slot_in_use() {
     engine.shutdown().await.unwrap();
 
     // The slot is gone but offsets exist: `initial` refuses to guess...
-    db.drop_slot().await;
+    assert!(db.drop_slot().await, "slot could not be dropped");
     let (engine, _rx) = start(SnapshotMode::Initial, "pg-modes", offsets.clone()).await;
     let err = engine.wait().await.unwrap_err().to_string();
     assert!(
