@@ -186,6 +186,23 @@ async fn take_changes(rx: &mut BatchReceiver, n: usize) -> Vec<Change> {
     .collect()
 }
 
+/// Starts pipeline `name` of `config` into a channel of 8 batches, committing its offsets
+/// to `offsets` after every acknowledged batch.
+async fn run_committing(
+    name: &str,
+    config: PostgresConfig,
+    offsets: &MemoryOffsetStore,
+) -> connect_core::Result<(Engine, BatchReceiver)> {
+    Engine::builder()
+        .name(name)
+        .source(PostgresSource::new(config)?)
+        .offsets(offsets.clone())
+        .commit_policy(connect_core::CommitPolicy::always())
+        .into_channel(8)
+        .start()
+        .await
+}
+
 /// Receives (and acks) until `n` change events arrived; returns (op, id, name) tuples.
 async fn take(rx: &mut BatchReceiver, n: usize) -> Vec<(Op, i64, Option<String>)> {
     take_changes(rx, n)
@@ -293,21 +310,10 @@ async fn restart_inside_a_large_transaction_loses_nothing() {
         .unwrap();
     let offsets = MemoryOffsetStore::new();
     let start = || async {
-        Engine::builder()
-            .name("pg-bigtx")
-            .source(
-                PostgresSource::new(
-                    db.config()
-                        .with_snapshot_mode(connect_postgres::SnapshotMode::NoData),
-                )
-                .unwrap(),
-            )
-            .offsets(offsets.clone())
-            .commit_policy(connect_core::CommitPolicy::always())
-            .into_channel(4)
-            .start()
-            .await
-            .unwrap()
+        let config = db
+            .config()
+            .with_snapshot_mode(connect_postgres::SnapshotMode::NoData);
+        run_committing("pg-bigtx", config, &offsets).await.unwrap()
     };
     let (engine, mut rx) = start().await;
     // Streaming has started once the slot exists; then one big transaction.
@@ -1313,15 +1319,7 @@ async fn transaction_metadata_and_logical_messages() {
             "ignored",
         )
         .unwrap()];
-        Engine::builder()
-            .name("pg-txmeta")
-            .source(PostgresSource::new(config).unwrap())
-            .offsets(offsets.clone())
-            .commit_policy(connect_core::CommitPolicy::always())
-            .into_channel(4)
-            .start()
-            .await
-            .unwrap()
+        run_committing("pg-txmeta", config, &offsets).await.unwrap()
     };
     let (engine, mut rx) = start().await;
     db.wait_for_slot().await;
@@ -1487,13 +1485,7 @@ async fn filtered_publication_adds_tables_created_while_streaming() {
             .unwrap()
     };
     let start = || async {
-        Engine::builder()
-            .name("pg-pubadd")
-            .source(PostgresSource::new(config()).unwrap())
-            .offsets(offsets.clone())
-            .commit_policy(connect_core::CommitPolicy::always())
-            .into_channel(8)
-            .start()
+        run_committing("pg-pubadd", config(), &offsets)
             .await
             .unwrap()
     };
@@ -1771,19 +1763,10 @@ async fn lost_slot_stops_the_connector_naming_it() {
         .unwrap();
     let offsets = MemoryOffsetStore::new();
     let start = || {
-        Engine::builder()
-            .name("pg-lost")
-            .source(
-                PostgresSource::new(
-                    db.config()
-                        .with_snapshot_mode(connect_postgres::SnapshotMode::NoData),
-                )
-                .unwrap(),
-            )
-            .offsets(offsets.clone())
-            .commit_policy(connect_core::CommitPolicy::always())
-            .into_channel(8)
-            .start()
+        let config = db
+            .config()
+            .with_snapshot_mode(connect_postgres::SnapshotMode::NoData);
+        run_committing("pg-lost", config, &offsets)
     };
     let (engine, mut rx) = start().await.unwrap();
     db.wait_for_slot().await;
