@@ -2013,3 +2013,77 @@ async fn parallel_snapshot_reads_every_table_once_with_debezium_markers() {
     engine.shutdown().await.unwrap();
     db.drop().await;
 }
+
+/// A destination slower than `wal_sender_timeout`: the replication connection keeps
+/// answering the server's keepalives, so the walsender is not dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_updates_continue_while_the_destination_is_slow() {
+    let (db, client) = TestDb::new("slowdest").await;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE items (id int PRIMARY KEY, name text);
+             ALTER DATABASE {} SET wal_sender_timeout = '1s';",
+            db.name
+        ))
+        .await
+        .unwrap();
+    let config = db
+        .config()
+        .with_snapshot_mode(connect_postgres::SnapshotMode::NoData);
+    let (engine, mut rx) = Engine::builder()
+        .name("pg-slow")
+        .source(PostgresSource::new(config).unwrap())
+        .into_channel(1)
+        .start()
+        .await
+        .unwrap();
+    db.wait_for_slot().await;
+    let walsender = || async {
+        db.admin
+            .query_one(
+                "SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1",
+                &[&db.name],
+            )
+            .await
+            .unwrap()
+            .get::<_, Option<i32>>(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let pid = loop {
+        if let Some(pid) = walsender().await {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "streaming never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    client
+        .batch_execute("INSERT INTO items VALUES (0, 'first')")
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    // A backlog far larger than what the client buffers, then the destination holds the
+    // pipeline for four timeouts.
+    for t in 0..20 {
+        client
+            .batch_execute(&format!(
+                "INSERT INTO items SELECT g, 'n' FROM generate_series({}, {}) g",
+                t * 2000 + 1,
+                t * 2000 + 2000
+            ))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    first.ack();
+    assert_eq!(take(&mut rx, 40_000).await.len(), 40_000);
+    assert_eq!(
+        walsender().await,
+        Some(pid),
+        "the walsender timed out and was replaced"
+    );
+    engine.shutdown().await.unwrap();
+    db.drop().await;
+}
