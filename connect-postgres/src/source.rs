@@ -1275,9 +1275,13 @@ impl PostgresTask {
                     if records.len() >= MAX_TX_BATCH {
                         let tx = self.tx.as_ref().expect("changes come inside a transaction");
                         let (final_lsn, events, xid) = (tx.final_lsn, tx.events, tx.xid);
+                        let processed = wal_start.as_u64();
                         return Ok(Some(SourceBatch {
                             records,
                             offsets: self.offset(|m| {
+                                // Debezium's keys for a position inside a transaction, plus
+                                // the count of its events already delivered.
+                                m.insert("lsn_proc".into(), Json::from(processed));
                                 m.insert("lsn_commit".into(), Json::from(final_lsn));
                                 m.insert("events".into(), Json::from(events));
                                 m.insert("txId".into(), Json::from(xid));
@@ -1309,6 +1313,9 @@ impl PostgresTask {
                     return Ok(Some(SourceBatch {
                         records,
                         offsets: self.offset(|m| {
+                            // As Debezium writes them at a transaction's end.
+                            m.insert("lsn_proc".into(), m["lsn"].clone());
+                            m.insert("lsn_commit".into(), m["lsn"].clone());
                             if let Some(x) = xid {
                                 m.insert("txId".into(), Json::from(x));
                             }
