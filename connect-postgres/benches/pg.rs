@@ -27,6 +27,12 @@ use connect_postgres::{PostgresConfig, PostgresSource, PublicationMode, Snapshot
 use futures::StreamExt;
 use tokio_postgres::{Client, NoTls};
 
+// Events are built on the engine's threads and freed on the consumer's; glibc's malloc
+// serialises such cross-thread frees on arena locks. A service embedding us picks its
+// allocator; this benchmark uses mimalloc, for every contender in the process alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const HOST: &str = "127.0.0.1";
 const USER: &str = "postgres";
 const PASSWORD: &str = "postgres";
