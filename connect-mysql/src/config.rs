@@ -1,0 +1,263 @@
+//! The connector's configuration, with Debezium's MySQL/MariaDB property names.
+
+use std::time::Duration;
+
+use connect_core::envelope::SkippedOperations;
+use connect_core::properties::{whole_match_regex, Scope};
+use connect_core::Error;
+use regex::Regex;
+
+/// Default `snapshot.fetch.size`: rows per batch while snapshotting.
+pub const DEFAULT_FETCH_SIZE: usize = 10_240;
+
+/// `snapshot.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotMode {
+    /// Snapshot when no offset exists, then stream.
+    Initial,
+    /// Snapshot when no offset exists, then stop.
+    InitialOnly,
+    /// Never read table data (`no_data`, also `schema_only`); stream from the current position.
+    NoData,
+    /// Snapshot when there is no offset or the binlog no longer holds its position.
+    WhenNeeded,
+    /// Never snapshot.
+    Never,
+}
+
+/// Configuration of [`crate::MySqlSource`].
+#[derive(Debug, Clone)]
+pub struct MySqlConfig {
+    /// `database.hostname`.
+    pub host: String,
+    /// `database.port`.
+    pub port: u16,
+    /// `database.user`.
+    pub user: String,
+    /// `database.password`.
+    pub password: String,
+    /// `database.server.id`: this reader's replica id; two readers with one id evict each
+    /// other.
+    pub server_id: u32,
+    /// `topic.prefix`: the logical server name, prefix of topics and the source partition.
+    pub topic_prefix: String,
+    /// `database.include.list` (regexes, whole-name match).
+    pub database_include: Vec<Regex>,
+    /// `database.exclude.list`.
+    pub database_exclude: Vec<Regex>,
+    /// `table.include.list` (`db.table` regexes).
+    pub table_include: Vec<Regex>,
+    /// `table.exclude.list`.
+    pub table_exclude: Vec<Regex>,
+    /// `snapshot.mode`.
+    pub snapshot_mode: SnapshotMode,
+    /// `snapshot.fetch.size`.
+    pub fetch_size: usize,
+    /// `skipped.operations` (default `t`).
+    pub skipped: SkippedOperations,
+    /// `tombstones.on.delete` (default true).
+    pub tombstones_on_delete: bool,
+    /// `heartbeat.interval.ms` (0 = off).
+    pub heartbeat_interval: Duration,
+}
+
+impl MySqlConfig {
+    /// A configuration with Debezium's defaults.
+    pub fn new(host: &str, user: &str, password: &str, server_id: u32, topic_prefix: &str) -> Self {
+        MySqlConfig {
+            host: host.to_owned(),
+            port: 3306,
+            user: user.to_owned(),
+            password: password.to_owned(),
+            server_id,
+            topic_prefix: topic_prefix.to_owned(),
+            database_include: Vec::new(),
+            database_exclude: Vec::new(),
+            table_include: Vec::new(),
+            table_exclude: Vec::new(),
+            snapshot_mode: SnapshotMode::Initial,
+            fetch_size: DEFAULT_FETCH_SIZE,
+            skipped: SkippedOperations::default(),
+            tombstones_on_delete: true,
+            heartbeat_interval: Duration::ZERO,
+        }
+    }
+
+    /// Sets `database.port`.
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Sets `database.include.list`.
+    pub fn with_databases<'a>(
+        mut self,
+        databases: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self, Error> {
+        self.database_include = compile("database.include.list", databases)?;
+        Ok(self)
+    }
+
+    /// Sets `table.include.list` (`db.table` regexes).
+    pub fn with_tables<'a>(
+        mut self,
+        tables: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self, Error> {
+        self.table_include = compile("table.include.list", tables)?;
+        Ok(self)
+    }
+
+    /// Sets `snapshot.mode`.
+    pub fn with_snapshot_mode(mut self, mode: SnapshotMode) -> Self {
+        self.snapshot_mode = mode;
+        self
+    }
+
+    /// Reads Debezium's keys; errors name the key.
+    pub fn from_props(p: &Scope<'_>) -> Result<Self, Error> {
+        let server_id = p.require("database.server.id")?;
+        let server_id = server_id
+            .parse::<u32>()
+            .ok()
+            .filter(|&id| id > 0)
+            .ok_or_else(|| {
+                Error::config(
+                    "database.server.id",
+                    format!("`{server_id}`: expected a number from 1 to 4294967295"),
+                )
+            })?;
+        let mut c = Self::new(
+            p.get("database.hostname").unwrap_or("localhost"),
+            p.require("database.user")?,
+            p.get("database.password").unwrap_or(""),
+            server_id,
+            p.require("topic.prefix")?,
+        );
+        c.port = p.parse_or("database.port", 3306)?;
+        c.database_include = compile(
+            &p.key("database.include.list"),
+            p.list("database.include.list"),
+        )?;
+        c.database_exclude = compile(
+            &p.key("database.exclude.list"),
+            p.list("database.exclude.list"),
+        )?;
+        c.table_include = compile(&p.key("table.include.list"), p.list("table.include.list"))?;
+        c.table_exclude = compile(&p.key("table.exclude.list"), p.list("table.exclude.list"))?;
+        c.snapshot_mode = match p.one_of(
+            "snapshot.mode",
+            &[
+                "initial",
+                "initial_only",
+                "no_data",
+                "schema_only",
+                "when_needed",
+                "never",
+            ],
+            "initial",
+        )? {
+            "initial_only" => SnapshotMode::InitialOnly,
+            "no_data" | "schema_only" => SnapshotMode::NoData,
+            "when_needed" => SnapshotMode::WhenNeeded,
+            "never" => SnapshotMode::Never,
+            _ => SnapshotMode::Initial,
+        };
+        c.fetch_size = p.parse_or("snapshot.fetch.size", DEFAULT_FETCH_SIZE)?;
+        if let Some(s) = p.get("skipped.operations") {
+            c.skipped = SkippedOperations::parse(s)?;
+        }
+        c.tombstones_on_delete = p.bool_or("tombstones.on.delete", true)?;
+        c.heartbeat_interval = p.millis_or("heartbeat.interval.ms", Duration::ZERO)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks the values; errors name the key.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.topic_prefix.is_empty()
+            || !self
+                .topic_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            return Err(Error::config(
+                "topic.prefix",
+                "must be non-empty and use only letters, digits, `.`, `_`, `-`",
+            ));
+        }
+        if self.server_id == 0 {
+            return Err(Error::config(
+                "database.server.id",
+                "must be greater than 0 (0 is not a valid replica id)",
+            ));
+        }
+        if self.fetch_size == 0 {
+            return Err(Error::config(
+                "snapshot.fetch.size",
+                "must be greater than 0",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether a table is captured by the include/exclude lists.
+    pub fn captures(&self, database: &str, table: &str) -> bool {
+        let full = format!("{database}.{table}");
+        (self.database_include.is_empty()
+            || self.database_include.iter().any(|r| r.is_match(database)))
+            && !self.database_exclude.iter().any(|r| r.is_match(database))
+            && (self.table_include.is_empty()
+                || self.table_include.iter().any(|r| r.is_match(&full)))
+            && !self.table_exclude.iter().any(|r| r.is_match(&full))
+    }
+}
+
+fn compile<'a>(
+    key: &str,
+    patterns: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<Regex>, Error> {
+    patterns
+        .into_iter()
+        .map(|p| whole_match_regex(key, p))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use connect_core::Properties;
+
+    #[test]
+    fn reads_debezium_keys_and_names_bad_ones() {
+        let p = Properties::from_pairs([
+            ("database.user", "root"),
+            ("database.server.id", "184054"),
+            ("topic.prefix", "shop"),
+            ("database.include.list", "inventory"),
+            ("table.exclude.list", "inventory\\.audit"),
+            ("snapshot.mode", "schema_only"),
+        ]);
+        let c = MySqlConfig::from_props(&p.root()).unwrap();
+        assert!(c.captures("inventory", "orders") && !c.captures("inventory", "audit"));
+        assert!(!c.captures("other", "orders"));
+        assert_eq!(c.snapshot_mode, SnapshotMode::NoData);
+        assert!(p.reject_unused().is_ok());
+        for (key, value) in [
+            ("database.server.id", "0"),
+            ("database.server.id", "x"),
+            ("snapshot.mode", "sometimes"),
+            ("database.port", "70000"),
+            ("table.include.list", "("),
+            ("topic.prefix", "a b"),
+        ] {
+            let p = Properties::from_pairs([
+                ("database.user", "u"),
+                ("database.server.id", "1"),
+                ("topic.prefix", "srv"),
+                (key, value),
+            ]);
+            let e = MySqlConfig::from_props(&p.root()).unwrap_err().to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
+    }
+}

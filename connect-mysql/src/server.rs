@@ -1,0 +1,309 @@
+//! What the server is and whether its binlog can feed change data capture: the checks a
+//! connector runs before it reads anything, with errors that name the fix.
+
+use connect_core::Error;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder};
+
+use crate::config::MySqlConfig;
+
+/// The server's kind: it decides the binlog protocol details (GTID events, commands) and
+/// the `source.connector` name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// MariaDB (GTIDs always on, its own GTID events; `connector` is `mariadb`).
+    MariaDb,
+    /// MySQL.
+    MySql,
+}
+
+impl Flavor {
+    /// `source.connector`, as Debezium's connector for this server writes it.
+    pub fn connector_name(self) -> &'static str {
+        match self {
+            Flavor::MariaDb => "mariadb",
+            Flavor::MySql => "mysql",
+        }
+    }
+}
+
+/// The binlog settings preflight checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinlogSettings {
+    /// `@@log_bin`.
+    pub log_bin: bool,
+    /// `@@binlog_format`.
+    pub format: String,
+    /// `@@binlog_row_image`.
+    pub row_image: String,
+    /// MariaDB's `@@log_bin_compress` (false on MySQL).
+    pub compressed: bool,
+}
+
+impl BinlogSettings {
+    /// Whether the binlog carries every change as full row images, uncompressed.
+    pub fn check(&self) -> Result<(), Error> {
+        let fix = |setting: &str, problem: String, fix: &str| {
+            Err(Error::fatal(
+                "mysql",
+                format!("{setting}: {problem}; {fix} (and restart the connector)"),
+            ))
+        };
+        if !self.log_bin {
+            return fix(
+                "log_bin",
+                "the binary log is off".into(),
+                "start the server with log_bin and binlog_format=ROW",
+            );
+        }
+        if !self.format.eq_ignore_ascii_case("ROW") {
+            return fix(
+                "binlog_format",
+                format!("is {}, row events are needed", self.format),
+                "run SET GLOBAL binlog_format = 'ROW' (or set it in the server configuration)",
+            );
+        }
+        if !self.row_image.eq_ignore_ascii_case("FULL") {
+            return fix(
+                "binlog_row_image",
+                format!("is {}, before-images would miss columns", self.row_image),
+                "run SET GLOBAL binlog_row_image = 'FULL'",
+            );
+        }
+        if self.compressed {
+            return fix(
+                "log_bin_compress",
+                "is ON: compressed row events cannot be decoded (their rows would be lost)".into(),
+                "run SET GLOBAL log_bin_compress = OFF",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The server as preflight found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// MariaDB or MySQL.
+    pub flavor: Flavor,
+    /// `VERSION()`.
+    pub version: String,
+    /// The binlog settings (already checked).
+    pub binlog: BinlogSettings,
+    /// The current binlog file and position.
+    pub position: (String, u64),
+}
+
+/// Connection options for a configuration.
+pub fn opts(config: &MySqlConfig) -> Opts {
+    OptsBuilder::default()
+        .ip_or_hostname(config.host.clone())
+        .tcp_port(config.port)
+        .user(Some(config.user.clone()))
+        .pass(Some(config.password.clone()))
+        .prefer_socket(false)
+        .into()
+}
+
+pub(crate) fn mysql_err(context: &str, e: mysql_async::Error) -> Error {
+    // Driver and I/O failures (server restarting, network) are worth retrying; an error
+    // the server returned about the request is not.
+    match e {
+        mysql_async::Error::Server(ref s) => {
+            Error::fatal("mysql", format!("{context}: {e} (error {})", s.code))
+        }
+        _ => Error::retryable("mysql", format!("{context}: {e}")),
+    }
+}
+
+/// Connects and checks that the server can feed change data capture: binary log on, in ROW
+/// format with full images, uncompressed; the user may read it (REPLICATION SLAVE and
+/// REPLICATION CLIENT, or ALL PRIVILEGES).
+pub async fn preflight(config: &MySqlConfig) -> Result<(Conn, ServerInfo), Error> {
+    let mut conn = Conn::new(opts(config)).await.map_err(|e| {
+        mysql_err(
+            &format!("cannot connect to {}:{}", config.host, config.port),
+            e,
+        )
+    })?;
+    let (version, log_bin, format, row_image): (String, u8, String, String) = conn
+        .query_first("SELECT VERSION(), @@log_bin, @@binlog_format, @@binlog_row_image")
+        .await
+        .map_err(|e| mysql_err("cannot read the binlog settings", e))?
+        .ok_or_else(|| Error::fatal("mysql", "the server returned no settings"))?;
+    let flavor = if version.contains("MariaDB") {
+        Flavor::MariaDb
+    } else {
+        Flavor::MySql
+    };
+    let compressed = match flavor {
+        Flavor::MariaDb => {
+            conn.query_first::<u8, _>("SELECT @@log_bin_compress")
+                .await
+                .map_err(|e| mysql_err("cannot read log_bin_compress", e))?
+                .unwrap_or(0)
+                == 1
+        }
+        Flavor::MySql => false,
+    };
+    let binlog = BinlogSettings {
+        log_bin: log_bin == 1,
+        format,
+        row_image,
+        compressed,
+    };
+    binlog.check()?;
+    let grants: Vec<String> = conn
+        .query("SHOW GRANTS FOR CURRENT_USER()")
+        .await
+        .map_err(|e| mysql_err("cannot read the user's grants", e))?;
+    check_grants(&config.user, &grants)?;
+    let position = current_position(&mut conn, flavor, &version).await?;
+    Ok((
+        conn,
+        ServerInfo {
+            flavor,
+            version,
+            binlog,
+            position,
+        },
+    ))
+}
+
+/// Whether the grants let the user read the binlog and its position.
+pub fn check_grants(user: &str, grants: &[String]) -> Result<(), Error> {
+    let all = grants.iter().any(|g| g.contains("ALL PRIVILEGES ON *.*"));
+    let has = |privilege: &str| all || grants.iter().any(|g| g.contains(privilege));
+    let mut missing = Vec::new();
+    if !has("REPLICATION SLAVE") && !has("REPLICATION REPLICA") {
+        missing.push("REPLICATION SLAVE");
+    }
+    if !has("REPLICATION CLIENT") && !has("BINLOG MONITOR") && !has("SUPER") {
+        missing.push("REPLICATION CLIENT");
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::fatal(
+        "mysql",
+        format!(
+            "user `{user}` lacks {}: run GRANT {}, SELECT ON *.* TO '{user}'",
+            missing.join(" and "),
+            missing.join(", ")
+        ),
+    ))
+}
+
+/// The binlog's current end: `SHOW BINARY LOG STATUS` on MySQL 8.2+, where `SHOW MASTER
+/// STATUS` is gone, `SHOW MASTER STATUS` elsewhere.
+async fn current_position(
+    conn: &mut Conn,
+    flavor: Flavor,
+    version: &str,
+) -> Result<(String, u64), Error> {
+    let new_syntax = flavor == Flavor::MySql && {
+        let mut parts = version
+            .split(['.', '-'])
+            .map(|p| p.parse::<u32>().unwrap_or(0));
+        (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (8, 2)
+    };
+    let sql = if new_syntax {
+        "SHOW BINARY LOG STATUS"
+    } else {
+        "SHOW MASTER STATUS"
+    };
+    let row: Option<mysql_async::Row> = conn
+        .query_first(sql)
+        .await
+        .map_err(|e| mysql_err("cannot read the binlog position", e))?;
+    let row = row.ok_or_else(|| {
+        Error::fatal(
+            "mysql",
+            format!("{sql} returned nothing: is the binary log on (log_bin)?"),
+        )
+    })?;
+    let file: Option<String> = row.get(0);
+    let pos: Option<u64> = row.get(1);
+    match (file, pos) {
+        (Some(file), Some(pos)) => Ok((file, pos)),
+        _ => Err(Error::fatal(
+            "mysql",
+            format!("{sql} returned no file and position"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> BinlogSettings {
+        BinlogSettings {
+            log_bin: true,
+            format: "ROW".into(),
+            row_image: "FULL".into(),
+            compressed: false,
+        }
+    }
+
+    #[test]
+    fn binlog_settings_errors_name_the_setting_and_the_fix() {
+        assert!(settings().check().is_ok());
+        for (bad, setting, fix) in [
+            (
+                BinlogSettings {
+                    log_bin: false,
+                    ..settings()
+                },
+                "log_bin",
+                "log_bin",
+            ),
+            (
+                BinlogSettings {
+                    format: "MIXED".into(),
+                    ..settings()
+                },
+                "binlog_format",
+                "SET GLOBAL binlog_format = 'ROW'",
+            ),
+            (
+                BinlogSettings {
+                    row_image: "MINIMAL".into(),
+                    ..settings()
+                },
+                "binlog_row_image",
+                "SET GLOBAL binlog_row_image = 'FULL'",
+            ),
+            (
+                BinlogSettings {
+                    compressed: true,
+                    ..settings()
+                },
+                "log_bin_compress",
+                "log_bin_compress = OFF",
+            ),
+        ] {
+            let e = bad.check().unwrap_err().to_string();
+            assert!(e.contains(setting) && e.contains(fix), "{e}");
+        }
+    }
+
+    #[test]
+    fn grants_need_replication_slave_and_client() {
+        let ok =
+            |g: &[&str]| check_grants("u", &g.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert!(
+            ok(&["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION"]).is_ok()
+        );
+        assert!(ok(&["GRANT SELECT, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO `u`@`%`"]).is_ok());
+        let e = ok(&["GRANT SELECT ON *.* TO `u`@`%`"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("REPLICATION SLAVE")
+                && e.contains("REPLICATION CLIENT")
+                && e.contains("GRANT"),
+            "{e}"
+        );
+    }
+}
