@@ -1,0 +1,422 @@
+//! The MySQL/MariaDB source connector. So far it takes consistent snapshots
+//! (`snapshot.mode=initial_only`); binlog streaming comes next (issue 5).
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use connect_core::envelope::Op;
+use connect_core::{
+    async_trait, Error, Record, SourceBatch, SourceConnector, SourceOffset, SourcePartition,
+    SourceTask, Task, TaskConfig, TaskContext, Value,
+};
+use futures::StreamExt;
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use serde_json::{Map, Value as Json};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::config::{MySqlConfig, SnapshotMode};
+use crate::server::{mysql_err, preflight, Flavor, ServerInfo};
+use crate::table::{SourceInfo, TableSchema};
+use crate::types::ColumnInfo;
+
+/// The MySQL/MariaDB CDC source connector.
+#[derive(Debug, Clone)]
+pub struct MySqlSource {
+    config: Arc<MySqlConfig>,
+}
+
+impl MySqlSource {
+    /// A source for a validated configuration.
+    pub fn new(config: MySqlConfig) -> Result<Self, Error> {
+        config.validate()?;
+        if config.snapshot_mode != SnapshotMode::InitialOnly {
+            return Err(Error::config(
+                "snapshot.mode",
+                "binlog streaming is not implemented yet: only snapshot.mode=initial_only works",
+            ));
+        }
+        Ok(MySqlSource {
+            config: Arc::new(config),
+        })
+    }
+}
+
+impl SourceConnector for MySqlSource {
+    fn name(&self) -> &str {
+        "mysql"
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        self.config.validate()
+    }
+
+    fn task_configs(&self, _max_tasks: usize) -> Result<Vec<TaskConfig>, Error> {
+        // One binlog is one ordered stream: one task.
+        Ok(vec![TaskConfig::new()])
+    }
+
+    fn create_task(&self) -> Box<dyn SourceTask> {
+        Box::new(MySqlTask {
+            config: self.config.clone(),
+            partition: SourcePartition::server(&self.config.topic_prefix),
+            snapshot: None,
+        })
+    }
+}
+
+/// What the snapshot reader sends.
+enum Chunk {
+    /// Rows, marked, in order.
+    Rows(Vec<Record>),
+    /// Every table is read; the binlog position the snapshot is consistent with.
+    Done,
+}
+
+struct Snapshot {
+    rx: mpsc::Receiver<Result<Chunk, Error>>,
+    reader: JoinHandle<()>,
+    /// The position (file, pos, gtids) the snapshot is consistent with.
+    position: (String, u64, Option<String>),
+    ts_us: i64,
+}
+
+struct MySqlTask {
+    config: Arc<MySqlConfig>,
+    partition: SourcePartition,
+    snapshot: Option<Snapshot>,
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+impl MySqlTask {
+    fn offset(&self, snapshot: &Snapshot, running: bool) -> Vec<(SourcePartition, SourceOffset)> {
+        let (file, pos, gtids) = &snapshot.position;
+        let mut m = Map::new();
+        m.insert("file".into(), Json::from(file.as_str()));
+        m.insert("pos".into(), Json::from(*pos));
+        if let Some(g) = gtids {
+            m.insert("gtids".into(), Json::from(g.as_str()));
+        }
+        m.insert("ts_sec".into(), Json::from(snapshot.ts_us / 1_000_000));
+        if running {
+            m.insert("snapshot".into(), Json::Bool(true));
+        }
+        vec![(self.partition.clone(), SourceOffset::new(m))]
+    }
+}
+
+#[async_trait]
+impl Task for MySqlTask {
+    async fn start(&mut self, ctx: TaskContext) -> Result<(), Error> {
+        let done = ctx
+            .offset(&self.partition)
+            .is_some_and(|o| o.get("snapshot").is_none());
+        if done {
+            // initial_only with a completed snapshot: nothing left to do.
+            return Ok(());
+        }
+        let (mut conn, info) = preflight(&self.config).await?;
+        let position = consistent_snapshot(&mut conn, &info).await?;
+        let (tx, rx) = mpsc::channel(4);
+        let config = self.config.clone();
+        let ts_us = now_us();
+        let file = position.0.clone();
+        let pos = position.1;
+        let reader = tokio::spawn(async move {
+            let result = read_tables(conn, &config, &info, &tx, ts_us, file, pos).await;
+            let message = match result {
+                Ok(()) => Ok(Chunk::Done),
+                Err(e) => Err(e),
+            };
+            let _ = tx.send(message).await;
+        });
+        self.snapshot = Some(Snapshot {
+            rx,
+            reader,
+            position,
+            ts_us,
+        });
+        Ok(())
+    }
+
+    async fn stop(&mut self) -> Result<(), Error> {
+        if let Some(s) = self.snapshot.take() {
+            s.reader.abort();
+        }
+        Ok(())
+    }
+
+    fn version(&self) -> &str {
+        env!("CARGO_PKG_VERSION")
+    }
+}
+
+#[async_trait]
+impl SourceTask for MySqlTask {
+    async fn poll(&mut self) -> Result<Option<SourceBatch>, Error> {
+        let Some(snapshot) = self.snapshot.as_mut() else {
+            return Ok(None);
+        };
+        let chunk = snapshot
+            .rx
+            .recv()
+            .await
+            .ok_or_else(|| Error::retryable("mysql", "the snapshot reader stopped"))??;
+        let snapshot = self.snapshot.as_ref().expect("snapshot running");
+        Ok(Some(match chunk {
+            Chunk::Rows(records) => SourceBatch {
+                records,
+                offsets: self.offset(snapshot, true),
+            },
+            Chunk::Done => {
+                let batch = SourceBatch {
+                    records: Vec::new(),
+                    offsets: self.offset(snapshot, false),
+                };
+                tracing::info!("snapshot completed");
+                self.snapshot = None;
+                batch
+            }
+        }))
+    }
+}
+
+/// Opens the snapshot transaction and returns the binlog position it is consistent with.
+/// MariaDB reports it for a consistent snapshot without any lock; MySQL needs a short
+/// global read lock around the start of the transaction.
+async fn consistent_snapshot(
+    conn: &mut Conn,
+    info: &ServerInfo,
+) -> Result<(String, u64, Option<String>), Error> {
+    for sql in [
+        "SET SESSION time_zone = '+00:00'",
+        "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+    ] {
+        conn.query_drop(sql)
+            .await
+            .map_err(|e| mysql_err("cannot prepare the snapshot session", e))?;
+    }
+    match info.flavor {
+        Flavor::MariaDb => {
+            conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+                .await
+                .map_err(|e| mysql_err("cannot start the snapshot", e))?;
+            let status: Vec<(String, String)> = conn
+                .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
+                .await
+                .map_err(|e| mysql_err("cannot read the snapshot position", e))?;
+            let get = |name: &str| {
+                status
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.clone())
+            };
+            let file = get("binlog_snapshot_file").unwrap_or_default();
+            let pos: u64 = get("binlog_snapshot_position")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            if file.is_empty() || pos == 0 {
+                return Err(Error::fatal(
+                    "mysql",
+                    "the server reported no binlog_snapshot_file/position: is log_bin on?",
+                ));
+            }
+            let gtids: Option<String> = conn
+                .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (file.as_str(), pos))
+                .await
+                .map_err(|e| mysql_err("cannot read the snapshot GTID position", e))?
+                .flatten();
+            Ok((file, pos, gtids.filter(|g| !g.is_empty())))
+        }
+        Flavor::MySql => {
+            conn.query_drop("FLUSH TABLES WITH READ LOCK")
+                .await
+                .map_err(|e| mysql_err("cannot lock for the snapshot", e))?;
+            let started = conn
+                .query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+                .await
+                .map_err(|e| mysql_err("cannot start the snapshot", e));
+            let position: Result<Option<mysql_async::Row>, _> = conn
+                .query_first("SHOW MASTER STATUS")
+                .await
+                .map_err(|e| mysql_err("cannot read the snapshot position", e));
+            conn.query_drop("UNLOCK TABLES")
+                .await
+                .map_err(|e| mysql_err("cannot unlock after the snapshot started", e))?;
+            started?;
+            let row = position?.ok_or_else(|| Error::fatal("mysql", "no binlog position"))?;
+            let file: String = row.get(0).unwrap_or_default();
+            let pos: u64 = row.get(1).unwrap_or(0);
+            let gtids: Option<String> = row.get::<Option<String>, _>(4).flatten();
+            Ok((file, pos, gtids.filter(|g| !g.is_empty())))
+        }
+    }
+}
+
+/// Reads every captured table inside the snapshot transaction, in batches of
+/// `snapshot.fetch.size`, marking `source.snapshot` as Debezium does.
+async fn read_tables(
+    mut conn: Conn,
+    config: &MySqlConfig,
+    info: &ServerInfo,
+    tx: &mpsc::Sender<Result<Chunk, Error>>,
+    ts_us: i64,
+    file: String,
+    pos: u64,
+) -> Result<(), Error> {
+    let tables: Vec<(String, String)> = conn
+        .query(
+            "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' \
+             AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') \
+             ORDER BY TABLE_SCHEMA, TABLE_NAME",
+        )
+        .await
+        .map_err(|e| mysql_err("cannot list tables", e))?;
+    let tables: Vec<(String, String)> = tables
+        .into_iter()
+        .filter(|(db, t)| config.captures(db, t))
+        .collect();
+    let mut first = true;
+    let mut pending: Option<(Arc<TableSchema>, connect_core::Struct)> = None;
+    let source = |marker: &'static str| SourceInfo {
+        flavor: info.flavor,
+        server: Value::string(&config.topic_prefix),
+        ts_us,
+        snapshot: marker,
+        server_id: 0,
+        gtid: None,
+        file: Value::string(&file),
+        pos,
+        row: 0,
+    };
+    let emit = |table: &TableSchema, after: connect_core::Struct, marker| {
+        let id = table.snapshot_id(&after);
+        table.event(Op::Read, None, Some(after), &source(marker), id)
+    };
+    for (n, (db, name)) in tables.iter().enumerate() {
+        let columns = columns(&mut conn, db, name).await?;
+        let table = Arc::new(TableSchema::new(
+            &config.topic_prefix,
+            info.flavor,
+            db,
+            name,
+            &columns,
+        )?);
+        let list: Vec<String> = columns
+            .iter()
+            .map(|c| format!("`{}`", c.name.replace('`', "``")))
+            .collect();
+        let sql = format!(
+            "SELECT {} FROM `{}`.`{}`",
+            list.join(", "),
+            db.replace('`', "``"),
+            name.replace('`', "``")
+        );
+        let mut result = conn
+            .query_iter(sql)
+            .await
+            .map_err(|e| mysql_err(&format!("cannot read {db}.{name}"), e))?;
+        let mut batch = Vec::with_capacity(config.fetch_size.min(4096));
+        let mut stream = result
+            .stream::<mysql_async::Row>()
+            .await
+            .map_err(|e| mysql_err(&format!("cannot read {db}.{name}"), e))?
+            .ok_or_else(|| Error::fatal("mysql", format!("no result set for {db}.{name}")))?;
+        while let Some(row) = stream.next().await {
+            let row = row.map_err(|e| mysql_err(&format!("cannot read {db}.{name}"), e))?;
+            let values: Vec<Option<Vec<u8>>> = row
+                .unwrap()
+                .into_iter()
+                .map(|v| match v {
+                    mysql_async::Value::Bytes(b) => Some(b),
+                    mysql_async::Value::NULL => None,
+                    other => Some(other.as_sql(true).into_bytes()),
+                })
+                .collect();
+            let after = table.row(values)?;
+            if let Some((t, held)) = pending.replace((table.clone(), after)) {
+                let marker = if std::mem::take(&mut first) {
+                    "first"
+                } else {
+                    "true"
+                };
+                batch.push(emit(&t, held, marker)?);
+            }
+            if batch.len() >= config.fetch_size
+                && tx
+                    .send(Ok(Chunk::Rows(std::mem::take(&mut batch))))
+                    .await
+                    .is_err()
+            {
+                return Ok(());
+            }
+        }
+        drop(stream);
+        // The table's last row: last of the snapshot, or of its table.
+        let last_table = n + 1 == tables.len();
+        if let Some((t, held)) = pending.take() {
+            let marker = if last_table {
+                "last"
+            } else {
+                "last_in_data_collection"
+            };
+            batch.push(emit(&t, held, marker)?);
+            first = false;
+        }
+        if !batch.is_empty() && tx.send(Ok(Chunk::Rows(batch))).await.is_err() {
+            return Ok(());
+        }
+    }
+    conn.query_drop("COMMIT")
+        .await
+        .map_err(|e| mysql_err("cannot end the snapshot transaction", e))?;
+    Ok(())
+}
+
+/// A table's columns in order, with keys and defaults.
+async fn columns(conn: &mut Conn, db: &str, table: &str) -> Result<Vec<ColumnInfo>, Error> {
+    type Row = (
+        String,
+        String,
+        String,
+        Option<u64>,
+        Option<u64>,
+        Option<u64>,
+        String,
+        String,
+        Option<String>,
+    );
+    let rows: Vec<Row> = conn
+        .exec(
+            "SELECT COLUMN_NAME, LOWER(DATA_TYPE), LOWER(COLUMN_TYPE), NUMERIC_PRECISION, NUMERIC_SCALE, \
+             DATETIME_PRECISION, IS_NULLABLE, COLUMN_KEY, COLUMN_DEFAULT FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            (db, table),
+        )
+        .await
+        .map_err(|e| mysql_err(&format!("cannot read the columns of {db}.{table}"), e))?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(name, data_type, column_type, precision, scale, fraction, nullable, key, default)| {
+                ColumnInfo {
+                    name,
+                    data_type,
+                    column_type,
+                    precision,
+                    scale,
+                    fraction_digits: fraction,
+                    nullable: nullable == "YES",
+                    key: key == "PRI",
+                    default,
+                }
+            },
+        )
+        .collect())
+}

@@ -1,0 +1,279 @@
+//! Per-table schemas (built once per table version) and Debezium's `source` block.
+
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
+
+use connect_core::envelope::{EnvelopeSchema, Op};
+use connect_core::{Error, EventId, Record, Schema, SchemaType, Struct, Value};
+
+use crate::server::Flavor;
+use crate::types::{column_type, Codec, ColumnInfo};
+
+/// Debezium 3.6's `source` schema of the MySQL connector (`io.debezium.connector.mysql.Source`)
+/// or, against MariaDB, of its MariaDB connector (same fields).
+pub fn source_schema(flavor: Flavor) -> &'static Arc<Schema> {
+    static MYSQL: OnceLock<Arc<Schema>> = OnceLock::new();
+    static MARIADB: OnceLock<Arc<Schema>> = OnceLock::new();
+    let (cell, name) = match flavor {
+        Flavor::MySql => (&MYSQL, "io.debezium.connector.mysql.Source"),
+        Flavor::MariaDb => (&MARIADB, "io.debezium.connector.mariadb.Source"),
+    };
+    cell.get_or_init(|| {
+        let s = |optional: bool| {
+            Schema::builder(SchemaType::String)
+                .with_optional(optional)
+                .build()
+        };
+        Schema::struct_builder()
+            .name(name)
+            .version(1)
+            .field("version", s(false))
+            .field("connector", s(false))
+            .field("name", s(false))
+            .field("ts_ms", Schema::required(SchemaType::Int64))
+            .field(
+                "snapshot",
+                Schema::builder(SchemaType::String)
+                    .optional()
+                    .name("io.debezium.data.Enum")
+                    .version(1)
+                    .parameter("allowed", "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental")
+                    .default_value(Value::static_str("false"))
+                    .build(),
+            )
+            .field("db", s(false))
+            .field("sequence", s(true))
+            .field("ts_us", Schema::optional(SchemaType::Int64))
+            .field("ts_ns", Schema::optional(SchemaType::Int64))
+            .field("table", s(true))
+            .field("server_id", Schema::required(SchemaType::Int64))
+            .field("gtid", s(true))
+            .field("file", s(false))
+            .field("pos", Schema::required(SchemaType::Int64))
+            .field("row", Schema::required(SchemaType::Int32))
+            .field("thread", Schema::optional(SchemaType::Int64))
+            .field("query", s(true))
+            .build()
+    })
+}
+
+/// Where an event comes from, for the `source` block.
+#[derive(Debug, Clone)]
+pub struct SourceInfo {
+    /// MariaDB or MySQL.
+    pub flavor: Flavor,
+    /// `topic.prefix`.
+    pub server: Value,
+    /// Event (or snapshot) time, microseconds since the epoch.
+    pub ts_us: i64,
+    /// `snapshot` marker.
+    pub snapshot: &'static str,
+    /// The originating server's id (0 in a snapshot).
+    pub server_id: i64,
+    /// The transaction's GTID, if known.
+    pub gtid: Option<String>,
+    /// Binlog file and position.
+    pub file: Value,
+    /// Position in the binlog file.
+    pub pos: u64,
+    /// Row within the rows event.
+    pub row: i32,
+}
+
+/// A table version's schemas and codecs.
+#[derive(Debug)]
+pub struct TableSchema {
+    /// Database name.
+    pub database: String,
+    /// Table name.
+    pub table: String,
+    /// `<prefix>.<db>.<table>`.
+    pub topic: Arc<str>,
+    codecs: Vec<Codec>,
+    names: Vec<String>,
+    key_positions: Vec<usize>,
+    key_schema: Option<Arc<Schema>>,
+    row_schema: Arc<Schema>,
+    envelope: EnvelopeSchema,
+    flavor: Flavor,
+    db_value: Value,
+    table_value: Value,
+}
+
+impl TableSchema {
+    /// Builds the schemas of a table from its columns.
+    pub fn new(
+        prefix: &str,
+        flavor: Flavor,
+        database: &str,
+        table: &str,
+        columns: &[ColumnInfo],
+    ) -> Result<Self, Error> {
+        let base = format!("{prefix}.{database}.{table}");
+        let mut row = Schema::struct_builder()
+            .name(format!("{base}.Value"))
+            .optional();
+        let mut key = Schema::struct_builder().name(format!("{base}.Key"));
+        let mut codecs = Vec::with_capacity(columns.len());
+        let mut names = Vec::with_capacity(columns.len());
+        let mut key_positions = Vec::new();
+        for (i, c) in columns.iter().enumerate() {
+            let (codec, mut builder) = column_type(c);
+            if let Some(default) = schema_default(c, &codec) {
+                builder = builder.default_value(default);
+            }
+            let field = builder.with_optional(c.nullable).build();
+            if c.key {
+                key = key.field(c.name.as_str(), field.clone());
+                key_positions.push(i);
+            }
+            row = row.field(c.name.as_str(), field);
+            codecs.push(codec);
+            names.push(c.name.clone());
+        }
+        let row_schema = row.build();
+        let envelope =
+            EnvelopeSchema::new(&base, row_schema.clone(), source_schema(flavor).clone())?;
+        Ok(TableSchema {
+            database: database.to_owned(),
+            table: table.to_owned(),
+            topic: Arc::from(base),
+            codecs,
+            names,
+            key_schema: (!key_positions.is_empty()).then(|| key.build()),
+            key_positions,
+            row_schema,
+            envelope,
+            flavor,
+            db_value: Value::string(database),
+            table_value: Value::string(table),
+        })
+    }
+
+    /// Column count.
+    pub fn width(&self) -> usize {
+        self.codecs.len()
+    }
+
+    /// A row from text-protocol values (`None` is NULL).
+    pub fn row(&self, values: Vec<Option<Vec<u8>>>) -> Result<Struct, Error> {
+        if values.len() != self.codecs.len() {
+            return Err(Error::fatal(
+                "mysql",
+                format!(
+                    "{}.{}: row has {} columns, schema has {}",
+                    self.database,
+                    self.table,
+                    values.len(),
+                    self.codecs.len()
+                ),
+            ));
+        }
+        let mut out = Vec::with_capacity(values.len());
+        for (i, (codec, raw)) in self.codecs.iter().zip(values).enumerate() {
+            out.push(match raw {
+                None => Value::Null,
+                Some(raw) => codec.parse(raw).map_err(|e| {
+                    Error::fatal(
+                        "mysql",
+                        format!(
+                            "{}.{} column `{}`: {e}",
+                            self.database, self.table, self.names[i]
+                        ),
+                    )
+                })?,
+            });
+        }
+        Ok(Struct::new(self.row_schema.clone(), out)?)
+    }
+
+    /// A change event record.
+    pub fn event(
+        &self,
+        op: Op,
+        before: Option<Struct>,
+        after: Option<Struct>,
+        info: &SourceInfo,
+        id: EventId,
+    ) -> Result<Record, Error> {
+        let key = match (after.as_ref().or(before.as_ref()), &self.key_schema) {
+            (Some(row), Some(schema)) => Value::Struct(Struct::new(
+                schema.clone(),
+                self.key_positions
+                    .iter()
+                    .map(|&i| row.values()[i].clone())
+                    .collect(),
+            )?),
+            _ => Value::Null,
+        };
+        let source = Struct::new(
+            source_schema(self.flavor).clone(),
+            vec![
+                Value::static_str(env!("CARGO_PKG_VERSION")),
+                Value::static_str(info.flavor.connector_name()),
+                info.server.clone(),
+                Value::Int64(info.ts_us / 1000),
+                Value::static_str(info.snapshot),
+                self.db_value.clone(),
+                Value::Null,
+                Value::Int64(info.ts_us),
+                Value::Int64(info.ts_us.saturating_mul(1000)),
+                self.table_value.clone(),
+                Value::Int64(info.server_id),
+                info.gtid.as_deref().map_or(Value::Null, Value::string),
+                info.file.clone(),
+                Value::Int64(info.pos as i64),
+                Value::Int32(info.row),
+                Value::Null,
+                Value::Null,
+            ],
+        )?;
+        let value = self
+            .envelope
+            .event(op, before, after, source, None, SystemTime::now());
+        Ok(Record::new(
+            self.topic.clone(),
+            Some(self.envelope.schema().clone()),
+            value,
+        )
+        .with_key(self.key_schema.clone(), key)
+        .with_timestamp_ms(info.ts_us / 1000)
+        .with_event_id(id))
+    }
+
+    /// The event id of a snapshot read: (table, primary key).
+    pub fn snapshot_id(&self, row: &Struct) -> EventId {
+        let mut key = Vec::with_capacity(32);
+        if self.key_positions.is_empty() {
+            connect_core::convert::json::write_value(&mut key, None, &Value::Struct(row.clone()));
+        } else {
+            for &i in &self.key_positions {
+                connect_core::convert::json::write_value(&mut key, None, &row.values()[i]);
+                key.push(0);
+            }
+        }
+        EventId::from_parts(&[self.topic.as_bytes(), &key])
+    }
+}
+
+/// The schema default Debezium gives a column: a constant default as the column's value;
+/// for `CURRENT_TIMESTAMP` on a NOT NULL temporal column, the epoch.
+fn schema_default(c: &ColumnInfo, codec: &Codec) -> Option<Value> {
+    let text = c.default.as_deref()?;
+    if text.eq_ignore_ascii_case("NULL") {
+        return None;
+    }
+    if let Some(quoted) = text.strip_prefix('\'').and_then(|t| t.strip_suffix('\'')) {
+        return codec.parse(quoted.replace("''", "'").into_bytes()).ok();
+    }
+    if text.starts_with(|c: char| c.is_ascii_digit() || c == '-') {
+        return codec.parse(text.as_bytes().to_vec()).ok();
+    }
+    let temporal = matches!(
+        codec,
+        Codec::Timestamp | Codec::DatetimeMillis | Codec::DatetimeMicros
+    );
+    (temporal && !c.nullable && text.to_ascii_lowercase().starts_with("current_timestamp"))
+        .then(|| codec.parse(b"1970-01-01 00:00:00".to_vec()).ok())
+        .flatten()
+}

@@ -1,0 +1,419 @@
+//! MySQL/MariaDB column types → Debezium's schemas and values, from the text protocol's
+//! values (snapshot reads). Sessions run with `time_zone = '+00:00'`, so TIMESTAMP text is
+//! UTC. Mappings are Debezium 3.6's defaults (`decimal.handling.mode=precise`,
+//! `time.precision.mode=adaptive_time_microseconds`, `bigint.unsigned.handling.mode=long`,
+//! `binary.handling.mode=bytes`), checked against its embedded engine
+//! (`tests/data/README.md`).
+
+use bytes::Bytes;
+use connect_core::schema::logical;
+use connect_core::{Schema, SchemaBuilder, SchemaType, Value};
+
+/// A column as `information_schema.COLUMNS` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnInfo {
+    /// `COLUMN_NAME`.
+    pub name: String,
+    /// `DATA_TYPE`, lower case (`int`, `varchar`, `enum`...).
+    pub data_type: String,
+    /// `COLUMN_TYPE` (`int(10) unsigned`, `enum('a','b')`, `bit(10)`...).
+    pub column_type: String,
+    /// `NUMERIC_PRECISION` (or the bit count for BIT).
+    pub precision: Option<u64>,
+    /// `NUMERIC_SCALE`.
+    pub scale: Option<u64>,
+    /// `DATETIME_PRECISION`.
+    pub fraction_digits: Option<u64>,
+    /// `IS_NULLABLE = 'YES'`.
+    pub nullable: bool,
+    /// Part of the primary key.
+    pub key: bool,
+    /// `COLUMN_DEFAULT` as MariaDB prints it (`'x'`, `7`, `current_timestamp()`, `NULL`).
+    pub default: Option<String>,
+}
+
+/// How a column's text value becomes a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Codec {
+    /// tinyint, smallint, year-less small integers.
+    Int16,
+    /// int32 (mediumint, int, unsigned smallint/mediumint, year).
+    Int32,
+    /// int64 (bigint, unsigned int; unsigned bigint wraps as Debezium's `long` mode).
+    Int64,
+    /// float.
+    Float32,
+    /// double.
+    Float64,
+    /// decimal(p,s): Kafka Decimal bytes.
+    Decimal(u32),
+    /// Text of any kind (char, varchar, text, enum, set, json on MariaDB).
+    Text,
+    /// binary, varbinary, blobs: the raw bytes.
+    Binary,
+    /// bit(1): a boolean.
+    Bit,
+    /// bit(n): `io.debezium.data.Bits`, little-endian in ceil(n/8) bytes.
+    Bits(usize),
+    /// date → days since the epoch; zero dates are null.
+    Date,
+    /// time → microseconds (negative and beyond 24 h as MySQL allows).
+    Time,
+    /// datetime(p ≤ 3) → milliseconds since the epoch.
+    DatetimeMillis,
+    /// datetime(p > 3) → microseconds since the epoch.
+    DatetimeMicros,
+    /// timestamp → ISO-8601 UTC text with the fraction Java prints (trailing zeros dropped).
+    Timestamp,
+}
+
+/// The codec and schema of a column.
+pub fn column_type(c: &ColumnInfo) -> (Codec, SchemaBuilder) {
+    let unsigned = c.column_type.contains("unsigned");
+    let named = |ty, name: &str| Schema::builder(ty).name(name).version(1);
+    let plain = |ty| Schema::builder(ty);
+    match c.data_type.as_str() {
+        "tinyint" => (Codec::Int16, plain(SchemaType::Int16)),
+        "smallint" if unsigned => (Codec::Int32, plain(SchemaType::Int32)),
+        "smallint" => (Codec::Int16, plain(SchemaType::Int16)),
+        "mediumint" => (Codec::Int32, plain(SchemaType::Int32)),
+        "int" | "integer" if unsigned => (Codec::Int64, plain(SchemaType::Int64)),
+        "int" | "integer" => (Codec::Int32, plain(SchemaType::Int32)),
+        "bigint" => (Codec::Int64, plain(SchemaType::Int64)),
+        "float" => (Codec::Float32, plain(SchemaType::Float32)),
+        "double" | "real" => (Codec::Float64, plain(SchemaType::Float64)),
+        "decimal" | "numeric" => {
+            let scale = c.scale.unwrap_or(0) as u32;
+            (
+                Codec::Decimal(scale),
+                Schema::builder(SchemaType::Bytes)
+                    .name(logical::DECIMAL)
+                    .version(1)
+                    .parameter("scale", scale.to_string())
+                    .parameter(
+                        "connect.decimal.precision",
+                        c.precision.unwrap_or(10).to_string(),
+                    ),
+            )
+        }
+        "bit" => match c.precision.unwrap_or(1) {
+            1 => (Codec::Bit, plain(SchemaType::Boolean)),
+            n => (
+                Codec::Bits(n as usize),
+                named(SchemaType::Bytes, "io.debezium.data.Bits")
+                    .parameter("length", n.to_string()),
+            ),
+        },
+        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => {
+            (Codec::Binary, plain(SchemaType::Bytes))
+        }
+        "date" => (
+            Codec::Date,
+            named(SchemaType::Int32, "io.debezium.time.Date"),
+        ),
+        "time" => (
+            Codec::Time,
+            named(SchemaType::Int64, "io.debezium.time.MicroTime"),
+        ),
+        "datetime" if c.fraction_digits.unwrap_or(0) <= 3 => (
+            Codec::DatetimeMillis,
+            named(SchemaType::Int64, "io.debezium.time.Timestamp"),
+        ),
+        "datetime" => (
+            Codec::DatetimeMicros,
+            named(SchemaType::Int64, "io.debezium.time.MicroTimestamp"),
+        ),
+        "timestamp" => (
+            Codec::Timestamp,
+            named(SchemaType::String, "io.debezium.time.ZonedTimestamp"),
+        ),
+        "year" => (
+            Codec::Int32,
+            named(SchemaType::Int32, "io.debezium.time.Year"),
+        ),
+        "enum" => (
+            Codec::Text,
+            named(SchemaType::String, "io.debezium.data.Enum")
+                .parameter("allowed", enum_labels(&c.column_type).join(",")),
+        ),
+        "set" => (
+            Codec::Text,
+            named(SchemaType::String, "io.debezium.data.EnumSet")
+                .parameter("allowed", enum_labels(&c.column_type).join(",")),
+        ),
+        // char, varchar, the texts, and JSON on MariaDB (a LONGTEXT).
+        _ => (Codec::Text, plain(SchemaType::String)),
+    }
+}
+
+/// The labels of `enum('a','b')` / `set('x','y')`, unquoted.
+pub fn enum_labels(column_type: &str) -> Vec<String> {
+    let Some(body) = column_type
+        .split_once('(')
+        .and_then(|(_, rest)| rest.rsplit_once(')'))
+        .map(|(body, _)| body)
+    else {
+        return Vec::new();
+    };
+    let mut labels = Vec::new();
+    let mut chars = body.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\'' {
+            continue;
+        }
+        let mut label = String::new();
+        while let Some(c) = chars.next() {
+            if c == '\'' {
+                if chars.peek() == Some(&'\'') {
+                    chars.next();
+                    label.push('\'');
+                } else {
+                    break;
+                }
+            } else {
+                label.push(c);
+            }
+        }
+        labels.push(label);
+    }
+    labels
+}
+
+impl Codec {
+    /// Parses a text-protocol value (raw bytes for BIT and binary types).
+    pub fn parse(&self, raw: Vec<u8>) -> Result<Value, String> {
+        if let Codec::Binary = self {
+            return Ok(Value::Bytes(Bytes::from(raw)));
+        }
+        if let Codec::Bit | Codec::Bits(_) = self {
+            // BIT values come as big-endian bytes; Debezium wants them little-endian,
+            // ceil(n/8) bytes long.
+            let mut bytes = raw;
+            bytes.reverse();
+            return Ok(match self {
+                Codec::Bit => Value::Boolean(bytes.iter().any(|&b| b != 0)),
+                Codec::Bits(n) => {
+                    bytes.resize(n.div_ceil(8), 0);
+                    Value::Bytes(Bytes::from(bytes))
+                }
+                _ => unreachable!(),
+            });
+        }
+        let s = String::from_utf8(raw).map_err(|_| "not UTF-8".to_owned())?;
+        let bad = |what: &str| format!("invalid {what} `{s}`");
+        Ok(match self {
+            Codec::Int16 => Value::Int16(s.parse().map_err(|_| bad("small integer"))?),
+            Codec::Int32 => Value::Int32(s.parse().map_err(|_| bad("integer"))?),
+            Codec::Int64 => Value::Int64(match s.parse::<i64>() {
+                Ok(v) => v,
+                // BIGINT UNSIGNED above i64::MAX wraps, as in Debezium's `long` mode.
+                Err(_) => s.parse::<u64>().map_err(|_| bad("bigint"))? as i64,
+            }),
+            Codec::Float32 => Value::Float32(s.parse().map_err(|_| bad("float"))?),
+            Codec::Float64 => Value::Float64(s.parse().map_err(|_| bad("double"))?),
+            Codec::Decimal(scale) => decimal(&s, *scale).ok_or_else(|| bad("decimal"))?,
+            Codec::Text => Value::from(s),
+            Codec::Date => match parse_date(&s) {
+                Some(days) => Value::Int32(days as i32),
+                None if is_zero_date(&s) => Value::Null,
+                None => return Err(bad("date")),
+            },
+            Codec::Time => Value::Int64(parse_time(&s).ok_or_else(|| bad("time"))?),
+            Codec::DatetimeMillis | Codec::DatetimeMicros | Codec::Timestamp => {
+                let Some(micros) = parse_datetime(&s) else {
+                    return if is_zero_date(&s) {
+                        Ok(Value::Null)
+                    } else {
+                        Err(bad("datetime"))
+                    };
+                };
+                match self {
+                    Codec::DatetimeMillis => Value::Int64(micros.div_euclid(1000)),
+                    Codec::DatetimeMicros => Value::Int64(micros),
+                    _ => Value::from(iso_utc(micros)),
+                }
+            }
+            Codec::Binary | Codec::Bit | Codec::Bits(_) => unreachable!("handled above"),
+        })
+    }
+}
+
+fn is_zero_date(s: &str) -> bool {
+    s.starts_with("0000-00-00")
+}
+
+/// "-123.45" with the column's scale → Decimal bytes.
+fn decimal(s: &str, scale: u32) -> Option<Value> {
+    let (negative, digits) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (int_part, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if frac.len() > scale as usize || int_part.len() + scale as usize > 38 {
+        return None;
+    }
+    let mut v: i128 = 0;
+    for d in int_part.bytes().chain(frac.bytes()) {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + i128::from(d - b'0');
+    }
+    v *= 10i128.pow(scale - frac.len() as u32);
+    Some(Value::decimal(if negative { -v } else { v }))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// "2024-02-29" → days since the epoch (None for zero and partial-zero dates).
+fn parse_date(s: &str) -> Option<i64> {
+    let mut it = s.splitn(3, '-');
+    let y: i64 = it.next()?.parse().ok()?;
+    let m: i64 = it.next()?.parse().ok()?;
+    let d: i64 = it.next()?.parse().ok()?;
+    ((1..=12).contains(&m) && (1..=31).contains(&d)).then(|| days_from_civil(y, m, d))
+}
+
+/// "-838:59:59.5" → microseconds (hours beyond 24 and a sign as MySQL allows).
+fn parse_time(s: &str) -> Option<i64> {
+    let (negative, s) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (hms, frac) = s.split_once('.').unwrap_or((s, ""));
+    let mut it = hms.splitn(3, ':');
+    let h: i64 = it.next()?.parse().ok()?;
+    let m: i64 = it.next()?.parse().ok()?;
+    let sec: i64 = it.next()?.parse().ok()?;
+    if frac.len() > 6 {
+        return None;
+    }
+    let micros = if frac.is_empty() {
+        0
+    } else {
+        frac.parse::<i64>().ok()? * 10i64.pow(6 - frac.len() as u32)
+    };
+    let total = ((h * 60 + m) * 60 + sec) * 1_000_000 + micros;
+    Some(if negative { -total } else { total })
+}
+
+/// "2024-02-29 12:00:00.123" → microseconds since the epoch.
+fn parse_datetime(s: &str) -> Option<i64> {
+    let (date, time) = s.split_once(' ')?;
+    Some(parse_date(date)? * 86_400_000_000 + parse_time(time)?)
+}
+
+/// Java's `ISO_OFFSET_DATE_TIME` of a UTC instant: seconds always, the fraction only when
+/// not zero and without trailing zeros, `Z`.
+fn iso_utc(micros: i64) -> String {
+    let days = micros.div_euclid(86_400_000_000);
+    let rem = micros.rem_euclid(86_400_000_000);
+    let (y, m, d) = civil_from_days(days);
+    let secs = rem / 1_000_000;
+    let mut out = format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    );
+    let frac = rem % 1_000_000;
+    if frac != 0 {
+        let digits = format!("{frac:06}");
+        out.push('.');
+        out.push_str(digits.trim_end_matches('0'));
+    }
+    out.push('Z');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(data_type: &str, column_type: &str) -> ColumnInfo {
+        ColumnInfo {
+            name: "c".into(),
+            data_type: data_type.into(),
+            column_type: column_type.into(),
+            precision: None,
+            scale: None,
+            fraction_digits: None,
+            nullable: true,
+            key: false,
+            default: None,
+        }
+    }
+
+    fn parse(c: &ColumnInfo, raw: &[u8]) -> Value {
+        column_type(c).0.parse(raw.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn values_as_debezium_writes_them() {
+        let biu = column("bigint", "bigint(20) unsigned");
+        assert_eq!(parse(&biu, b"18446744073709551615"), Value::Int64(-1));
+        let bits = ColumnInfo {
+            precision: Some(10),
+            ..column("bit", "bit(10)")
+        };
+        assert_eq!(
+            parse(&bits, &[0x00, 0x05]),
+            Value::Bytes(Bytes::from_static(&[0x05, 0x00]))
+        );
+        assert_eq!(parse(&column("bit", "bit(1)"), &[1]), Value::Boolean(true));
+        assert_eq!(
+            parse(&column("time", "time"), b"-838:59:59"),
+            Value::Int64(-3_020_399_000_000)
+        );
+        assert_eq!(parse(&column("date", "date"), b"0000-00-00"), Value::Null);
+        assert_eq!(
+            parse(&column("date", "date"), b"2024-02-29"),
+            Value::Int32(19782)
+        );
+        assert_eq!(
+            parse(
+                &column("timestamp", "timestamp(6)"),
+                b"2024-02-29 12:00:00.500000"
+            ),
+            Value::from("2024-02-29T12:00:00.5Z")
+        );
+        assert_eq!(
+            parse(&column("datetime", "datetime"), b"2024-02-29 12:00:00"),
+            Value::Int64(1_709_208_000_000)
+        );
+        let dec = ColumnInfo {
+            precision: Some(10),
+            scale: Some(2),
+            ..column("decimal", "decimal(10,2)")
+        };
+        assert_eq!(parse(&dec, b"123.45"), Value::decimal(12345));
+        assert_eq!(parse(&dec, b"-1.5"), Value::decimal(-150));
+        assert_eq!(enum_labels("enum('a','it''s','c')"), ["a", "it's", "c"]);
+        let e = column_type(&column("int", "int(11)"))
+            .0
+            .parse(b"x".to_vec())
+            .unwrap_err();
+        assert!(e.contains("integer"), "{e}");
+    }
+}
