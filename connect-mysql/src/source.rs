@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{MySqlConfig, SnapshotMode};
 use crate::server::{mysql_err, preflight, Flavor, ServerInfo};
+use crate::stream::{Position, Streaming};
 use crate::table::{SourceInfo, TableSchema};
 use crate::types::ColumnInfo;
 
@@ -31,12 +32,6 @@ impl MySqlSource {
     /// A source for a validated configuration.
     pub fn new(config: MySqlConfig) -> Result<Self, Error> {
         config.validate()?;
-        if config.snapshot_mode != SnapshotMode::InitialOnly {
-            return Err(Error::config(
-                "snapshot.mode",
-                "binlog streaming is not implemented yet: only snapshot.mode=initial_only works",
-            ));
-        }
         Ok(MySqlSource {
             config: Arc::new(config),
         })
@@ -62,6 +57,8 @@ impl SourceConnector for MySqlSource {
             config: self.config.clone(),
             partition: SourcePartition::server(&self.config.topic_prefix),
             snapshot: None,
+            streaming: None,
+            flavor: Flavor::MariaDb,
         })
     }
 }
@@ -86,6 +83,8 @@ struct MySqlTask {
     config: Arc<MySqlConfig>,
     partition: SourcePartition,
     snapshot: Option<Snapshot>,
+    streaming: Option<Streaming>,
+    flavor: Flavor,
 }
 
 fn now_us() -> i64 {
@@ -114,14 +113,45 @@ impl MySqlTask {
 #[async_trait]
 impl Task for MySqlTask {
     async fn start(&mut self, ctx: TaskContext) -> Result<(), Error> {
-        let done = ctx
-            .offset(&self.partition)
-            .is_some_and(|o| o.get("snapshot").is_none());
-        if done {
-            // initial_only with a completed snapshot: nothing left to do.
+        self.snapshot = None;
+        self.streaming = None;
+        let offset = ctx.offset(&self.partition).cloned();
+        let snapshot_done = offset.as_ref().is_some_and(|o| o.get("snapshot").is_none());
+        let (mut conn, info) = preflight(&self.config).await?;
+        self.flavor = info.flavor;
+        let mode = self.config.snapshot_mode;
+        let wants_snapshot = match mode {
+            SnapshotMode::NoData | SnapshotMode::Never => false,
+            SnapshotMode::Initial | SnapshotMode::InitialOnly | SnapshotMode::WhenNeeded => {
+                !snapshot_done
+            }
+        };
+        if !wants_snapshot {
+            if mode == SnapshotMode::InitialOnly {
+                return Ok(()); // its snapshot is done: nothing left to do
+            }
+            let from = match offset.as_ref().and_then(Position::from_offset) {
+                Some(position) => position,
+                // No offset: from the binlog's current end.
+                None => Position {
+                    file: info.position.0.clone(),
+                    pos: info.position.1,
+                    gtids: None,
+                    event: 0,
+                    row: 0,
+                },
+            };
+            self.streaming = Some(
+                Streaming::start(
+                    self.config.clone(),
+                    info.flavor,
+                    self.partition.clone(),
+                    from,
+                )
+                .await?,
+            );
             return Ok(());
         }
-        let (mut conn, info) = preflight(&self.config).await?;
         let position = consistent_snapshot(&mut conn, &info).await?;
         let (tx, rx) = mpsc::channel(4);
         let config = self.config.clone();
@@ -160,6 +190,9 @@ impl Task for MySqlTask {
 #[async_trait]
 impl SourceTask for MySqlTask {
     async fn poll(&mut self) -> Result<Option<SourceBatch>, Error> {
+        if let Some(streaming) = self.streaming.as_mut() {
+            return streaming.poll().await.map(Some);
+        }
         let Some(snapshot) = self.snapshot.as_mut() else {
             return Ok(None);
         };
@@ -180,7 +213,26 @@ impl SourceTask for MySqlTask {
                     offsets: self.offset(snapshot, false),
                 };
                 tracing::info!("snapshot completed");
+                let (file, pos, gtids) = snapshot.position.clone();
                 self.snapshot = None;
+                if self.config.snapshot_mode != SnapshotMode::InitialOnly {
+                    let from = Position {
+                        file,
+                        pos,
+                        gtids,
+                        event: 0,
+                        row: 0,
+                    };
+                    self.streaming = Some(
+                        Streaming::start(
+                            self.config.clone(),
+                            self.flavor,
+                            self.partition.clone(),
+                            from,
+                        )
+                        .await?,
+                    );
+                }
                 batch
             }
         }))
@@ -380,7 +432,11 @@ async fn read_tables(
 }
 
 /// A table's columns in order, with keys and defaults.
-async fn columns(conn: &mut Conn, db: &str, table: &str) -> Result<Vec<ColumnInfo>, Error> {
+pub(crate) async fn columns(
+    conn: &mut Conn,
+    db: &str,
+    table: &str,
+) -> Result<Vec<ColumnInfo>, Error> {
     type Row = (
         String,
         String,
@@ -391,11 +447,12 @@ async fn columns(conn: &mut Conn, db: &str, table: &str) -> Result<Vec<ColumnInf
         String,
         String,
         Option<String>,
+        Option<u64>,
     );
     let rows: Vec<Row> = conn
         .exec(
             "SELECT COLUMN_NAME, LOWER(DATA_TYPE), LOWER(COLUMN_TYPE), NUMERIC_PRECISION, NUMERIC_SCALE, \
-             DATETIME_PRECISION, IS_NULLABLE, COLUMN_KEY, COLUMN_DEFAULT FROM information_schema.COLUMNS \
+             DATETIME_PRECISION, IS_NULLABLE, COLUMN_KEY, COLUMN_DEFAULT, CHARACTER_OCTET_LENGTH FROM information_schema.COLUMNS \
              WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             (db, table),
         )
@@ -404,7 +461,18 @@ async fn columns(conn: &mut Conn, db: &str, table: &str) -> Result<Vec<ColumnInf
     Ok(rows
         .into_iter()
         .map(
-            |(name, data_type, column_type, precision, scale, fraction, nullable, key, default)| {
+            |(
+                name,
+                data_type,
+                column_type,
+                precision,
+                scale,
+                fraction,
+                nullable,
+                key,
+                default,
+                octets,
+            )| {
                 ColumnInfo {
                     name,
                     data_type,
@@ -415,6 +483,7 @@ async fn columns(conn: &mut Conn, db: &str, table: &str) -> Result<Vec<ColumnInf
                     nullable: nullable == "YES",
                     key: key == "PRI",
                     default,
+                    octet_length: octets,
                 }
             },
         )

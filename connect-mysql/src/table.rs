@@ -91,6 +91,9 @@ pub struct TableSchema {
     pub topic: Arc<str>,
     codecs: Vec<Codec>,
     names: Vec<String>,
+    /// The columns, and each enum/set column's labels, for decoding binlog rows.
+    columns: Vec<ColumnInfo>,
+    labels: Vec<Vec<String>>,
     key_positions: Vec<usize>,
     key_schema: Option<Arc<Schema>>,
     row_schema: Arc<Schema>,
@@ -140,6 +143,14 @@ impl TableSchema {
             topic: Arc::from(base),
             codecs,
             names,
+            labels: columns
+                .iter()
+                .map(|c| match c.data_type.as_str() {
+                    "enum" | "set" => crate::types::enum_labels(&c.column_type),
+                    _ => Vec::new(),
+                })
+                .collect(),
+            columns: columns.to_vec(),
             key_schema: (!key_positions.is_empty()).then(|| key.build()),
             key_positions,
             row_schema,
@@ -183,6 +194,52 @@ impl TableSchema {
                     )
                 })?,
             });
+        }
+        Ok(Struct::new(self.row_schema.clone(), out)?)
+    }
+
+    /// A row of a binlog rows event.
+    pub fn row_from_binlog(
+        &self,
+        row: mysql_async::binlog::row::BinlogRow,
+    ) -> Result<Struct, Error> {
+        let values = row.unwrap();
+        if values.len() != self.codecs.len() {
+            return Err(Error::fatal(
+                "mysql",
+                format!(
+                    "{}.{}: the binlog row has {} columns, the table {}: its schema changed without a DDL event this connector saw",
+                    self.database,
+                    self.table,
+                    values.len(),
+                    self.codecs.len()
+                ),
+            ));
+        }
+        let mut out = Vec::with_capacity(values.len());
+        for (i, value) in values.into_iter().enumerate() {
+            let value = mysql_async::Value::try_from(value).map_err(|e| {
+                Error::fatal(
+                    "mysql",
+                    format!(
+                        "{}.{} column `{}`: {e}",
+                        self.database, self.table, self.names[i]
+                    ),
+                )
+            })?;
+            out.push(
+                self.codecs[i]
+                    .from_binlog(&self.columns[i], &self.labels[i], value)
+                    .map_err(|e| {
+                        Error::fatal(
+                            "mysql",
+                            format!(
+                                "{}.{} column `{}`: {e}",
+                                self.database, self.table, self.names[i]
+                            ),
+                        )
+                    })?,
+            );
         }
         Ok(Struct::new(self.row_schema.clone(), out)?)
     }

@@ -30,6 +30,8 @@ pub struct ColumnInfo {
     pub key: bool,
     /// `COLUMN_DEFAULT` as MariaDB prints it (`'x'`, `7`, `current_timestamp()`, `NULL`).
     pub default: Option<String>,
+    /// `CHARACTER_OCTET_LENGTH` (BINARY(n) values are padded to it).
+    pub octet_length: Option<u64>,
 }
 
 /// How a column's text value becomes a value.
@@ -180,6 +182,87 @@ pub fn enum_labels(column_type: &str) -> Vec<String> {
 }
 
 impl Codec {
+    /// Decodes a value of a binlog rows event (binary, as mysql_common reads it), as
+    /// Debezium streams it. mysql_common's quirks are undone here: signed MEDIUMINT
+    /// comes zero-extended, ENUM as its 1-based index, SET as a bitmask, TIMESTAMP as
+    /// Unix seconds text, BINARY(n) without its zero padding.
+    pub fn from_binlog(
+        &self,
+        column: &ColumnInfo,
+        labels: &[String],
+        value: mysql_async::Value,
+    ) -> Result<Value, String> {
+        use mysql_async::Value as V;
+        let signed_mediumint =
+            column.data_type == "mediumint" && !column.column_type.contains("unsigned");
+        Ok(match value {
+            V::NULL => Value::Null,
+            V::Int(i) if column.data_type == "enum" => label_at(labels, i)?,
+            V::Int(i) if signed_mediumint && i > 0x7f_ffff => Value::Int32((i - 0x100_0000) as i32),
+            V::Int(i) => self.parse(i.to_string().into_bytes())?,
+            V::UInt(u) => self.parse(u.to_string().into_bytes())?,
+            V::Float(f) => Value::Float32(f),
+            V::Double(d) => Value::Float64(d),
+            V::Bytes(b) if column.data_type == "set" => {
+                let mut mask = 0u64;
+                for (i, byte) in b.iter().enumerate() {
+                    mask |= u64::from(*byte) << (8 * i);
+                }
+                let chosen: Vec<&str> = labels
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| mask & (1 << i) != 0)
+                    .map(|(_, l)| l.as_str())
+                    .collect();
+                Value::from(chosen.join(","))
+            }
+            V::Bytes(b) if *self == Codec::Timestamp => {
+                let text = String::from_utf8(b).map_err(|_| "not UTF-8".to_owned())?;
+                let (secs, frac) = text.split_once('.').unwrap_or((&text, ""));
+                let secs: i64 = secs
+                    .parse()
+                    .map_err(|_| format!("invalid timestamp `{text}`"))?;
+                let micros = if frac.is_empty() {
+                    0
+                } else {
+                    frac.parse::<i64>()
+                        .map_err(|_| format!("invalid timestamp `{text}`"))?
+                        * 10i64.pow(6u32.saturating_sub(frac.len() as u32))
+                };
+                let digits = column.fraction_digits.unwrap_or(0) as usize;
+                Value::from(iso_utc_digits(secs * 1_000_000 + micros, digits))
+            }
+            V::Bytes(mut b) => {
+                if column.data_type == "binary" {
+                    if let Some(n) = column.octet_length {
+                        b.resize(b.len().max(n as usize), 0);
+                    }
+                }
+                self.parse(b)?
+            }
+            V::Date(0, 0, 0, ..) => Value::Null,
+            V::Date(y, mo, d, h, mi, sec, us) => {
+                let days = days_from_civil(i64::from(y), i64::from(mo), i64::from(d));
+                let micros = days * 86_400_000_000
+                    + ((i64::from(h) * 60 + i64::from(mi)) * 60 + i64::from(sec)) * 1_000_000
+                    + i64::from(us);
+                match self {
+                    Codec::Date => Value::Int32(days as i32),
+                    Codec::DatetimeMillis => Value::Int64(micros.div_euclid(1000)),
+                    Codec::DatetimeMicros => Value::Int64(micros),
+                    _ => return Err(format!("unexpected date for a {} column", column.data_type)),
+                }
+            }
+            V::Time(negative, days, h, m, s, us) => {
+                let micros = (((i64::from(days) * 24 + i64::from(h)) * 60 + i64::from(m)) * 60
+                    + i64::from(s))
+                    * 1_000_000
+                    + i64::from(us);
+                Value::Int64(if negative { -micros } else { micros })
+            }
+        })
+    }
+
     /// Parses a text-protocol value (raw bytes for BIT and binary types).
     pub fn parse(&self, raw: Vec<u8>) -> Result<Value, String> {
         if let Codec::Binary = self {
@@ -235,6 +318,16 @@ impl Codec {
             }
             Codec::Binary | Codec::Bit | Codec::Bits(_) => unreachable!("handled above"),
         })
+    }
+}
+
+fn label_at(labels: &[String], index: i64) -> Result<Value, String> {
+    match index {
+        0 => Ok(Value::from("")),
+        i => labels
+            .get(i as usize - 1)
+            .map(|l| Value::string(l))
+            .ok_or_else(|| format!("enum index {i} beyond its {} labels", labels.len())),
     }
 }
 
@@ -325,8 +418,14 @@ fn parse_datetime(s: &str) -> Option<i64> {
 }
 
 /// Java's `ISO_OFFSET_DATE_TIME` of a UTC instant: seconds always, the fraction only when
-/// not zero and without trailing zeros, `Z`.
+/// not zero and without trailing zeros, `Z` (how Debezium's snapshot writes TIMESTAMP).
 fn iso_utc(micros: i64) -> String {
+    iso_utc_digits(micros, 0)
+}
+
+/// As [`iso_utc`], but with exactly `digits` fraction digits when `digits` > 0 (how
+/// Debezium streams a TIMESTAMP(digits)).
+fn iso_utc_digits(micros: i64, digits: usize) -> String {
     let days = micros.div_euclid(86_400_000_000);
     let rem = micros.rem_euclid(86_400_000_000);
     let (y, m, d) = civil_from_days(days);
@@ -338,10 +437,13 @@ fn iso_utc(micros: i64) -> String {
         secs % 60
     );
     let frac = rem % 1_000_000;
-    if frac != 0 {
-        let digits = format!("{frac:06}");
+    let text = format!("{frac:06}");
+    if digits > 0 {
         out.push('.');
-        out.push_str(digits.trim_end_matches('0'));
+        out.push_str(&text[..digits.min(6)]);
+    } else if frac != 0 {
+        out.push('.');
+        out.push_str(text.trim_end_matches('0'));
     }
     out.push('Z');
     out
@@ -362,6 +464,7 @@ mod tests {
             nullable: true,
             key: false,
             default: None,
+            octet_length: None,
         }
     }
 

@@ -1,0 +1,452 @@
+//! Binlog streaming: mysql_async's binlog stream, mysql_common's row decoding, and the
+//! MariaDB events it leaves undecoded (GTID) read from their bytes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use connect_core::envelope::{tombstone_for, Op};
+use connect_core::{Error, EventId, Record, SourceBatch, SourceOffset, SourcePartition, Value};
+use futures::StreamExt;
+use mysql_async::binlog::events::{EventData, RowsEventData};
+use mysql_async::prelude::Queryable;
+use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
+use serde_json::{Map, Value as Json};
+
+use crate::config::MySqlConfig;
+use crate::server::{mysql_err, opts, Flavor};
+use crate::table::{SourceInfo, TableSchema};
+
+/// Change events of one transaction before a batch is cut inside it.
+const MAX_TX_BATCH: usize = 2048;
+
+/// Where streaming resumes: the start of a transaction, how many of its binlog events
+/// and then rows were delivered, and the GTID set completed before it (Debezium's keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Position {
+    pub file: String,
+    pub pos: u64,
+    pub gtids: Option<String>,
+    pub event: u64,
+    pub row: u64,
+}
+
+impl Position {
+    /// From a stored offset.
+    pub(crate) fn from_offset(offset: &SourceOffset) -> Option<Position> {
+        Some(Position {
+            file: offset.get("file")?.as_str()?.to_owned(),
+            pos: offset.get("pos")?.as_u64()?,
+            gtids: offset
+                .get("gtids")
+                .and_then(Json::as_str)
+                .map(str::to_owned),
+            event: offset.get("event").and_then(Json::as_u64).unwrap_or(0),
+            row: offset.get("row").and_then(Json::as_u64).unwrap_or(0),
+        })
+    }
+
+    fn offset(&self, ts_sec: i64) -> SourceOffset {
+        let mut m = Map::new();
+        m.insert("file".into(), Json::from(self.file.as_str()));
+        m.insert("pos".into(), Json::from(self.pos));
+        if let Some(g) = &self.gtids {
+            m.insert("gtids".into(), Json::from(g.as_str()));
+        }
+        if self.event > 0 || self.row > 0 {
+            m.insert("event".into(), Json::from(self.event));
+            m.insert("row".into(), Json::from(self.row));
+        }
+        m.insert("ts_sec".into(), Json::from(ts_sec));
+        SourceOffset::new(m)
+    }
+}
+
+/// The transaction being read.
+struct Tx {
+    gtid: Option<(u32, String)>,
+    /// Binlog events read after its start, and rows read in the current rows event.
+    events: u64,
+    rows: u64,
+    /// What a restart inside this transaction skips.
+    skip: (u64, u64),
+    ts_us: i64,
+}
+
+pub(crate) struct Streaming {
+    config: Arc<MySqlConfig>,
+    flavor: Flavor,
+    partition: SourcePartition,
+    stream: BinlogStream,
+    meta: Conn,
+    file: String,
+    /// The completed GTID set, per MariaDB domain.
+    gtids: BTreeMap<u32, String>,
+    /// Resume point: the start of the next transaction (and what of it to skip).
+    resume: Position,
+    tx: Option<Tx>,
+    /// Table id → schema (None: not captured).
+    tables: HashMap<u64, Option<Arc<TableSchema>>>,
+    server_value: Value,
+}
+
+impl Streaming {
+    /// Connects a replica session at `from` (a transaction start).
+    pub(crate) async fn start(
+        config: Arc<MySqlConfig>,
+        flavor: Flavor,
+        partition: SourcePartition,
+        from: Position,
+    ) -> Result<Streaming, Error> {
+        let meta = Conn::new(opts(&config))
+            .await
+            .map_err(|e| mysql_err("cannot connect", e))?;
+        let mut conn = Conn::new(opts(&config))
+            .await
+            .map_err(|e| mysql_err("cannot connect the binlog reader", e))?;
+        if flavor == Flavor::MariaDb {
+            // Without it MariaDB replaces its GTID events by BEGIN queries.
+            conn.query_drop("SET @mariadb_slave_capability = 4")
+                .await
+                .map_err(|e| mysql_err("cannot prepare the binlog session", e))?;
+        }
+        let request = BinlogStreamRequest::new(config.server_id)
+            .with_filename(from.file.as_bytes())
+            .with_pos(from.pos);
+        let stream = conn.get_binlog_stream(request).await.map_err(|e| {
+            mysql_err(
+                &format!("cannot read the binlog at {}:{}", from.file, from.pos),
+                e,
+            )
+        })?;
+        let gtids = from
+            .gtids
+            .as_deref()
+            .map(parse_gtid_set)
+            .unwrap_or_default();
+        tracing::info!(file = %from.file, pos = from.pos, "binlog streaming started");
+        Ok(Streaming {
+            server_value: Value::string(&config.topic_prefix),
+            config,
+            flavor,
+            partition,
+            stream,
+            meta,
+            file: from.file.clone(),
+            gtids,
+            resume: from,
+            tx: None,
+            tables: HashMap::new(),
+        })
+    }
+
+    fn gtid_string(&self) -> Option<String> {
+        (!self.gtids.is_empty()).then(|| self.gtids.values().cloned().collect::<Vec<_>>().join(","))
+    }
+
+    fn batch(&self, records: Vec<Record>, ts_us: i64) -> SourceBatch {
+        SourceBatch {
+            records,
+            offsets: vec![(
+                self.partition.clone(),
+                self.resume.offset(ts_us / 1_000_000),
+            )],
+        }
+    }
+
+    /// The next batch: a committed transaction (or part of a large one).
+    pub(crate) async fn poll(&mut self) -> Result<SourceBatch, Error> {
+        let mut records = Vec::new();
+        loop {
+            let event = self
+                .stream
+                .next()
+                .await
+                .ok_or_else(|| Error::retryable("mysql", "the binlog stream ended"))?
+                .map_err(|e| mysql_err("binlog stream failed", e))?;
+            let header = event.header();
+            let (kind, next_pos, size) = (
+                header.event_type_raw(),
+                u64::from(header.log_pos()),
+                u64::from(header.event_size()),
+            );
+            let (server_id, ts_us) = (
+                i64::from(header.server_id()),
+                i64::from(header.timestamp()) * 1_000_000,
+            );
+            let start_pos = next_pos.saturating_sub(size);
+            if let Some(tx) = self.tx.as_mut() {
+                tx.events += 1;
+                tx.rows = 0;
+            }
+            match kind {
+                // MariaDB GTID: a transaction starts (seq_no u64, domain u32, flags u8).
+                0xa2 => {
+                    let data = event.data();
+                    if data.len() < 13 {
+                        return Err(Error::fatal("mysql", "truncated MariaDB GTID event"));
+                    }
+                    let seq = u64::from_le_bytes(data[0..8].try_into().expect("8 bytes"));
+                    let domain = u32::from_le_bytes(data[8..12].try_into().expect("4 bytes"));
+                    self.begin(
+                        start_pos,
+                        Some((domain, format!("{domain}-{server_id}-{seq}"))),
+                        ts_us,
+                    );
+                    continue;
+                }
+                // MariaDB GTID_LIST, BINLOG_CHECKPOINT, heartbeat: nothing to do.
+                0xa3 | 0xa1 | 0x1b => continue,
+                _ => {}
+            }
+            let data = event.read_data().map_err(|e| {
+                Error::fatal(
+                    "mysql",
+                    format!(
+                        "undecodable binlog event {kind:#x} at {}:{start_pos}: {e}",
+                        self.file
+                    ),
+                )
+            })?;
+            match data {
+                Some(EventData::RotateEvent(r)) => {
+                    self.file = clean_file_name(&r.name());
+                    if self.tx.is_none() {
+                        self.resume = Position {
+                            file: self.file.clone(),
+                            pos: r.position(),
+                            gtids: self.gtid_string(),
+                            event: 0,
+                            row: 0,
+                        };
+                    }
+                }
+                Some(EventData::QueryEvent(q)) => {
+                    let sql = q.query();
+                    if sql.eq_ignore_ascii_case("BEGIN") {
+                        if self.tx.is_none() {
+                            self.begin(start_pos, None, ts_us);
+                        }
+                    } else if sql.eq_ignore_ascii_case("COMMIT") {
+                        return Ok(self.commit(next_pos, records));
+                    } else if is_ddl(&sql) {
+                        // DDL: forget table versions of this database; the next TABLE_MAP
+                        // reads them again. (Schema history is still to come.)
+                        let db = q.schema();
+                        self.tables
+                            .retain(|_, t| t.as_ref().is_none_or(|t| t.database != db));
+                        if self.tx.as_ref().is_none_or(|t| t.gtid.is_some()) {
+                            // A DDL is a transaction of its own.
+                            return Ok(self.commit(next_pos, records));
+                        }
+                    }
+                }
+                Some(EventData::TableMapEvent(tme)) => {
+                    let id = tme.table_id();
+                    if let std::collections::hash_map::Entry::Vacant(e) = self.tables.entry(id) {
+                        let (db, table) = (
+                            tme.database_name().into_owned(),
+                            tme.table_name().into_owned(),
+                        );
+                        let schema = if self.config.captures(&db, &table) {
+                            let columns =
+                                crate::source::columns(&mut self.meta, &db, &table).await?;
+                            if columns.len() != tme.columns_count() as usize {
+                                return Err(Error::fatal(
+                                    "mysql",
+                                    format!("{db}.{table}: the binlog has {} columns, the catalog {}: the table changed since this event (schema history is not implemented yet)", tme.columns_count(), columns.len()),
+                                ));
+                            }
+                            Some(Arc::new(TableSchema::new(
+                                &self.config.topic_prefix,
+                                self.flavor,
+                                &db,
+                                &table,
+                                &columns,
+                            )?))
+                        } else {
+                            None
+                        };
+                        e.insert(schema);
+                    }
+                }
+                Some(EventData::RowsEvent(rows)) => {
+                    self.rows(&rows, start_pos, server_id, &mut records)?;
+                    if records.len() >= MAX_TX_BATCH {
+                        let tx = self.tx.as_ref().expect("rows come inside a transaction");
+                        let position = Position {
+                            event: tx.events,
+                            row: 0,
+                            ..self.resume.clone()
+                        };
+                        let ts = tx.ts_us;
+                        return Ok(SourceBatch {
+                            records,
+                            offsets: vec![(
+                                self.partition.clone(),
+                                position.offset(ts / 1_000_000),
+                            )],
+                        });
+                    }
+                }
+                Some(EventData::XidEvent(_)) => return Ok(self.commit(next_pos, records)),
+                _ => {}
+            }
+        }
+    }
+
+    fn begin(&mut self, start: u64, gtid: Option<(u32, String)>, ts_us: i64) {
+        // A restart inside this transaction resumes at its start and skips what was
+        // delivered.
+        let skip = if self.resume.pos == start && self.resume.file == self.file {
+            (self.resume.event, self.resume.row)
+        } else {
+            (0, 0)
+        };
+        self.resume = Position {
+            file: self.file.clone(),
+            pos: start,
+            gtids: self.gtid_string(),
+            event: 0,
+            row: 0,
+        };
+        self.tx = Some(Tx {
+            gtid,
+            events: 0,
+            rows: 0,
+            skip,
+            ts_us,
+        });
+    }
+
+    fn commit(&mut self, next_pos: u64, records: Vec<Record>) -> SourceBatch {
+        let tx = self.tx.take();
+        if let Some((domain, gtid)) = tx.as_ref().and_then(|t| t.gtid.clone()) {
+            self.gtids.insert(domain, gtid);
+        }
+        self.resume = Position {
+            file: self.file.clone(),
+            pos: next_pos,
+            gtids: self.gtid_string(),
+            event: 0,
+            row: 0,
+        };
+        let ts = tx.map_or(0, |t| t.ts_us);
+        self.batch(records, ts)
+    }
+
+    fn rows(
+        &mut self,
+        rows: &RowsEventData<'_>,
+        start_pos: u64,
+        server_id: i64,
+        out: &mut Vec<Record>,
+    ) -> Result<(), Error> {
+        let Some(Some(table)) = self.tables.get(&rows.table_id()).cloned() else {
+            return Ok(());
+        };
+        let tme = self.stream.get_tme(rows.table_id()).ok_or_else(|| {
+            Error::fatal(
+                "mysql",
+                format!("rows for table id {} before its TABLE_MAP", rows.table_id()),
+            )
+        })?;
+        let op = match rows {
+            RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => Op::Create,
+            RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => Op::Delete,
+            _ => Op::Update,
+        };
+        let tx = self
+            .tx
+            .as_mut()
+            .ok_or_else(|| Error::fatal("mysql", "rows outside a transaction"))?;
+        let (events_done, ts_us, gtid) = (
+            tx.events,
+            tx.ts_us,
+            tx.gtid.as_ref().map(|(_, g)| g.clone()),
+        );
+        for (index, row) in rows.rows(tme).enumerate() {
+            let (before, after) = row.map_err(|e| {
+                Error::fatal(
+                    "mysql",
+                    format!(
+                        "{}.{}: undecodable row at {}:{start_pos}: {e}",
+                        table.database, table.table, self.file
+                    ),
+                )
+            })?;
+            // Delivered before a restart: events before the skip point, rows before it in
+            // the event it names.
+            let tx = self.tx.as_mut().expect("in a transaction");
+            tx.rows = index as u64 + 1;
+            if events_done <= tx.skip.0 || (events_done == tx.skip.0 + 1 && tx.rows <= tx.skip.1) {
+                continue;
+            }
+            if self.config.skipped.skips(op) {
+                continue;
+            }
+            let before = before.map(|r| table.row_from_binlog(r)).transpose()?;
+            let after = after.map(|r| table.row_from_binlog(r)).transpose()?;
+            let info = SourceInfo {
+                flavor: self.flavor,
+                server: self.server_value.clone(),
+                ts_us,
+                snapshot: "false",
+                server_id,
+                gtid: gtid.clone(),
+                file: Value::string(&self.file),
+                pos: start_pos,
+                row: index as i32,
+            };
+            let id = EventId::from_parts(&[
+                self.config.topic_prefix.as_bytes(),
+                self.file.as_bytes(),
+                &start_pos.to_le_bytes(),
+                &(index as u64).to_le_bytes(),
+            ]);
+            let record = table.event(op, before, after, &info, id)?;
+            let tombstone = (op == Op::Delete && self.config.tombstones_on_delete)
+                .then(|| tombstone_for(&record));
+            out.push(record);
+            out.extend(tombstone);
+        }
+        Ok(())
+    }
+}
+
+/// Whether a query event changes a schema (other queries in a transaction, such as
+/// SAVEPOINT, do not end it).
+fn is_ddl(sql: &str) -> bool {
+    let word = sql
+        .trim_start_matches(|c: char| c.is_whitespace() || c == '/' || c == '*' || c == '!')
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    matches!(
+        word.as_str(),
+        "CREATE" | "ALTER" | "DROP" | "RENAME" | "TRUNCATE"
+    )
+}
+
+/// MariaDB's fake first Rotate carries the file name followed by 4 checksum bytes.
+fn clean_file_name(text: &str) -> String {
+    let end = text
+        .rfind('.')
+        .map(|dot| {
+            dot + 1
+                + text[dot + 1..]
+                    .bytes()
+                    .take_while(u8::is_ascii_digit)
+                    .count()
+        })
+        .unwrap_or(text.len());
+    text[..end].to_owned()
+}
+
+/// `0-1-95,1-1-7` → domain → GTID.
+fn parse_gtid_set(text: &str) -> BTreeMap<u32, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter_map(|g| Some((g.split('-').next()?.parse().ok()?, g.to_owned())))
+        .collect()
+}
