@@ -65,6 +65,24 @@ impl Op {
     }
 }
 
+/// The `snapshot` field of every Debezium connector's `source` block: an
+/// `io.debezium.data.Enum` of the snapshot markers, default `false`.
+pub fn snapshot_marker_schema() -> &'static Arc<Schema> {
+    static SCHEMA: OnceLock<Arc<Schema>> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        Schema::builder(SchemaType::String)
+            .optional()
+            .name("io.debezium.data.Enum")
+            .version(1)
+            .parameter(
+                "allowed",
+                "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental",
+            )
+            .default_value(Value::static_str("false"))
+            .build()
+    })
+}
+
 /// Debezium's transaction block schema (`event.block`, version 1).
 pub fn transaction_block_schema() -> &'static Arc<Schema> {
     static SCHEMA: OnceLock<Arc<Schema>> = OnceLock::new();

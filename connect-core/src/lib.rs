@@ -79,6 +79,7 @@
 //! # Ok::<_, Error>(()) }).unwrap();
 //! ```
 
+pub mod calendar;
 pub mod connector;
 pub mod convert;
 pub mod engine;

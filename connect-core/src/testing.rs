@@ -323,3 +323,25 @@ impl SourceTask for SyntheticTask {
         )))
     }
 }
+
+/// Asserts two JSON texts are equal; on a difference, shows both around the first byte
+/// that differs (whole events are too long to read in an assertion message).
+pub fn assert_same_json(ours: &str, expected: &str, what: &str) {
+    if ours == expected {
+        return;
+    }
+    let at = ours
+        .bytes()
+        .zip(expected.bytes())
+        .position(|(a, b)| a != b)
+        .unwrap_or(ours.len().min(expected.len()));
+    let around = |s: &str| {
+        String::from_utf8_lossy(&s.as_bytes()[at.saturating_sub(200)..(at + 120).min(s.len())])
+            .into_owned()
+    };
+    panic!(
+        "{what} differs at byte {at}:\n ours:     ...{}...\n expected: ...{}...",
+        around(ours),
+        around(expected)
+    );
+}

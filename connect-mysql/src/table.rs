@@ -3,7 +3,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
-use connect_core::envelope::{EnvelopeSchema, Op};
+use connect_core::envelope::{snapshot_marker_schema, EnvelopeSchema, Op};
 use connect_core::{Error, EventId, Record, Schema, SchemaType, Struct, Value};
 
 use crate::server::Flavor;
@@ -31,16 +31,7 @@ pub fn source_schema(flavor: Flavor) -> &'static Arc<Schema> {
             .field("connector", s(false))
             .field("name", s(false))
             .field("ts_ms", Schema::required(SchemaType::Int64))
-            .field(
-                "snapshot",
-                Schema::builder(SchemaType::String)
-                    .optional()
-                    .name("io.debezium.data.Enum")
-                    .version(1)
-                    .parameter("allowed", "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental")
-                    .default_value(Value::static_str("false"))
-                    .build(),
-            )
+            .field("snapshot", snapshot_marker_schema().clone())
             .field("db", s(false))
             .field("sequence", s(true))
             .field("ts_us", Schema::optional(SchemaType::Int64))
@@ -184,15 +175,7 @@ impl TableSchema {
         for (i, (codec, raw)) in self.codecs.iter().zip(values).enumerate() {
             out.push(match raw {
                 None => Value::Null,
-                Some(raw) => codec.parse(raw).map_err(|e| {
-                    Error::fatal(
-                        "mysql",
-                        format!(
-                            "{}.{} column `{}`: {e}",
-                            self.database, self.table, self.names[i]
-                        ),
-                    )
-                })?,
+                Some(raw) => codec.parse(raw).map_err(|e| self.column_error(i, &e))?,
             });
         }
         Ok(Struct::new(self.row_schema.clone(), out)?)
@@ -218,30 +201,25 @@ impl TableSchema {
         }
         let mut out = Vec::with_capacity(values.len());
         for (i, value) in values.into_iter().enumerate() {
-            let value = mysql_async::Value::try_from(value).map_err(|e| {
-                Error::fatal(
-                    "mysql",
-                    format!(
-                        "{}.{} column `{}`: {e}",
-                        self.database, self.table, self.names[i]
-                    ),
-                )
-            })?;
+            let value = mysql_async::Value::try_from(value)
+                .map_err(|e| self.column_error(i, &e.to_string()))?;
             out.push(
                 self.codecs[i]
                     .from_binlog(&self.columns[i], &self.labels[i], value)
-                    .map_err(|e| {
-                        Error::fatal(
-                            "mysql",
-                            format!(
-                                "{}.{} column `{}`: {e}",
-                                self.database, self.table, self.names[i]
-                            ),
-                        )
-                    })?,
+                    .map_err(|e| self.column_error(i, &e))?,
             );
         }
         Ok(Struct::new(self.row_schema.clone(), out)?)
+    }
+
+    fn column_error(&self, index: usize, e: &str) -> Error {
+        Error::fatal(
+            "mysql",
+            format!(
+                "{}.{} column `{}`: {e}",
+                self.database, self.table, self.names[index]
+            ),
+        )
     }
 
     /// A change event record.

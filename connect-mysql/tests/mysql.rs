@@ -186,39 +186,18 @@ async fn events_match_debezium_byte_for_byte() {
             topic,
             "record {i}"
         );
-        same(
+        connect_core::testing::assert_same_json(
             &mask(&json(record.key_schema.as_ref(), &record.key)),
             &mask(key),
             &format!("key {i}"),
         );
-        same(
+        connect_core::testing::assert_same_json(
             &mask(&json(record.value_schema.as_ref(), &record.value)),
             &mask(value),
             &format!("value {i}"),
         );
     }
     db.drop().await;
-}
-
-/// Asserts two JSON texts are equal, showing where they first differ.
-fn same(ours: &str, theirs: &str, what: &str) {
-    if ours == theirs {
-        return;
-    }
-    let at = ours
-        .bytes()
-        .zip(theirs.bytes())
-        .position(|(a, b)| a != b)
-        .unwrap_or(ours.len().min(theirs.len()));
-    let around = |s: &str| {
-        String::from_utf8_lossy(&s.as_bytes()[at.saturating_sub(150)..(at + 150).min(s.len())])
-            .into_owned()
-    };
-    panic!(
-        "{what} differs at {at}:\n ours:     {}\n debezium: {}",
-        around(ours),
-        around(theirs)
-    );
 }
 
 /// Two tables in several batches: every row once, Debezium's snapshot markers, an offset

@@ -3,7 +3,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
-use connect_core::envelope::{EnvelopeSchema, Op, TransactionBlock};
+use connect_core::envelope::{snapshot_marker_schema, EnvelopeSchema, Op, TransactionBlock};
 use connect_core::{Error, EventId, Record, Schema, SchemaType, Struct, Value};
 
 use crate::config::{Mask, PostgresConfig};
@@ -149,7 +149,11 @@ pub(crate) fn interned(name: &str) -> Value {
 pub fn source_schema() -> &'static Arc<Schema> {
     static S: OnceLock<Arc<Schema>> = OnceLock::new();
     S.get_or_init(|| {
-        let s = |optional: bool| Schema::builder(SchemaType::String).with_optional(optional).build();
+        let s = |optional: bool| {
+            Schema::builder(SchemaType::String)
+                .with_optional(optional)
+                .build()
+        };
         let i64o = Schema::optional(SchemaType::Int64);
         Schema::struct_builder()
             .name("io.debezium.connector.postgresql.Source")
@@ -158,16 +162,7 @@ pub fn source_schema() -> &'static Arc<Schema> {
             .field("connector", s(false))
             .field("name", s(false))
             .field("ts_ms", Schema::required(SchemaType::Int64))
-            .field(
-                "snapshot",
-                Schema::builder(SchemaType::String)
-                    .optional()
-                    .name("io.debezium.data.Enum")
-                    .version(1)
-                    .parameter("allowed", "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental")
-                    .default_value(Value::static_str("false"))
-                    .build(),
-            )
+            .field("snapshot", snapshot_marker_schema().clone())
             .field("db", s(false))
             .field("sequence", s(true))
             .field("ts_us", i64o.clone())

@@ -1827,27 +1827,6 @@ async fn lost_slot_stops_the_connector_naming_it() {
     db.drop().await;
 }
 
-/// Asserts two JSON texts are equal, showing where they first differ.
-fn same_json(ours: &str, debezium: &str, what: &str) {
-    if ours == debezium {
-        return;
-    }
-    let at = ours
-        .bytes()
-        .zip(debezium.bytes())
-        .position(|(a, b)| a != b)
-        .unwrap_or(ours.len().min(debezium.len()));
-    let around = |s: &str| {
-        let bytes = &s.as_bytes()[at.saturating_sub(200)..(at + 120).min(s.len())];
-        String::from_utf8_lossy(bytes).into_owned()
-    };
-    panic!(
-        "{what} differs at byte {at}:\n ours:     ...{}...\n debezium: ...{}...",
-        around(ours),
-        around(debezium)
-    );
-}
-
 /// The JSON of every record (key and value, schemas on) equals what Debezium 3.6.3's
 /// embedded engine emitted for the same table and changes (`scripts/golden-pg.sh` records
 /// it), once the values that differ between any two runs are masked: times, transaction
@@ -1929,12 +1908,12 @@ async fn events_match_debezium_3_6_byte_for_byte() {
             value.to_owned()
         };
         assert_eq!(&*record.topic, topic, "record {i}");
-        same_json(
+        connect_core::testing::assert_same_json(
             &mask(&json(record.key_schema.as_ref(), &record.key)),
             &mask(key),
             &format!("key of record {i}"),
         );
-        same_json(
+        connect_core::testing::assert_same_json(
             &mask(&json(record.value_schema.as_ref(), &record.value)),
             &mask(&value),
             &format!("value of record {i}"),
