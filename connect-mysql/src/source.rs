@@ -120,17 +120,38 @@ impl Task for MySqlTask {
         let (mut conn, info) = preflight(&self.config).await?;
         self.flavor = info.flavor;
         let mode = self.config.snapshot_mode;
+        // A stored position whose binlog file was purged cannot be streamed from: never
+        // jump ahead silently.
+        let stored = offset
+            .as_ref()
+            .filter(|_| snapshot_done)
+            .and_then(Position::from_offset);
+        let purged = match &stored {
+            Some(position) if mode != SnapshotMode::InitialOnly => {
+                !binlog_files(&mut conn).await?.contains(&position.file)
+            }
+            _ => false,
+        };
+        if purged && mode != SnapshotMode::WhenNeeded {
+            let position = stored.as_ref().expect("a stored position");
+            return Err(Error::fatal(
+                "mysql",
+                format!(
+                    "the stored position {}:{} is no longer on the server (its binlog file was purged): the changes since then cannot be read. Use snapshot.mode=when_needed to snapshot again",
+                    position.file, position.pos
+                ),
+            ));
+        }
         let wants_snapshot = match mode {
             SnapshotMode::NoData | SnapshotMode::Never => false,
-            SnapshotMode::Initial | SnapshotMode::InitialOnly | SnapshotMode::WhenNeeded => {
-                !snapshot_done
-            }
+            SnapshotMode::Initial | SnapshotMode::InitialOnly => !snapshot_done,
+            SnapshotMode::WhenNeeded => !snapshot_done || purged,
         };
         if !wants_snapshot {
             if mode == SnapshotMode::InitialOnly {
                 return Ok(()); // its snapshot is done: nothing left to do
             }
-            let from = match offset.as_ref().and_then(Position::from_offset) {
+            let from = match stored {
                 Some(position) => position,
                 // No offset: from the binlog's current end.
                 None => Position {
@@ -237,6 +258,15 @@ impl SourceTask for MySqlTask {
             }
         }))
     }
+}
+
+/// The binlog files the server still has.
+async fn binlog_files(conn: &mut Conn) -> Result<Vec<String>, Error> {
+    let rows: Vec<mysql_async::Row> = conn
+        .query("SHOW BINARY LOGS")
+        .await
+        .map_err(|e| mysql_err("cannot list the binlog files", e))?;
+    Ok(rows.iter().filter_map(|r| r.get::<String, _>(0)).collect())
 }
 
 /// Opens the snapshot transaction and returns the binlog position it is consistent with.

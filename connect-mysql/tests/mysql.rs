@@ -395,3 +395,62 @@ async fn streaming_resumes_from_the_stored_offset_inside_a_transaction() {
     engine.shutdown().await.unwrap();
     db.drop().await;
 }
+
+/// A stored position whose binlog file is gone: an error naming it (never a silent jump
+/// ahead), or with `when_needed` a new snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purged_position_is_an_error_or_a_new_snapshot() {
+    use connect_core::{Engine, MemoryOffsetStore, OffsetStore, SourceOffset, SourcePartition};
+    let mut db = TestDb::new("purged").await;
+    db.conn
+        .query_drop("CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1), (2);")
+        .await
+        .unwrap();
+    let offsets = MemoryOffsetStore::new();
+    let mut gone = serde_json::Map::new();
+    gone.insert("file".into(), "mariadb-bin.999999".into());
+    gone.insert("pos".into(), 4.into());
+    offsets
+        .write(
+            "mysql-purged",
+            &[(SourcePartition::server("srv"), SourceOffset::new(gone))],
+        )
+        .await
+        .unwrap();
+    let run = |mode| {
+        let config = root()
+            .with_databases([db.name.as_str()])
+            .unwrap()
+            .with_snapshot_mode(mode);
+        let offsets = offsets.clone();
+        async move {
+            Engine::builder()
+                .name("mysql-purged")
+                .source(connect_mysql::MySqlSource::new(config).unwrap())
+                .offsets(offsets)
+                .into_channel(4)
+                .start()
+                .await
+                .unwrap()
+        }
+    };
+    let (engine, _rx) = run(connect_mysql::SnapshotMode::Initial).await;
+    let err = engine.wait().await.unwrap_err().to_string();
+    assert!(
+        err.contains("mariadb-bin.999999") && err.contains("when_needed"),
+        "{err}"
+    );
+    let (engine, mut rx) = run(connect_mysql::SnapshotMode::WhenNeeded).await;
+    let batch = tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let ops: Vec<_> = batch.changes().map(|c| c.op()).collect();
+    batch.ack();
+    assert_eq!(
+        ops,
+        [Some(connect_core::Op::Read), Some(connect_core::Op::Read)]
+    );
+    engine.shutdown().await.unwrap();
+    db.drop().await;
+}
