@@ -2,6 +2,7 @@
 # Installs (if missing), configures and starts what the test suite needs on 127.0.0.1:
 #   PostgreSQL with wal_level=logical (superuser postgres/postgres over TCP, replication allowed)
 #   MariaDB with a ROW binlog (root with an empty password over TCP)
+#   second PostgreSQL (5433) and MariaDB (3307) servers that tests may restart
 # Idempotent: safe to run again; restarts a server only when its CDC settings are missing.
 # Works without systemd (as in CI containers). Needs root.
 set -euo pipefail
@@ -181,6 +182,44 @@ ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_passwor
 FLUSH PRIVILEGES;
 SQL
   log "MariaDB ready on 127.0.0.1:3306 ($(mariadb -uroot -h127.0.0.1 -NBe 'select concat(@@version, " binlog=", @@binlog_format)'))"
+
+  # A second server that tests may restart without disturbing the others. Its options
+  # file stands alone (no /etc/mysql includes), so the two never share a socket or datadir.
+  local disrupt_cnf=/etc/mysql/connect-disrupt.cnf disrupt_dir=/var/lib/mysql-disrupt
+  cat > "$disrupt_cnf" <<'CONF'
+# written by connect's scripts/services.sh; start: mariadbd --defaults-file=<this file>
+[mysqld]
+user = mysql
+datadir = /var/lib/mysql-disrupt
+socket = /run/mysqld/disrupt.sock
+pid-file = /run/mysqld/disrupt.pid
+log-error = /var/log/mysql/disrupt.err
+bind-address = 127.0.0.1
+port = 3307
+log_bin = mariadb-bin
+binlog_format = ROW
+binlog_row_image = FULL
+binlog_row_metadata = FULL
+server_id = 1
+CONF
+  if [ ! -d "$disrupt_dir/mysql" ]; then
+    log "initialising the 'disrupt' MariaDB data directory"
+    mariadb-install-db --defaults-file="$disrupt_cnf" >/dev/null
+  fi
+  local ping_disrupt=(mariadb-admin --socket=/run/mysqld/disrupt.sock ping)
+  if ! "${ping_disrupt[@]}" >/dev/null 2>&1; then
+    log "starting MariaDB 'disrupt'"
+    start-stop-daemon --start --oknodo --background --pidfile /run/mysqld/disrupt.pid \
+      --exec /usr/sbin/mariadbd -- --defaults-file="$disrupt_cnf"
+  fi
+  wait_for "MariaDB 'disrupt'" "${ping_disrupt[@]}"
+  mariadb --socket=/run/mysqld/disrupt.sock -uroot <<'SQL'
+CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
+GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
+ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('');
+FLUSH PRIVILEGES;
+SQL
+  log "MariaDB 'disrupt' ready on 127.0.0.1:3307"
 }
 
 setup_postgres

@@ -57,7 +57,8 @@ pub struct MySqlConfig {
     pub skipped: SkippedOperations,
     /// `tombstones.on.delete` (default true).
     pub tombstones_on_delete: bool,
-    /// `heartbeat.interval.ms` (0 = off).
+    /// `heartbeat.interval.ms` (0 = off): a position-only batch this often between
+    /// transactions.
     pub heartbeat_interval: Duration,
 }
 
@@ -110,6 +111,13 @@ impl MySqlConfig {
     /// Sets `snapshot.mode`.
     pub fn with_snapshot_mode(mut self, mode: SnapshotMode) -> Self {
         self.snapshot_mode = mode;
+        self
+    }
+
+    /// Sets `heartbeat.interval.ms`: while no transaction is read for this long, the
+    /// source emits a position-only batch (zero turns it off).
+    pub fn with_heartbeat(mut self, interval: Duration) -> Self {
+        self.heartbeat_interval = interval;
         self
     }
 

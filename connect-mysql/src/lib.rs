@@ -15,20 +15,39 @@
 //!   2048 events with Debezium's `event`/`row` skip counts so a restart inside a
 //!   transaction continues after its last committed row;
 //! - events that match Debezium 3.6's byte for byte for every common type, in the snapshot
-//!   and streamed (golden test).
+//!   and streamed (golden test);
+//! - a stored position whose binlog file the server has purged: a fatal error naming the
+//!   file, or a new snapshot with `snapshot.mode=when_needed`;
+//! - tested failure paths: SIGKILL during the snapshot and while streaming, a server
+//!   restart mid-stream, a consumer gone inside a large transaction;
+//! - `heartbeat.interval.ms`: position-only batches between transactions.
 //!
 //! Not yet: schema history (a DDL makes the connector re-read the table from the catalog,
-//! which is only right when the stream has caught up), GTID-based resume, heartbeats,
-//! transaction metadata, TLS, column filters, MySQL's binary JSON, and the remaining
-//! snapshot modes' subtleties (`when_needed` acts as `initial`).
+//! which is only right when the stream has caught up), GTID-based resume, transaction
+//! metadata, TLS, column filters, MySQL's binary JSON.
 //!
 //! ```no_run
-//! use connect_mysql::{server, MySqlConfig};
+//! use connect_core::Engine;
+//! use connect_mysql::{MySqlConfig, MySqlSource};
 //! # async fn run() -> connect_core::Result<()> {
-//! let config = MySqlConfig::new("127.0.0.1", "root", "", 184054, "shop");
-//! let (_conn, info) = server::preflight(&config).await?;
-//! println!("{:?} at {:?}", info.flavor, info.position);
-//! # Ok(()) }
+//! // host, user, password, a server id unique among the server's replicas, topic prefix
+//! let config = MySqlConfig::new("127.0.0.1", "root", "", 184054, "shop")
+//!     .with_databases(["inventory"])?;
+//! let (engine, mut batches) = Engine::builder()
+//!     .name("inventory-cdc")
+//!     .source(MySqlSource::new(config)?)
+//!     .into_channel(16)
+//!     .start()
+//!     .await?;
+//! while let Some(batch) = batches.recv().await {
+//!     for change in batch.changes() {
+//!         println!("{:?} {:?}", change.op(), change.after());
+//!     }
+//!     batch.ack(); // the binlog position is committed only after this
+//! }
+//! engine.shutdown().await?;
+//! # Ok(())
+//! # }
 //! ```
 
 pub mod config;

@@ -87,6 +87,8 @@ pub(crate) struct Streaming {
     /// Table id → schema (None: not captured).
     tables: HashMap<u64, Option<Arc<TableSchema>>>,
     server_value: Value,
+    /// When `heartbeat.interval.ms` next sends a position-only batch.
+    next_heartbeat: tokio::time::Instant,
 }
 
 impl Streaming {
@@ -124,6 +126,7 @@ impl Streaming {
             .map(parse_gtid_set)
             .unwrap_or_default();
         tracing::info!(file = %from.file, pos = from.pos, "binlog streaming started");
+        let config_heartbeat = config.heartbeat_interval;
         Ok(Streaming {
             server_value: Value::string(&config.topic_prefix),
             config,
@@ -136,6 +139,7 @@ impl Streaming {
             resume: from,
             tx: None,
             tables: HashMap::new(),
+            next_heartbeat: tokio::time::Instant::now() + config_heartbeat,
         })
     }
 
@@ -157,10 +161,20 @@ impl Streaming {
     pub(crate) async fn poll(&mut self) -> Result<SourceBatch, Error> {
         let mut records = Vec::new();
         loop {
-            let event = self
-                .stream
-                .next()
-                .await
+            let heartbeat = self.config.heartbeat_interval;
+            let event = tokio::select! {
+                event = self.stream.next() => event,
+                // Between transactions only: a position-only batch, so that an idle
+                // connector still commits and its consumers see it is alive.
+                _ = tokio::time::sleep_until(self.next_heartbeat), if !heartbeat.is_zero() && self.tx.is_none() => {
+                    self.next_heartbeat = tokio::time::Instant::now() + heartbeat;
+                    let now_us = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_micros() as i64);
+                    return Ok(self.batch(records, now_us));
+                }
+            };
+            let event = event
                 .ok_or_else(|| Error::retryable("mysql", "the binlog stream ended"))?
                 .map_err(|e| mysql_err("binlog stream failed", e))?;
             let header = event.header();

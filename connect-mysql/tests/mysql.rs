@@ -1,6 +1,7 @@
 //! connect-mysql against the real MariaDB that `scripts/test.sh` starts
 //! (`CONNECT_TEST_MYSQL_HOST`/`_PORT`/`_USER`/`_PASSWORD` override 127.0.0.1:3306 root
-//! with no password).
+//! with no password). Restart tests use the second server on 3307
+//! (`CONNECT_TEST_MYSQL_DISRUPT_PORT`), which they stop and start as root.
 
 use connect_mysql::server::{preflight, Flavor};
 use connect_mysql::MySqlConfig;
@@ -84,8 +85,12 @@ struct TestDb {
 
 impl TestDb {
     async fn new(tag: &str) -> TestDb {
+        TestDb::on(tag, &root()).await
+    }
+
+    async fn on(tag: &str, server: &MySqlConfig) -> TestDb {
         let name = format!("connect_test_{tag}_{}", std::process::id());
-        let mut conn = mysql_async::Conn::new(connect_mysql::server::opts(&root()))
+        let mut conn = mysql_async::Conn::new(connect_mysql::server::opts(server))
             .await
             .expect("MariaDB reachable (run scripts/test.sh)");
         conn.query_drop(format!(
@@ -622,5 +627,179 @@ async fn kill_9_during_snapshot_and_streaming() {
         during_stream >= 3,
         "only {during_stream} kills hit a stream with rows still missing"
     );
+    db.drop().await;
+}
+
+/// Runs a command that must succeed (a server restart needs root, as `scripts/test.sh`).
+fn run(program: &str, args: &[&str]) {
+    let status = std::process::Command::new(program)
+        .args(args)
+        .status()
+        .unwrap_or_else(|e| panic!("{program} does not run: {e}"));
+    assert!(status.success(), "{program} {args:?} failed: {status}");
+}
+
+/// The second MariaDB that `scripts/services.sh` starts on 3307 for tests that restart it.
+const DISRUPT_CNF: &str = "/etc/mysql/connect-disrupt.cnf";
+const DISRUPT_SOCKET: &str = "/run/mysqld/disrupt.sock";
+
+/// A server restart while streaming: the engine retries until the server is back and
+/// resumes from the committed position; every row written before and after arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_survives_a_server_restart() {
+    use connect_core::{CommitPolicy, Engine, Value};
+    use std::time::{Duration, Instant};
+    let server = root().with_port(
+        env("CONNECT_TEST_MYSQL_DISRUPT_PORT", "3307")
+            .parse()
+            .unwrap(),
+    );
+    let mut db = TestDb::on("restart", &server).await;
+    db.conn
+        .query_drop("SET SESSION max_recursive_iterations = 100000; CREATE TABLE items (id int PRIMARY KEY, v varchar(4))")
+        .await
+        .unwrap();
+    let (engine, mut rx) = Engine::builder()
+        .name("mysql-restart")
+        .source(
+            connect_mysql::MySqlSource::new(
+                server.clone().with_databases([db.name.as_str()]).unwrap(),
+            )
+            .unwrap(),
+        )
+        .commit_policy(CommitPolicy::always())
+        .into_channel(16)
+        .start()
+        .await
+        .unwrap();
+    let insert = |from: i64, to: i64, v: &str| {
+        format!("INSERT INTO items WITH RECURSIVE g(n) AS (SELECT {from} UNION ALL SELECT n + 1 FROM g WHERE n < {to}) SELECT n, '{v}' FROM g")
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    let mut receive_until = async |rx: &mut connect_core::BatchReceiver, n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while seen.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let batch = tokio::time::timeout(left, rx.recv())
+                .await
+                .unwrap_or_else(|_| panic!("only {} of {n} rows arrived", seen.len()))
+                .expect("the engine keeps running through the restart");
+            for c in batch.changes() {
+                seen.insert(
+                    c.after()
+                        .and_then(|r| r.get("id"))
+                        .and_then(Value::as_i64)
+                        .unwrap(),
+                );
+            }
+            batch.ack();
+        }
+    };
+    db.conn.query_drop(insert(1, 1000, "a")).await.unwrap();
+    receive_until(&mut rx, 1000).await;
+    // Written just before the shutdown: may or may not be read before the stop.
+    db.conn.query_drop(insert(1001, 2000, "b")).await.unwrap();
+    drop(db.conn);
+    run("mariadb-admin", &["--socket", DISRUPT_SOCKET, "shutdown"]);
+    run(
+        "start-stop-daemon",
+        &[
+            "--start",
+            "--background",
+            "--pidfile",
+            "/run/mysqld/disrupt.pid",
+            "--exec",
+            "/usr/sbin/mariadbd",
+            "--",
+            &format!("--defaults-file={DISRUPT_CNF}"),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut conn = loop {
+        match mysql_async::Conn::new(connect_mysql::server::opts(&server)).await {
+            Ok(conn) => break conn,
+            Err(e) => assert!(Instant::now() < deadline, "server not back: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    conn.query_drop(format!(
+        "SET SESSION max_recursive_iterations = 100000; USE {}; {}",
+        db.name,
+        insert(2001, 3000, "c")
+    ))
+    .await
+    .unwrap();
+    receive_until(&mut rx, 3000).await;
+    assert_eq!(seen, (1..=3000).collect());
+    engine.shutdown().await.unwrap();
+    TestDb {
+        conn,
+        name: db.name,
+    }
+    .drop()
+    .await;
+}
+
+/// `heartbeat.interval.ms`: an idle connector commits position-only batches between
+/// transactions, and rows still arrive in between. (On the second server, where only the
+/// restart test writes a handful of transactions, far fewer than the commits awaited.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_commit_while_idle() {
+    use connect_core::{CommitPolicy, Engine, Value};
+    use std::time::{Duration, Instant};
+    let server = root().with_port(
+        env("CONNECT_TEST_MYSQL_DISRUPT_PORT", "3307")
+            .parse()
+            .unwrap(),
+    );
+    let mut db = TestDb::on("heartbeat", &server).await;
+    db.conn
+        .query_drop("CREATE TABLE items (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    let config = server
+        .clone()
+        .with_databases([db.name.as_str()])
+        .unwrap()
+        .with_heartbeat(Duration::from_millis(20));
+    let (engine, mut rx) = Engine::builder()
+        .name("mysql-heartbeat")
+        .source(connect_mysql::MySqlSource::new(config).unwrap())
+        .commit_policy(CommitPolicy::always())
+        .into_channel(4)
+        .start()
+        .await
+        .unwrap();
+    let commits = || {
+        engine
+            .metrics()
+            .pipeline("mysql-heartbeat")
+            .unwrap()
+            .commits
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while commits() < 40 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} commits while idle",
+            commits()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    db.conn
+        .query_drop("INSERT INTO items VALUES (7)")
+        .await
+        .unwrap();
+    let batch = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .expect("the row within 30 s")
+        .expect("engine running");
+    let ids: Vec<_> = batch
+        .changes()
+        .filter_map(|c| c.after().and_then(|r| r.get("id")).and_then(Value::as_i64))
+        .collect();
+    batch.ack();
+    assert_eq!(ids, [7]);
+    engine.shutdown().await.unwrap();
     db.drop().await;
 }
