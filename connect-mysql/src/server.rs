@@ -109,12 +109,17 @@ pub(crate) fn mysql_err(context: &str, e: mysql_async::Error) -> Error {
     // Driver and I/O failures (server restarting, network) are worth retrying; an error
     // the server returned about the request is not.
     match e {
-        mysql_async::Error::Server(ref s) => {
+        mysql_async::Error::Server(ref s) if !TRANSIENT_SERVER_ERRORS.contains(&s.code) => {
             Error::fatal("mysql", format!("{context}: {e} (error {})", s.code))
         }
         _ => Error::retryable("mysql", format!("{context}: {e}")),
     }
 }
+
+/// Server errors that say the server is going away or is busy, not that the request is
+/// wrong: too many connections (1040), shutting down (1053, 1077-1079), lock wait timeout
+/// (1205), deadlock (1213), query interrupted (1317), connection killed (1927).
+const TRANSIENT_SERVER_ERRORS: [u16; 9] = [1040, 1053, 1077, 1078, 1079, 1205, 1213, 1317, 1927];
 
 /// Connects and checks that the server can feed change data capture: binary log on, in ROW
 /// format with full images, uncompressed; the user may read it (REPLICATION SLAVE and

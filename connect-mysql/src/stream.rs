@@ -7,7 +7,7 @@ use std::sync::Arc;
 use connect_core::envelope::{tombstone_for, Op};
 use connect_core::{Error, EventId, Record, SourceBatch, SourceOffset, SourcePartition, Value};
 use futures::StreamExt;
-use mysql_async::binlog::events::{EventData, RowsEventData};
+use mysql_async::binlog::events::{EventData, OptionalMetaExtractor, RowsEventData, TableMapEvent};
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
 use serde_json::{Map, Value as Json};
@@ -15,6 +15,10 @@ use serde_json::{Map, Value as Json};
 use crate::config::MySqlConfig;
 use crate::server::{mysql_err, opts, Flavor};
 use crate::table::{SourceInfo, TableSchema};
+use crate::types::{binlog_type_matches, ColumnInfo};
+
+/// Header flag of events the server makes up (the first Rotate), not read from a file.
+const LOG_EVENT_ARTIFICIAL_F: u16 = 0x20;
 
 /// Change events of one transaction before a batch is cut inside it.
 const MAX_TX_BATCH: usize = 2048;
@@ -87,6 +91,8 @@ pub(crate) struct Streaming {
     /// Table id → schema (None: not captured).
     tables: HashMap<u64, Option<Arc<TableSchema>>>,
     server_value: Value,
+    /// Checksum bytes per event (`binlog_checksum`): 4 for CRC32, 0 for NONE.
+    checksum_len: usize,
     /// When `heartbeat.interval.ms` next sends a position-only batch.
     next_heartbeat: tokio::time::Instant,
 }
@@ -99,9 +105,17 @@ impl Streaming {
         partition: SourcePartition,
         from: Position,
     ) -> Result<Streaming, Error> {
-        let meta = Conn::new(opts(&config))
+        let mut meta = Conn::new(opts(&config))
             .await
             .map_err(|e| mysql_err("cannot connect", e))?;
+        let checksum: Option<String> = meta
+            .query_first("SELECT @@global.binlog_checksum")
+            .await
+            .map_err(|e| mysql_err("cannot read binlog_checksum", e))?;
+        let checksum_len = match checksum.as_deref() {
+            Some(c) if c.eq_ignore_ascii_case("NONE") => 0,
+            _ => 4,
+        };
         let mut conn = Conn::new(opts(&config))
             .await
             .map_err(|e| mysql_err("cannot connect the binlog reader", e))?;
@@ -139,6 +153,7 @@ impl Streaming {
             resume: from,
             tx: None,
             tables: HashMap::new(),
+            checksum_len,
             next_heartbeat: tokio::time::Instant::now() + config_heartbeat,
         })
     }
@@ -187,6 +202,7 @@ impl Streaming {
                 i64::from(header.server_id()),
                 i64::from(header.timestamp()) * 1_000_000,
             );
+            let artificial = header.flags_raw() & LOG_EVENT_ARTIFICIAL_F != 0;
             let start_pos = next_pos.saturating_sub(size);
             if let Some(tx) = self.tx.as_mut() {
                 tx.events += 1;
@@ -223,7 +239,8 @@ impl Streaming {
             })?;
             match data {
                 Some(EventData::RotateEvent(r)) => {
-                    self.file = clean_file_name(&r.name());
+                    let trailer = if artificial { self.checksum_len } else { 0 };
+                    self.file = rotated_file_name(r.name_raw(), trailer)?;
                     if self.tx.is_none() {
                         self.resume = Position {
                             file: self.file.clone(),
@@ -264,12 +281,15 @@ impl Streaming {
                         let schema = if self.config.captures(&db, &table) {
                             let columns =
                                 crate::source::columns(&mut self.meta, &db, &table).await?;
-                            if columns.len() != tme.columns_count() as usize {
-                                return Err(Error::fatal(
+                            check_table_map(&tme, &columns).map_err(|mismatch| {
+                                Error::fatal(
                                     "mysql",
-                                    format!("{db}.{table}: the binlog has {} columns, the catalog {}: the table changed since this event (schema history is not implemented yet)", tme.columns_count(), columns.len()),
-                                ));
-                            }
+                                    format!(
+                                        "{db}.{table}: the binlog event at {}:{start_pos} does not match the table's current definition ({mismatch}): the table changed after this event, and replaying older events needs schema history, which is not implemented yet; snapshot again (remove the stored offset)",
+                                        self.file
+                                    ),
+                                )
+                            })?;
                             Some(Arc::new(TableSchema::new(
                                 &self.config.topic_prefix,
                                 self.flavor,
@@ -442,19 +462,27 @@ fn is_ddl(sql: &str) -> bool {
     )
 }
 
-/// MariaDB's fake first Rotate carries the file name followed by 4 checksum bytes.
-fn clean_file_name(text: &str) -> String {
-    let end = text
-        .rfind('.')
-        .map(|dot| {
-            dot + 1
-                + text[dot + 1..]
-                    .bytes()
-                    .take_while(u8::is_ascii_digit)
-                    .count()
+/// The file a Rotate event names. The artificial Rotate the server sends first is read
+/// before the format description that says checksums are on, so its 4 checksum bytes are
+/// still on the name (and may well be ASCII digits).
+fn rotated_file_name(raw: &[u8], trailer: usize) -> Result<String, Error> {
+    let name = &raw[..raw.len().saturating_sub(trailer)];
+    std::str::from_utf8(name)
+        .ok()
+        .filter(|n| {
+            n.rsplit_once('.')
+                .is_some_and(|(_, ext)| !ext.is_empty() && ext.bytes().all(|b| b.is_ascii_digit()))
         })
-        .unwrap_or(text.len());
-    text[..end].to_owned()
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            Error::fatal(
+                "mysql",
+                format!(
+                    "a Rotate event names an unexpected binlog file {:?}",
+                    String::from_utf8_lossy(raw)
+                ),
+            )
+        })
 }
 
 /// `0-1-95,1-1-7` → domain → GTID.
@@ -463,4 +491,69 @@ fn parse_gtid_set(text: &str) -> BTreeMap<u32, String> {
         .map(str::trim)
         .filter_map(|g| Some((g.split('-').next()?.parse().ok()?, g.to_owned())))
         .collect()
+}
+
+/// Checks a TABLE_MAP against the catalog's columns: the count, each column's type, and
+/// its name where the server writes names (`binlog_row_metadata=FULL`).
+fn check_table_map(tme: &TableMapEvent<'_>, columns: &[ColumnInfo]) -> Result<(), String> {
+    if tme.columns_count() as usize != columns.len() {
+        return Err(format!(
+            "{} columns in the event, {} in the catalog",
+            tme.columns_count(),
+            columns.len()
+        ));
+    }
+    let names: Vec<String> = OptionalMetaExtractor::new(tme.iter_optional_meta())
+        .map_err(|e| format!("unreadable optional metadata: {e}"))?
+        .iter_column_name()
+        .map(|n| n.map(|n| n.name().into_owned()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("unreadable column names: {e}"))?;
+    for (index, column) in columns.iter().enumerate() {
+        if let Some(name) = names.get(index) {
+            if *name != column.name {
+                return Err(format!(
+                    "column {} is `{name}` in the event, `{}` in the catalog",
+                    index + 1,
+                    column.name
+                ));
+            }
+        }
+        let binlog = tme
+            .get_column_type(index)
+            .map_err(|e| format!("column `{}`: {e}", column.name))?
+            .expect("index below the column count");
+        if !binlog_type_matches(&column.data_type, binlog) {
+            return Err(format!(
+                "column `{}` is {binlog:?} in the event, {} in the catalog",
+                column.name, column.column_type
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotate_names_lose_the_checksum_even_when_it_looks_like_digits() {
+        assert_eq!(
+            rotated_file_name(b"mariadb-bin.0000032917", 4).unwrap(),
+            "mariadb-bin.000003"
+        );
+        assert_eq!(
+            rotated_file_name(b"mariadb-bin.000003\xf0\x01\x7f\x00", 4).unwrap(),
+            "mariadb-bin.000003"
+        );
+        assert_eq!(
+            rotated_file_name(b"mariadb-bin.000004", 0).unwrap(),
+            "mariadb-bin.000004"
+        );
+        let err = rotated_file_name(b"mariadb-bin", 0)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mariadb-bin"), "{err}");
+    }
 }

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use connect_core::calendar::{civil_from_days, days_from_civil};
 use connect_core::schema::logical;
 use connect_core::{Schema, SchemaBuilder, SchemaType, Value};
+use mysql_async::consts::ColumnType;
 
 /// A column as `information_schema.COLUMNS` describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -425,6 +426,46 @@ fn iso_utc_digits(micros: i64, digits: usize) -> String {
     }
     out.push('Z');
     out
+}
+
+/// Whether a binlog column of type `binlog` (the event's TABLE_MAP, with ENUM and SET
+/// resolved) is what a catalog column of `DATA_TYPE` `data_type` is written as. A mismatch
+/// means the catalog no longer describes the table the event was written with, and
+/// decoding the event with it would misread values.
+pub fn binlog_type_matches(data_type: &str, binlog: ColumnType) -> bool {
+    use ColumnType::*;
+    match data_type {
+        "tinyint" => binlog == MYSQL_TYPE_TINY,
+        "smallint" => binlog == MYSQL_TYPE_SHORT,
+        "mediumint" => binlog == MYSQL_TYPE_INT24,
+        "int" | "integer" => binlog == MYSQL_TYPE_LONG,
+        "bigint" => binlog == MYSQL_TYPE_LONGLONG,
+        "decimal" | "numeric" => matches!(binlog, MYSQL_TYPE_NEWDECIMAL | MYSQL_TYPE_DECIMAL),
+        "float" => binlog == MYSQL_TYPE_FLOAT,
+        "double" | "real" => binlog == MYSQL_TYPE_DOUBLE,
+        "bit" => binlog == MYSQL_TYPE_BIT,
+        "year" => binlog == MYSQL_TYPE_YEAR,
+        "date" => matches!(binlog, MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE),
+        "time" => matches!(binlog, MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2),
+        "datetime" => matches!(binlog, MYSQL_TYPE_DATETIME | MYSQL_TYPE_DATETIME2),
+        "timestamp" => matches!(binlog, MYSQL_TYPE_TIMESTAMP | MYSQL_TYPE_TIMESTAMP2),
+        // Character, binary, ENUM/SET, JSON (MariaDB's is LONGTEXT), spatial, INET6, UUID:
+        // all written as one of the string or blob types.
+        _ => matches!(
+            binlog,
+            MYSQL_TYPE_VARCHAR
+                | MYSQL_TYPE_VAR_STRING
+                | MYSQL_TYPE_STRING
+                | MYSQL_TYPE_TINY_BLOB
+                | MYSQL_TYPE_MEDIUM_BLOB
+                | MYSQL_TYPE_LONG_BLOB
+                | MYSQL_TYPE_BLOB
+                | MYSQL_TYPE_ENUM
+                | MYSQL_TYPE_SET
+                | MYSQL_TYPE_JSON
+                | MYSQL_TYPE_GEOMETRY
+        ),
+    }
 }
 
 #[cfg(test)]

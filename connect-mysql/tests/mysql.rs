@@ -803,3 +803,115 @@ async fn heartbeats_commit_while_idle() {
     engine.shutdown().await.unwrap();
     db.drop().await;
 }
+
+/// Events written before a DDL that the connector reads after it (it was down) do not fit
+/// the table's new definition: the connector stops with an error naming the table and
+/// column instead of misreading them; a column renamed or retyped while it is caught up
+/// is followed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ddl_while_down_is_refused_by_name_and_followed_while_streaming() {
+    use connect_core::{CommitPolicy, Engine, MemoryOffsetStore, Value};
+    use std::time::Duration;
+    let mut db = TestDb::new("ddl").await;
+    db.conn
+        .query_drop(
+            "CREATE TABLE renamed (id int PRIMARY KEY, v varchar(10)); CREATE TABLE retyped (id int PRIMARY KEY, n int);",
+        )
+        .await
+        .unwrap();
+    let start = |table: &str, offsets: &MemoryOffsetStore| {
+        let config = root()
+            .with_tables([format!("{}\\.{table}", db.name).as_str()])
+            .unwrap();
+        let offsets = offsets.clone();
+        async move {
+            Engine::builder()
+                .name("mysql-ddl")
+                .source(connect_mysql::MySqlSource::new(config).unwrap())
+                .offsets(offsets)
+                .commit_policy(CommitPolicy::always())
+                .into_channel(4)
+                .start()
+                .await
+                .unwrap()
+        }
+    };
+    let next_row = async |rx: &mut connect_core::BatchReceiver| loop {
+        let batch = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("an event within 30 s")
+            .expect("engine running");
+        let row = batch.changes().find_map(|c| c.after().cloned());
+        batch.ack();
+        if let Some(row) = row {
+            return row;
+        }
+    };
+    let (renamed, retyped) = (MemoryOffsetStore::new(), MemoryOffsetStore::new());
+    for (table, offsets) in [("renamed", &renamed), ("retyped", &retyped)] {
+        let (engine, mut rx) = start(table, offsets).await;
+        let streaming = || {
+            let stored = offsets.snapshot("mysql-ddl");
+            !stored.is_empty() && stored.values().all(|o| o.get("snapshot").is_none())
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !streaming() {
+            assert!(std::time::Instant::now() < deadline, "{table}: no snapshot");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Followed while streaming: DDL then a row with the new definition.
+        db.conn
+            .query_drop(format!(
+                "ALTER TABLE {table} ADD COLUMN extra int; INSERT INTO {table} VALUES (1, '1', 5)"
+            ))
+            .await
+            .unwrap();
+        let row = next_row(&mut rx).await;
+        assert_eq!(row.get("extra"), Some(&Value::Int32(5)), "{table}");
+        engine.shutdown().await.unwrap();
+    }
+    // While both connectors are down: a row in the old shape, then the DDL.
+    db.conn
+        .query_drop(
+            "INSERT INTO renamed VALUES (2, '2', 6); ALTER TABLE renamed CHANGE v w varchar(10);
+             INSERT INTO retyped VALUES (2, 2, 6); ALTER TABLE retyped MODIFY n bigint;",
+        )
+        .await
+        .unwrap();
+    for (table, offsets, expected) in [
+        ("renamed", &renamed, "`v` in the event, `w` in the catalog"),
+        (
+            "retyped",
+            &retyped,
+            "column `n` is MYSQL_TYPE_LONG in the event, bigint",
+        ),
+    ] {
+        let (engine, mut rx) = start(table, offsets).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let err = loop {
+            let pipeline = engine.metrics().pipeline("mysql-ddl").cloned().unwrap();
+            if let Some(err) = pipeline.error {
+                break err;
+            }
+            if let Ok(Some(batch)) =
+                tokio::time::timeout(Duration::from_millis(50), rx.recv()).await
+            {
+                panic!(
+                    "{table}: {} events delivered instead of an error",
+                    batch.len()
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{table}: no error after 30 s ({} events seen)",
+                pipeline.events_seen
+            );
+        };
+        engine.shutdown().await.ok();
+        assert!(
+            err.contains(&format!("{}.{table}", db.name)) && err.contains(expected),
+            "{err}"
+        );
+    }
+    db.drop().await;
+}
