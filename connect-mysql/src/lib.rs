@@ -22,9 +22,11 @@
 //!   restart mid-stream, a consumer gone inside a large transaction;
 //! - `heartbeat.interval.ms`: position-only batches between transactions.
 //!
-//! Not yet: schema history (a DDL makes the connector re-read the table from the catalog,
-//! which is only right when the stream has caught up), GTID-based resume, transaction
-//! metadata, TLS, column filters, MySQL's binary JSON.
+//! Not yet: schema history. A DDL makes the connector re-read the table from the catalog,
+//! which is right once the stream has caught up; an older event that no longer fits the
+//! catalog (count, names, types) stops it with an error naming the table and column.
+//! Also not yet: GTID-based resume, transaction metadata, TLS, column filters, MySQL's
+//! binary JSON.
 //!
 //! ```no_run
 //! use connect_core::Engine;
