@@ -345,3 +345,91 @@ pub fn assert_same_json(ours: &str, expected: &str, what: &str) {
         around(expected)
     );
 }
+
+/// The output of a crash test's child process: a file sink with the string converter,
+/// one row per line, each naming its `id=N`. What crash tests check: every id arrives and
+/// none is skipped, whatever was repeated after a kill.
+pub struct CrashOutput {
+    path: std::path::PathBuf,
+}
+
+impl CrashOutput {
+    /// The output at `path` (which may not exist yet).
+    pub fn new(path: impl Into<std::path::PathBuf>) -> Self {
+        CrashOutput { path: path.into() }
+    }
+
+    /// The first `id=N` of every line, in file order.
+    pub fn ids(&self) -> Vec<i64> {
+        std::fs::read_to_string(&self.path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| {
+                let (_, rest) = line.split_once("id=")?;
+                let end = rest
+                    .find(|c: char| !c.is_ascii_digit())
+                    .unwrap_or(rest.len());
+                rest[..end].parse().ok()
+            })
+            .collect()
+    }
+
+    /// How many distinct ids arrived.
+    pub fn distinct(&self) -> usize {
+        self.ids()
+            .into_iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+    }
+
+    /// Waits until `total` distinct ids arrived; panics after `timeout`.
+    pub async fn wait_for(&self, total: usize, timeout: std::time::Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let seen = self.distinct();
+            if seen == total {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {seen} of {total} rows arrived"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Asserts that ids 1..=`total` all arrived with no gap (a row never comes before
+    /// every lower one did; repeats only go back), and returns the number of repeats.
+    pub fn assert_complete_without_gaps(&self, total: usize) -> usize {
+        let ids = self.ids();
+        let mut expected_next = 1;
+        for (line, &id) in ids.iter().enumerate() {
+            assert!(
+                id <= expected_next,
+                "output line {line}: row {id} arrived before row {expected_next} (a gap)"
+            );
+            expected_next = expected_next.max(id + 1);
+        }
+        assert_eq!(expected_next, total as i64 + 1, "rows missing at the end");
+        ids.len() - total
+    }
+}
+
+/// Starts this test binary again as a child process that runs only the ignored test
+/// `test` (a crash test's child), with `envs` set and its output discarded.
+pub fn spawn_test_child(test: &str, envs: &[(&str, &std::ffi::OsStr)]) -> std::process::Child {
+    std::process::Command::new(std::env::current_exe().expect("the test binary's path"))
+        .args([test, "--exact", "--ignored", "--nocapture"])
+        .envs(envs.iter().copied())
+        .env("RUST_BACKTRACE", "0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the test binary starts again")
+}
+
+/// SIGKILLs a child and reaps it.
+pub fn kill_child(mut child: std::process::Child) {
+    child.kill().expect("SIGKILL the child");
+    child.wait().expect("reap the child");
+}

@@ -730,38 +730,27 @@ async fn kill_9_during_snapshot_and_streaming() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0xc0ffee);
     let mut next_id = 150_001;
     let spawn = || {
-        std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["pg_crash_child", "--exact", "--ignored", "--nocapture"])
-            .env(CRASH_DB_ENV, &db.name)
-            .env(CRASH_DIR_ENV, dir.path())
-            .env("RUST_BACKTRACE", "0")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
+        connect_core::testing::spawn_test_child(
+            "pg_crash_child",
+            &[
+                (CRASH_DB_ENV, db.name.as_ref()),
+                (CRASH_DIR_ENV, dir.path().as_os_str()),
+            ],
+        )
     };
-    let out = dir.path().join("out.txt");
-    let id_re = regex::Regex::new(r"id=(\d+)").unwrap();
-    let ids = || -> Vec<i64> {
-        std::fs::read_to_string(&out)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| id_re.captures(l).map(|c| c[1].parse().unwrap()))
-            .collect()
-    };
+    let output = connect_core::testing::CrashOutput::new(dir.path().join("out.txt"));
     let (mut during_snapshot, mut during_stream) = (0, 0);
     for run in 0..runs {
         let streaming_phase = run >= runs / 2;
         if run == runs / 2 {
             // Let one run finish the snapshot, then kill it while streaming.
-            let mut child = spawn();
+            let child = spawn();
             let deadline = Instant::now() + Duration::from_secs(120);
             while !matches!(stored_lsn(&offsets), Some((_, false))) {
                 assert!(Instant::now() < deadline, "snapshot never completed");
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            child.kill().unwrap();
-            child.wait().unwrap();
+            connect_core::testing::kill_child(child);
         }
         if streaming_phase {
             // A backlog of 100k rows in several transactions grows while the child is down.
@@ -773,15 +762,13 @@ async fn kill_9_during_snapshot_and_streaming() {
                 next_id += 20_000;
             }
         }
-        let mut child = spawn();
+        let child = spawn();
         tokio::time::sleep(Duration::from_millis(rng.random_range(20..250))).await;
-        child.kill().unwrap();
-        child.wait().unwrap();
+        connect_core::testing::kill_child(child);
         match stored_lsn(&offsets) {
             Some((_, true)) | None => during_snapshot += 1,
             Some((lsn, false)) => {
-                let seen: std::collections::HashSet<i64> = ids().into_iter().collect();
-                if (seen.len() as i64) < next_id - 1 {
+                if (output.distinct() as i64) < next_id - 1 {
                     during_stream += 1;
                 }
                 let confirmed = db.confirmed_flush().await.unwrap_or(0);
@@ -816,36 +803,14 @@ async fn kill_9_during_snapshot_and_streaming() {
     }
     // A last run to completion.
     let total = next_id - 1;
-    let mut child = spawn();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let seen: std::collections::HashSet<i64> = ids().into_iter().collect();
-        if seen.len() as i64 == total {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "final run did not finish: {} of {total} rows",
-            seen.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let all = ids();
-    let mut expected_next = 1;
-    for (i, &id) in all.iter().enumerate() {
-        assert!(
-            id <= expected_next,
-            "output line {i}: row {id} arrived before row {expected_next} (a gap)"
-        );
-        expected_next = expected_next.max(id + 1);
-    }
-    assert_eq!(expected_next, total + 1);
+    let child = spawn();
+    output
+        .wait_for(total as usize, Duration::from_secs(120))
+        .await;
+    connect_core::testing::kill_child(child);
+    let repeats = output.assert_complete_without_gaps(total as usize);
     eprintln!(
-        "{runs} kills ({during_snapshot} during the snapshot, {during_stream} mid-stream), {total} rows, {} delivered ({} repeats)",
-        all.len(),
-        all.len() as i64 - total
+        "{runs} kills ({during_snapshot} during the snapshot, {during_stream} mid-stream), {total} rows, {repeats} repeats"
     );
     assert!(during_snapshot >= 1, "no kill hit the snapshot");
     assert!(
