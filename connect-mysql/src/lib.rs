@@ -24,7 +24,8 @@
 //!
 //! Not yet: schema history. A DDL makes the connector re-read the table from the catalog,
 //! which is right once the stream has caught up; an older event that no longer fits the
-//! catalog (count, names, types) stops it with an error naming the table and column.
+//! catalog (count, names, binlog type) stops it with an error naming the table and
+//! column; changes within one binlog type (ENUM labels, DECIMAL scale) are not caught yet.
 //! Also not yet: GTID-based resume, transaction metadata, TLS, column filters, MySQL's
 //! binary JSON.
 //!
