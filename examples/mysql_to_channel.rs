@@ -13,11 +13,8 @@
 //! ```
 
 use connect_core::{Engine, FileOffsetStore};
+use connect_examples::env_or;
 use connect_mysql::{MySqlConfig, MySqlSource};
-
-fn env(key: &str, default: &str) -> String {
-    std::env::var(key).unwrap_or_else(|_| default.to_owned())
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -27,13 +24,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&dir)?;
     // The server id must differ from every other replica of this server.
     let config = MySqlConfig::new(
-        &env("MYSQL_HOST", "127.0.0.1"),
-        &env("MYSQL_USER", "root"),
-        &env("MYSQL_PASSWORD", ""),
-        env("MYSQL_SERVER_ID", "184054").parse()?,
+        &env_or("MYSQL_HOST", "127.0.0.1"),
+        &env_or("MYSQL_USER", "root"),
+        &env_or("MYSQL_PASSWORD", ""),
+        env_or("MYSQL_SERVER_ID", "184054").parse()?,
         "shop",
     )
-    .with_port(env("MYSQL_PORT", "3306").parse()?)
+    .with_port(env_or("MYSQL_PORT", "3306").parse()?)
     .with_databases([database.as_str()])?;
     let (engine, mut batches) = Engine::builder()
         .name("mysql-to-channel")

@@ -15,11 +15,8 @@
 use std::collections::HashMap;
 
 use connect_core::{Engine, FileOffsetStore, Op, Value};
+use connect_examples::env_or;
 use connect_postgres::{PostgresConfig, PostgresSource, PublicationMode};
-
-fn env(key: &str, default: &str) -> String {
-    std::env::var(key).unwrap_or_else(|_| default.to_owned())
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -30,10 +27,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pg_cache");
     std::fs::create_dir_all(&dir)?;
     let config = PostgresConfig::new(
-        &env("PGHOST", "127.0.0.1"),
-        &env("PGUSER", "postgres"),
-        &env("PGPASSWORD", "postgres"),
-        &env("PGDATABASE", "postgres"),
+        &env_or("PGHOST", "127.0.0.1"),
+        &env_or("PGUSER", "postgres"),
+        &env_or("PGPASSWORD", "postgres"),
+        &env_or("PGDATABASE", "postgres"),
         "cache",
     )
     .with_slot("pg_cache_example")

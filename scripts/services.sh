@@ -136,6 +136,17 @@ CONF
 }
 
 # ---------------------------------------------------------------- MariaDB
+# root with an empty password over TCP (tests only), whatever the socket auth is; over
+# TCP from 127.0.0.1 the server sees root@localhost. Arguments pick the server's socket.
+mariadb_test_root() {
+  mariadb "$@" -uroot <<'SQL'
+CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
+GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
+ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('');
+FLUSH PRIVILEGES;
+SQL
+}
+
 setup_mariadb() {
   need_pkg mariadbd mariadb-server
   local cnf=/etc/mysql/connect-cdc.cnf
@@ -174,13 +185,7 @@ CONF
     start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
   fi
   wait_for "MariaDB" mariadb-admin ping
-  # root with an empty password over TCP (tests only), whatever the socket auth is.
-  mariadb -uroot <<'SQL'
-CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
-GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
-ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('');
-FLUSH PRIVILEGES;
-SQL
+  mariadb_test_root
   log "MariaDB ready on 127.0.0.1:3306 ($(mariadb -uroot -h127.0.0.1 -NBe 'select concat(@@version, " binlog=", @@binlog_format)'))"
 
   # A second server that tests may restart without disturbing the others. Its options
@@ -213,12 +218,7 @@ CONF
       --exec /usr/sbin/mariadbd -- --defaults-file="$disrupt_cnf"
   fi
   wait_for "MariaDB 'disrupt'" "${ping_disrupt[@]}"
-  mariadb --socket=/run/mysqld/disrupt.sock -uroot <<'SQL'
-CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
-GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
-ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('');
-FLUSH PRIVILEGES;
-SQL
+  mariadb_test_root --socket=/run/mysqld/disrupt.sock
   log "MariaDB 'disrupt' ready on 127.0.0.1:3307"
 }
 

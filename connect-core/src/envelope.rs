@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::Error;
 use crate::record::Record;
-use crate::schema::{Schema, SchemaType};
+use crate::schema::{Schema, SchemaBuilder, SchemaType};
 use crate::value::{Struct, Value};
 
 /// Suffix Debezium appends to envelope schema names.
@@ -65,22 +65,38 @@ impl Op {
     }
 }
 
-/// The `snapshot` field of every Debezium connector's `source` block: an
-/// `io.debezium.data.Enum` of the snapshot markers, default `false`.
-pub fn snapshot_marker_schema() -> &'static Arc<Schema> {
-    static SCHEMA: OnceLock<Arc<Schema>> = OnceLock::new();
-    SCHEMA.get_or_init(|| {
+/// The fields every Debezium connector's `source` block starts with (its
+/// `AbstractSourceInfoStructMaker`): `version`, `connector`, `name`, `ts_ms`, `snapshot`
+/// (an `io.debezium.data.Enum` of the snapshot markers, default `false`), `db`,
+/// `sequence`, `ts_us`, `ts_ns`. A connector adds its own fields and builds.
+pub fn source_schema_builder(name: &str) -> SchemaBuilder {
+    let string = |optional: bool| {
         Schema::builder(SchemaType::String)
-            .optional()
-            .name("io.debezium.data.Enum")
-            .version(1)
-            .parameter(
-                "allowed",
-                "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental",
-            )
-            .default_value(Value::static_str("false"))
+            .with_optional(optional)
             .build()
-    })
+    };
+    let snapshot_marker = Schema::builder(SchemaType::String)
+        .optional()
+        .name("io.debezium.data.Enum")
+        .version(1)
+        .parameter(
+            "allowed",
+            "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental",
+        )
+        .default_value(Value::static_str("false"))
+        .build();
+    Schema::struct_builder()
+        .name(name)
+        .version(1)
+        .field("version", string(false))
+        .field("connector", string(false))
+        .field("name", string(false))
+        .field("ts_ms", Schema::required(SchemaType::Int64))
+        .field("snapshot", snapshot_marker)
+        .field("db", string(false))
+        .field("sequence", string(true))
+        .field("ts_us", Schema::optional(SchemaType::Int64))
+        .field("ts_ns", Schema::optional(SchemaType::Int64))
 }
 
 /// Debezium's transaction block schema (`event.block`, version 1).

@@ -3,7 +3,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
-use connect_core::envelope::{snapshot_marker_schema, EnvelopeSchema, Op};
+use connect_core::envelope::{source_schema_builder, EnvelopeSchema, Op};
 use connect_core::{Error, EventId, Record, Schema, SchemaType, Struct, Value};
 
 use crate::server::Flavor;
@@ -24,18 +24,7 @@ pub fn source_schema(flavor: Flavor) -> &'static Arc<Schema> {
                 .with_optional(optional)
                 .build()
         };
-        Schema::struct_builder()
-            .name(name)
-            .version(1)
-            .field("version", s(false))
-            .field("connector", s(false))
-            .field("name", s(false))
-            .field("ts_ms", Schema::required(SchemaType::Int64))
-            .field("snapshot", snapshot_marker_schema().clone())
-            .field("db", s(false))
-            .field("sequence", s(true))
-            .field("ts_us", Schema::optional(SchemaType::Int64))
-            .field("ts_ns", Schema::optional(SchemaType::Int64))
+        source_schema_builder(name)
             .field("table", s(true))
             .field("server_id", Schema::required(SchemaType::Int64))
             .field("gtid", s(true))

@@ -23,6 +23,16 @@ fn config(user: &str, password: &str) -> MySqlConfig {
     .with_port(env("CONNECT_TEST_MYSQL_PORT", "3306").parse().unwrap())
 }
 
+/// The second server (3307 unless `CONNECT_TEST_MYSQL_DISRUPT_PORT`), which restart tests
+/// stop and start.
+fn disrupt_server() -> MySqlConfig {
+    root().with_port(
+        env("CONNECT_TEST_MYSQL_DISRUPT_PORT", "3307")
+            .parse()
+            .unwrap(),
+    )
+}
+
 fn root() -> MySqlConfig {
     config(
         &env("CONNECT_TEST_MYSQL_USER", "root"),
@@ -614,11 +624,7 @@ const DISRUPT_SOCKET: &str = "/run/mysqld/disrupt.sock";
 async fn streaming_survives_a_server_restart() {
     use connect_core::{CommitPolicy, Engine, Value};
     use std::time::{Duration, Instant};
-    let server = root().with_port(
-        env("CONNECT_TEST_MYSQL_DISRUPT_PORT", "3307")
-            .parse()
-            .unwrap(),
-    );
+    let server = disrupt_server();
     let mut db = TestDb::on("restart", &server).await;
     db.conn
         .query_drop("SET SESSION max_recursive_iterations = 100000; CREATE TABLE items (id int PRIMARY KEY, v varchar(4))")
@@ -712,11 +718,7 @@ async fn streaming_survives_a_server_restart() {
 async fn heartbeats_commit_while_idle() {
     use connect_core::{CommitPolicy, Engine, Value};
     use std::time::{Duration, Instant};
-    let server = root().with_port(
-        env("CONNECT_TEST_MYSQL_DISRUPT_PORT", "3307")
-            .parse()
-            .unwrap(),
-    );
+    let server = disrupt_server();
     let mut db = TestDb::on("heartbeat", &server).await;
     db.conn
         .query_drop("CREATE TABLE items (id int PRIMARY KEY)")

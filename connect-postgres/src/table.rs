@@ -3,7 +3,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
-use connect_core::envelope::{snapshot_marker_schema, EnvelopeSchema, Op, TransactionBlock};
+use connect_core::envelope::{source_schema_builder, EnvelopeSchema, Op, TransactionBlock};
 use connect_core::{Error, EventId, Record, Schema, SchemaType, Struct, Value};
 
 use crate::config::{Mask, PostgresConfig};
@@ -155,18 +155,7 @@ pub fn source_schema() -> &'static Arc<Schema> {
                 .build()
         };
         let i64o = Schema::optional(SchemaType::Int64);
-        Schema::struct_builder()
-            .name("io.debezium.connector.postgresql.Source")
-            .version(1)
-            .field("version", s(false))
-            .field("connector", s(false))
-            .field("name", s(false))
-            .field("ts_ms", Schema::required(SchemaType::Int64))
-            .field("snapshot", snapshot_marker_schema().clone())
-            .field("db", s(false))
-            .field("sequence", s(true))
-            .field("ts_us", i64o.clone())
-            .field("ts_ns", i64o.clone())
+        source_schema_builder("io.debezium.connector.postgresql.Source")
             .field("schema", s(false))
             .field("table", s(false))
             .field("txId", i64o.clone())
