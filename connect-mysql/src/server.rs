@@ -116,6 +116,24 @@ pub(crate) fn mysql_err(context: &str, e: mysql_async::Error) -> Error {
     }
 }
 
+/// A binlog stream error: the server evicts a reader when another one registers with the
+/// same server id, which a restart would only repeat (each evicting the other), so that
+/// one is fatal and names the setting.
+pub(crate) fn binlog_stream_err(config: &MySqlConfig, e: mysql_async::Error) -> Error {
+    match e {
+        mysql_async::Error::Server(ref s) if s.message.contains("same server_uuid/server_id") => {
+            Error::fatal(
+                "mysql",
+                format!(
+                    "another replica connected with database.server.id {}: two readers with one id evict each other; give each connector its own id ({})",
+                    config.server_id, s.message
+                ),
+            )
+        }
+        e => mysql_err("binlog stream failed", e),
+    }
+}
+
 /// Server errors that say the server is going away or is busy, not that the request is
 /// wrong: too many connections (1040), shutting down (1053, 1077-1079), lock wait timeout
 /// (1205), deadlock (1213), query interrupted (1317), connection killed (1927).
@@ -131,11 +149,22 @@ pub async fn preflight(config: &MySqlConfig) -> Result<(Conn, ServerInfo), Error
             e,
         )
     })?;
-    let (version, log_bin, format, row_image): (String, u8, String, String) = conn
-        .query_first("SELECT VERSION(), @@log_bin, @@binlog_format, @@binlog_row_image")
+    let (version, log_bin, format, row_image, own_server_id): (String, u8, String, String, u32) =
+        conn.query_first(
+            "SELECT VERSION(), @@log_bin, @@binlog_format, @@binlog_row_image, @@server_id",
+        )
         .await
         .map_err(|e| mysql_err("cannot read the binlog settings", e))?
         .ok_or_else(|| Error::fatal("mysql", "the server returned no settings"))?;
+    if own_server_id == config.server_id {
+        return Err(Error::fatal(
+            "mysql",
+            format!(
+                "database.server.id {} is the server's own server_id: pick an id no server or replica of this topology uses",
+                config.server_id
+            ),
+        ));
+    }
     let flavor = if version.contains("MariaDB") {
         Flavor::MariaDb
     } else {

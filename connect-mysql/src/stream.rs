@@ -13,7 +13,7 @@ use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
 use serde_json::{Map, Value as Json};
 
 use crate::config::MySqlConfig;
-use crate::server::{mysql_err, opts, Flavor};
+use crate::server::{binlog_stream_err, mysql_err, opts, Flavor};
 use crate::table::{SourceInfo, TableSchema};
 use crate::types::{binlog_type_matches, ColumnInfo};
 
@@ -191,7 +191,7 @@ impl Streaming {
             };
             let event = event
                 .ok_or_else(|| Error::retryable("mysql", "the binlog stream ended"))?
-                .map_err(|e| mysql_err("binlog stream failed", e))?;
+                .map_err(|e| binlog_stream_err(&self.config, e))?;
             let header = event.header();
             let (kind, next_pos, size) = (
                 header.event_type_raw(),

@@ -882,3 +882,93 @@ async fn ddl_while_down_is_refused_by_name_and_followed_while_streaming() {
     }
     db.drop().await;
 }
+
+/// Two readers with one server id evict each other: the evicted one stops with an error
+/// naming `database.server.id` (no endless mutual eviction), and an id equal to the
+/// server's own is refused before reading.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_server_id_is_named() {
+    use connect_core::{BatchReceiver, Engine, Value};
+    use std::time::{Duration, Instant};
+    let mut db = TestDb::new("dup_id").await;
+    db.conn
+        .query_drop("CREATE TABLE items (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    let config = root().with_databases([db.name.as_str()]).unwrap();
+    let start = |name: &'static str| {
+        let config = config.clone();
+        async move {
+            Engine::builder()
+                .name(name)
+                .source(connect_mysql::MySqlSource::new(config).unwrap())
+                .into_channel(4)
+                .start()
+                .await
+                .unwrap()
+        }
+    };
+    let streamed = async |rx: &mut BatchReceiver, id: i64| loop {
+        let batch = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("the row within 30 s")
+            .expect("reader running");
+        let seen = batch.changes().any(|c| {
+            c.op() == Some(connect_core::envelope::Op::Create)
+                && c.after().and_then(|r| r.get("id")) == Some(&Value::Int32(id as i32))
+        });
+        batch.ack();
+        if seen {
+            return;
+        }
+    };
+    let (first, mut first_rx) = start("mysql-first").await;
+    db.conn
+        .query_drop("INSERT INTO items VALUES (1)")
+        .await
+        .unwrap();
+    streamed(&mut first_rx, 1).await;
+    let (second, mut second_rx) = start("mysql-second").await;
+    let error = |engine: &Engine, name: &str| {
+        engine
+            .metrics()
+            .pipeline(name)
+            .and_then(|p| p.error.clone())
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let err = loop {
+        if let Some(err) = error(&first, "mysql-first") {
+            break err;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first reader was not evicted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        err.contains(&format!("database.server.id {}", config.server_id)),
+        "{err}"
+    );
+    // The second keeps reading.
+    db.conn
+        .query_drop("INSERT INTO items VALUES (2)")
+        .await
+        .unwrap();
+    streamed(&mut second_rx, 2).await;
+    assert_eq!(error(&second, "mysql-second"), None);
+    first.shutdown().await.ok();
+    second.shutdown().await.unwrap();
+
+    let own: u32 = db
+        .conn
+        .query_first("SELECT @@server_id")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut clash = root();
+    clash.server_id = own;
+    let err = preflight(&clash).await.unwrap_err().to_string();
+    assert!(err.contains(&format!("database.server.id {own}")), "{err}");
+    db.drop().await;
+}
