@@ -16,8 +16,14 @@
 //!   transaction continues after its last committed row;
 //! - events that match Debezium 3.6's byte for byte for every common type, in the snapshot
 //!   and streamed (golden test);
-//! - a stored position whose binlog file the server has purged: a fatal error naming the
-//!   file, or a new snapshot with `snapshot.mode=when_needed`;
+//! - resume by GTID on MariaDB (`@slave_connect_state` from the offset's `gtids`, then the
+//!   `event`/`row` skip counts), so a stored offset still works when the file names differ
+//!   (a failover to a replica); by file and position where the offset has no GTIDs;
+//! - a stored position the server has purged (its file, or on MariaDB its GTIDs older than
+//!   the oldest binlog's GTID list): a fatal error naming it, or a new snapshot with
+//!   `snapshot.mode=when_needed`;
+//! - `database.server.id`: a reader evicted by another one with the same id stops with an
+//!   error naming the setting (no endless mutual eviction); the server's own id is refused;
 //! - tested failure paths: SIGKILL during the snapshot and while streaming, a server
 //!   restart mid-stream, a consumer gone inside a large transaction;
 //! - `heartbeat.interval.ms`: position-only batches between transactions.
@@ -26,8 +32,8 @@
 //! which is right once the stream has caught up; an older event that no longer fits the
 //! catalog (count, names, binlog type) stops it with an error naming the table and
 //! column; changes within one binlog type (ENUM labels, DECIMAL scale) are not caught yet.
-//! Also not yet: GTID-based resume, transaction metadata, TLS, column filters, MySQL's
-//! binary JSON.
+//! Also not yet: transaction metadata, TLS, column filters, MySQL's binary JSON, MySQL's
+//! GTID sets (MySQL resumes by file and position).
 //!
 //! ```no_run
 //! use connect_core::Engine;

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{MySqlConfig, SnapshotMode};
 use crate::server::{mysql_err, preflight, Flavor, ServerInfo};
-use crate::stream::{Position, Streaming};
+use crate::stream::{gtid_seq, parse_gtid_set, Position, Streaming};
 use crate::table::{SourceInfo, TableSchema};
 use crate::types::ColumnInfo;
 
@@ -128,7 +128,7 @@ impl Task for MySqlTask {
             .and_then(Position::from_offset);
         let purged = match &stored {
             Some(position) if mode != SnapshotMode::InitialOnly => {
-                !binlog_files(&mut conn).await?.contains(&position.file)
+                position_purged(&mut conn, info.flavor, position).await?
             }
             _ => false,
         };
@@ -137,8 +137,8 @@ impl Task for MySqlTask {
             return Err(Error::fatal(
                 "mysql",
                 format!(
-                    "the stored position {}:{} is no longer on the server (its binlog file was purged): the changes since then cannot be read. Use snapshot.mode=when_needed to snapshot again",
-                    position.file, position.pos
+                    "the stored position {}:{} (GTIDs {}) is no longer on the server (its binlog was purged): the changes since then cannot be read. Use snapshot.mode=when_needed to snapshot again",
+                    position.file, position.pos, position.gtids.as_deref().unwrap_or("none")
                 ),
             ));
         }
@@ -267,6 +267,49 @@ async fn binlog_files(conn: &mut Conn) -> Result<Vec<String>, Error> {
         .await
         .map_err(|e| mysql_err("cannot list the binlog files", e))?;
     Ok(rows.iter().filter_map(|r| r.get::<String, _>(0)).collect())
+}
+
+/// Whether the server no longer has the binlog a stored position needs. MariaDB resumes
+/// by GTID wherever its binlog holds them (another file name after a failover): there the
+/// position is gone when the oldest binlog starts after a stored GTID, as its GTID_LIST
+/// says; elsewhere when the position's file is gone.
+async fn position_purged(
+    conn: &mut Conn,
+    flavor: Flavor,
+    position: &Position,
+) -> Result<bool, Error> {
+    let files = binlog_files(conn).await?;
+    if files.contains(&position.file) {
+        return Ok(false);
+    }
+    let stored = match (&position.gtids, flavor) {
+        (Some(gtids), Flavor::MariaDb) if !gtids.is_empty() => parse_gtid_set(gtids),
+        _ => return Ok(true),
+    };
+    let Some(oldest) = files.first() else {
+        return Ok(true);
+    };
+    let events: Vec<(String, String)> = conn
+        .query_map(
+            format!(
+                "SHOW BINLOG EVENTS IN '{}' LIMIT 4",
+                oldest.replace('\'', "")
+            ),
+            |(_, _, kind, _, _, info): (String, u64, String, u64, u64, String)| (kind, info),
+        )
+        .await
+        .map_err(|e| mysql_err("cannot read the oldest binlog's GTID list", e))?;
+    let Some((_, list)) = events.iter().find(|(kind, _)| kind == "Gtid_list") else {
+        return Ok(true);
+    };
+    // Transactions up to each of these are gone; a stored GTID of a domain must be at or
+    // after it (a domain missing from the stored set would be read from its start).
+    let purged_up_to = parse_gtid_set(list.trim_matches(['[', ']']));
+    Ok(purged_up_to.iter().any(|(domain, gone)| {
+        stored
+            .get(domain)
+            .is_none_or(|kept| gtid_seq(kept) < gtid_seq(gone))
+    }))
 }
 
 /// Opens the snapshot transaction and returns the binlog position it is consistent with.

@@ -87,6 +87,9 @@ pub(crate) struct Streaming {
     gtids: BTreeMap<u32, String>,
     /// Resume point: the start of the next transaction (and what of it to skip).
     resume: Position,
+    /// What the first transaction read skips: the stream starts at the stored offset's
+    /// transaction, whose first events and rows were delivered before the restart.
+    first_tx_skip: Option<(u64, u64)>,
     tx: Option<Tx>,
     /// Table id → schema (None: not captured).
     tables: HashMap<u64, Option<Arc<TableSchema>>>,
@@ -119,27 +122,46 @@ impl Streaming {
         let mut conn = Conn::new(opts(&config))
             .await
             .map_err(|e| mysql_err("cannot connect the binlog reader", e))?;
+        let gtids = from
+            .gtids
+            .as_deref()
+            .map(parse_gtid_set)
+            .unwrap_or_default();
+        let gtid_mode = flavor == Flavor::MariaDb && !gtids.is_empty();
         if flavor == Flavor::MariaDb {
             // Without it MariaDB replaces its GTID events by BEGIN queries.
             conn.query_drop("SET @mariadb_slave_capability = 4")
                 .await
                 .map_err(|e| mysql_err("cannot prepare the binlog session", e))?;
         }
-        let request = BinlogStreamRequest::new(config.server_id)
-            .with_filename(from.file.as_bytes())
-            .with_pos(from.pos);
+        if gtid_mode {
+            // The server starts right after these transactions, wherever its binlog has
+            // them (another file and position after a failover to a replica).
+            let state = gtids.values().cloned().collect::<Vec<_>>().join(",");
+            conn.exec_drop("SET @slave_connect_state = ?", (state,))
+                .await
+                .map_err(|e| mysql_err("cannot set the GTID position", e))?;
+        }
+        let request = BinlogStreamRequest::new(config.server_id);
+        let request = if gtid_mode {
+            request.with_filename(b"").with_pos(4u64)
+        } else {
+            request
+                .with_filename(from.file.as_bytes())
+                .with_pos(from.pos)
+        };
         let stream = conn.get_binlog_stream(request).await.map_err(|e| {
             mysql_err(
-                &format!("cannot read the binlog at {}:{}", from.file, from.pos),
+                &format!(
+                    "cannot read the binlog at {}:{} (GTIDs {})",
+                    from.file,
+                    from.pos,
+                    from.gtids.as_deref().unwrap_or("none")
+                ),
                 e,
             )
         })?;
-        let gtids = from
-            .gtids
-            .as_deref()
-            .map(parse_gtid_set)
-            .unwrap_or_default();
-        tracing::info!(file = %from.file, pos = from.pos, "binlog streaming started");
+        tracing::info!(file = %from.file, pos = from.pos, gtids = ?from.gtids, gtid_mode, "binlog streaming started");
         let config_heartbeat = config.heartbeat_interval;
         Ok(Streaming {
             server_value: Value::string(&config.topic_prefix),
@@ -150,6 +172,7 @@ impl Streaming {
             meta,
             file: from.file.clone(),
             gtids,
+            first_tx_skip: Some((from.event, from.row)),
             resume: from,
             tx: None,
             tables: HashMap::new(),
@@ -241,7 +264,9 @@ impl Streaming {
                 Some(EventData::RotateEvent(r)) => {
                     let trailer = if artificial { self.checksum_len } else { 0 };
                     self.file = rotated_file_name(r.name_raw(), trailer)?;
-                    if self.tx.is_none() {
+                    // The artificial Rotate only says where the stream starts, which the
+                    // resume point already holds (with its skip counts).
+                    if self.tx.is_none() && !artificial {
                         self.resume = Position {
                             file: self.file.clone(),
                             pos: r.position(),
@@ -331,11 +356,7 @@ impl Streaming {
     fn begin(&mut self, start: u64, gtid: Option<(u32, String)>, ts_us: i64) {
         // A restart inside this transaction resumes at its start and skips what was
         // delivered.
-        let skip = if self.resume.pos == start && self.resume.file == self.file {
-            (self.resume.event, self.resume.row)
-        } else {
-            (0, 0)
-        };
+        let skip = self.first_tx_skip.take().unwrap_or((0, 0));
         self.resume = Position {
             file: self.file.clone(),
             pos: start,
@@ -486,11 +507,19 @@ fn rotated_file_name(raw: &[u8], trailer: usize) -> Result<String, Error> {
 }
 
 /// `0-1-95,1-1-7` → domain → GTID.
-fn parse_gtid_set(text: &str) -> BTreeMap<u32, String> {
+pub(crate) fn parse_gtid_set(text: &str) -> BTreeMap<u32, String> {
     text.split(',')
         .map(str::trim)
         .filter_map(|g| Some((g.split('-').next()?.parse().ok()?, g.to_owned())))
         .collect()
+}
+
+/// The sequence number of a MariaDB GTID (`domain-server-seq`).
+pub(crate) fn gtid_seq(gtid: &str) -> u64 {
+    gtid.rsplit('-')
+        .next()
+        .and_then(|seq| seq.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Checks a TABLE_MAP against the catalog's columns: the count, each column's type, and

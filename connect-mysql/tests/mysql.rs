@@ -297,12 +297,23 @@ async fn snapshot_reads_every_row_once_and_records_its_binlog_position() {
 /// arrive after a restart, and a transaction cut off half delivered (its consumer went
 /// away) continues exactly after its last committed row.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn streaming_resumes_from_the_stored_offset_inside_a_transaction() {
+async fn streaming_resumes_inside_a_transaction_by_gtid() {
+    resume_inside_a_transaction(true).await;
+}
+
+/// As above with a stored offset without GTIDs (file and position only, as from a server
+/// without GTIDs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_resumes_inside_a_transaction_by_file_and_position() {
+    resume_inside_a_transaction(false).await;
+}
+
+async fn resume_inside_a_transaction(by_gtid: bool) {
     use connect_core::{
-        BatchReceiver, CommitPolicy, Engine, MemoryOffsetStore, SourcePartition, Value,
+        BatchReceiver, CommitPolicy, Engine, MemoryOffsetStore, OffsetStore, SourcePartition, Value,
     };
     const ROWS: i64 = 6000;
-    let mut db = TestDb::new("resume").await;
+    let mut db = TestDb::new(if by_gtid { "resume_gtid" } else { "resume_pos" }).await;
     db.conn
         .query_drop("CREATE TABLE items (id int PRIMARY KEY, v varchar(10)); INSERT INTO items VALUES (0, 'snap');")
         .await
@@ -388,12 +399,28 @@ async fn streaming_resumes_from_the_stored_offset_inside_a_transaction() {
         .and_then(|e| e.as_u64())
         .expect("an offset inside the transaction");
     assert!(event > 0, "{stored:?}");
+    assert!(
+        stored.get("gtids").is_some(),
+        "MariaDB offsets hold GTIDs: {stored:?}"
+    );
+    if !by_gtid {
+        let mut without = stored.map().clone();
+        without.remove("gtids");
+        offsets
+            .write(
+                "mysql-resume",
+                &[(partition.clone(), connect_core::SourceOffset::new(without))],
+            )
+            .await
+            .unwrap();
+    }
     let (engine, mut rx) = start().await;
     let delivered_before = first.iter().filter(|&&id| id >= 2).count() as i64;
     let rest = ids(&mut rx, 1).await;
-    // Resumes after the last committed batch: no gap (and only uncommitted rows again).
+    // Resumes after the last committed batch: no gap, and neither the committed rows of
+    // the transaction (its first is 2) nor more than the uncommitted ones again.
     assert!(
-        rest[0] >= 2 && rest[0] <= delivered_before + 2,
+        rest[0] > 2 && rest[0] <= delivered_before + 2,
         "resumed at {}",
         rest[0]
     );
@@ -908,26 +935,35 @@ async fn a_duplicate_server_id_is_named() {
                 .unwrap()
         }
     };
-    let streamed = async |rx: &mut BatchReceiver, id: i64| loop {
-        let batch = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+    // Inserts rows until one arrives from the binlog (not from the snapshot, which the
+    // insert may race): then that reader is streaming.
+    let mut next_id = 0;
+    let mut stream_a_row = async |rx: &mut BatchReceiver| loop {
+        next_id += 1;
+        db.conn
+            .query_drop(format!("INSERT INTO items VALUES ({next_id})"))
             .await
-            .expect("the row within 30 s")
-            .expect("reader running");
-        let seen = batch.changes().any(|c| {
-            c.op() == Some(connect_core::envelope::Op::Create)
-                && c.after().and_then(|r| r.get("id")) == Some(&Value::Int32(id as i32))
-        });
-        batch.ack();
-        if seen {
+            .unwrap();
+        let op = loop {
+            let batch = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                .await
+                .expect("the row within 30 s")
+                .expect("reader running");
+            let op = batch
+                .changes()
+                .find(|c| c.after().and_then(|r| r.get("id")) == Some(&Value::Int32(next_id)))
+                .and_then(|c| c.op());
+            batch.ack();
+            if let Some(op) = op {
+                break op;
+            }
+        };
+        if op == connect_core::envelope::Op::Create {
             return;
         }
     };
     let (first, mut first_rx) = start("mysql-first").await;
-    db.conn
-        .query_drop("INSERT INTO items VALUES (1)")
-        .await
-        .unwrap();
-    streamed(&mut first_rx, 1).await;
+    stream_a_row(&mut first_rx).await;
     let (second, mut second_rx) = start("mysql-second").await;
     let error = |engine: &Engine, name: &str| {
         engine
@@ -951,11 +987,7 @@ async fn a_duplicate_server_id_is_named() {
         "{err}"
     );
     // The second keeps reading.
-    db.conn
-        .query_drop("INSERT INTO items VALUES (2)")
-        .await
-        .unwrap();
-    streamed(&mut second_rx, 2).await;
+    stream_a_row(&mut second_rx).await;
     assert_eq!(error(&second, "mysql-second"), None);
     first.shutdown().await.ok();
     second.shutdown().await.unwrap();
@@ -970,5 +1002,128 @@ async fn a_duplicate_server_id_is_named() {
     clash.server_id = own;
     let err = preflight(&clash).await.unwrap_err().to_string();
     assert!(err.contains(&format!("database.server.id {own}")), "{err}");
+    db.drop().await;
+}
+
+/// MariaDB resumes by GTID: a stored offset whose file name the server does not have (as
+/// after a failover to a replica, whose binlog files differ) continues right after its
+/// GTIDs; GTIDs older than the oldest binlog give the purged-position error. On the second
+/// server, whose binlog this test purges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gtid_resume_finds_the_transaction_in_any_file_and_names_purged_gtids() {
+    use connect_core::{
+        Engine, MemoryOffsetStore, OffsetStore, SourceOffset, SourcePartition, Value,
+    };
+    use std::time::Duration;
+    let server = disrupt_server();
+    let mut db = TestDb::on("gtid_failover", &server).await;
+    db.conn
+        .query_drop("CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1);")
+        .await
+        .unwrap();
+    let done: String = db
+        .conn
+        .query_first("SELECT @@gtid_binlog_pos")
+        .await
+        .unwrap()
+        .unwrap();
+    // Rotate and purge, so the oldest binlog starts after `done`.
+    db.conn
+        .query_drop("INSERT INTO items VALUES (2), (3); FLUSH BINARY LOGS")
+        .await
+        .unwrap();
+    let current: mysql_async::Row = db
+        .conn
+        .query_first("SHOW MASTER STATUS")
+        .await
+        .unwrap()
+        .unwrap();
+    let current_file: String = current.get(0).unwrap();
+    // A dump thread still reading an older file (a reader of another test that is going
+    // away) keeps it: purge until the oldest file is the current one.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        db.conn
+            .query_drop(format!("PURGE BINARY LOGS TO '{current_file}'"))
+            .await
+            .unwrap();
+        let oldest: mysql_async::Row = db
+            .conn
+            .query_first("SHOW BINARY LOGS")
+            .await
+            .unwrap()
+            .unwrap();
+        if oldest.get::<String, _>(0).as_deref() == Some(current_file.as_str()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "older binlog files still in use"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let after_purge: String = db
+        .conn
+        .query_first("SELECT @@gtid_binlog_pos")
+        .await
+        .unwrap()
+        .unwrap();
+    db.conn
+        .query_drop("INSERT INTO items VALUES (4)")
+        .await
+        .unwrap();
+
+    let run = |gtids: &str| {
+        let offsets = MemoryOffsetStore::new();
+        let mut offset = serde_json::Map::new();
+        offset.insert("file".into(), "elsewhere-bin.000042".into());
+        offset.insert("pos".into(), 1234.into());
+        offset.insert("gtids".into(), gtids.into());
+        let config = server.clone().with_databases([db.name.as_str()]).unwrap();
+        async move {
+            offsets
+                .write(
+                    "mysql-gtid",
+                    &[(SourcePartition::server("srv"), SourceOffset::new(offset))],
+                )
+                .await
+                .unwrap();
+            Engine::builder()
+                .name("mysql-gtid")
+                .source(connect_mysql::MySqlSource::new(config).unwrap())
+                .offsets(offsets)
+                .into_channel(4)
+                .start()
+                .await
+                .unwrap()
+        }
+    };
+    // After every transaction up to the purge: rows 4 only, from the new file.
+    let (engine, mut rx) = run(&after_purge).await;
+    let batch = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .expect("the row within 30 s")
+        .expect("engine running");
+    let ids: Vec<_> = batch
+        .changes()
+        .filter_map(|c| c.after().and_then(|r| r.get("id")).and_then(Value::as_i64))
+        .collect();
+    let file = batch
+        .changes()
+        .next()
+        .and_then(|c| c.source())
+        .and_then(|s| s.get("file").cloned());
+    batch.ack();
+    assert_eq!(ids, [4]);
+    assert_eq!(file, Some(Value::string(&current_file)));
+    engine.shutdown().await.unwrap();
+    // Transactions 2 and 3 came after `done` and are purged.
+    let (engine, _rx) = run(&done).await;
+    let err = tokio::time::timeout(Duration::from_secs(30), engine.wait())
+        .await
+        .expect("an error within 30 s")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&done) && err.contains("purged"), "{err}");
     db.drop().await;
 }
