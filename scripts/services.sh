@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs (if missing), configures and starts what the test suite needs on 127.0.0.1:
 #   PostgreSQL with wal_level=logical (superuser postgres/postgres over TCP, replication allowed)
-#   MariaDB with a ROW binlog (root with an empty password over TCP)
+#   MariaDB with a ROW binlog and TLS (root with an empty password over TCP)
 #   second PostgreSQL (5433) and MariaDB (3307) servers that tests may restart
+# `services.sh bench-mariadb` starts the MySQL benchmark's server instead (127.0.0.1:3308).
 # Idempotent: safe to run again; restarts a server only when its CDC settings are missing.
 # Works without systemd (as in CI containers). Needs root.
 set -euo pipefail
@@ -149,6 +150,7 @@ SQL
 
 setup_mariadb() {
   need_pkg mariadbd mariadb-server
+  setup_tls_certs
   local cnf=/etc/mysql/connect-cdc.cnf
   mkdir -p /etc/mysql
   cat > "$cnf" <<'CONF'
@@ -161,7 +163,15 @@ binlog_format = ROW
 binlog_row_image = FULL
 binlog_row_metadata = FULL
 server_id = 1
+ssl_ca = /etc/mysql/connect-tls/ca.crt
+ssl_cert = /etc/mysql/connect-tls/server.crt
+ssl_key = /etc/mysql/connect-tls/server.key
 CONF
+  # The test certificates (setup_tls_certs), readable by the server's user.
+  mkdir -p /etc/mysql/connect-tls
+  cp "$TLS_DIR/ca.crt" "$TLS_DIR/server.crt" "$TLS_DIR/server.key" /etc/mysql/connect-tls/
+  chown -R mysql:mysql /etc/mysql/connect-tls
+  chmod 600 /etc/mysql/connect-tls/server.key
   touch /etc/mysql/my.cnf
   grep -q "^!include $cnf" /etc/mysql/my.cnf || echo "!include $cnf" >> /etc/mysql/my.cnf
   mkdir -p /run/mysqld /var/log/mysql
@@ -173,54 +183,80 @@ CONF
   fi
   if mariadb-admin ping >/dev/null 2>&1; then
     local fmt
-    fmt=$(mariadb -uroot -NBe "select concat(@@log_bin + 0, @@binlog_format, @@binlog_row_metadata)" 2>/dev/null || true)
-    if [ "$fmt" != "1ROWFULL" ]; then
-      log "restarting MariaDB for the ROW binlog"
+    fmt=$(mariadb -uroot -NBe "select concat(@@log_bin + 0, @@binlog_format, @@binlog_row_metadata, @@have_ssl)" 2>/dev/null || true)
+    if [ "$fmt" != "1ROWFULLYES" ]; then
+      log "restarting MariaDB for the ROW binlog and TLS"
       mariadb-admin shutdown
       wait_for "MariaDB to stop" bash -c '! mariadb-admin ping'
-      start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
+      start-stop-daemon --start --oknodo --background --pidfile /run/mysqld/mysqld.pid \
+        --exec /usr/sbin/mariadbd -- --user=mysql --pid-file=/run/mysqld/mysqld.pid
     fi
   else
     log "starting MariaDB"
-    start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
+    start-stop-daemon --start --oknodo --background --pidfile /run/mysqld/mysqld.pid \
+        --exec /usr/sbin/mariadbd -- --user=mysql --pid-file=/run/mysqld/mysqld.pid
   fi
   wait_for "MariaDB" mariadb-admin ping
   mariadb_test_root
   log "MariaDB ready on 127.0.0.1:3306 ($(mariadb -uroot -h127.0.0.1 -NBe 'select concat(@@version, " binlog=", @@binlog_format)'))"
 
-  # A second server that tests may restart without disturbing the others. Its options
-  # file stands alone (no /etc/mysql includes), so the two never share a socket or datadir.
-  local disrupt_cnf=/etc/mysql/connect-disrupt.cnf disrupt_dir=/var/lib/mysql-disrupt
-  cat > "$disrupt_cnf" <<'CONF'
-# written by connect's scripts/services.sh; start: mariadbd --defaults-file=<this file>
-[mysqld]
-user = mysql
-datadir = /var/lib/mysql-disrupt
-socket = /run/mysqld/disrupt.sock
-pid-file = /run/mysqld/disrupt.pid
-log-error = /var/log/mysql/disrupt.err
-bind-address = 127.0.0.1
-port = 3307
-log_bin = mariadb-bin
-binlog_format = ROW
-binlog_row_image = FULL
-binlog_row_metadata = FULL
-server_id = 1
-CONF
-  if [ ! -d "$disrupt_dir/mysql" ]; then
-    log "initialising the 'disrupt' MariaDB data directory"
-    mariadb-install-db --defaults-file="$disrupt_cnf" >/dev/null
-  fi
-  local ping_disrupt=(mariadb-admin --socket=/run/mysqld/disrupt.sock ping)
-  if ! "${ping_disrupt[@]}" >/dev/null 2>&1; then
-    log "starting MariaDB 'disrupt'"
-    start-stop-daemon --start --oknodo --background --pidfile /run/mysqld/disrupt.pid \
-      --exec /usr/sbin/mariadbd -- --defaults-file="$disrupt_cnf"
-  fi
-  wait_for "MariaDB 'disrupt'" "${ping_disrupt[@]}"
-  mariadb_test_root --socket=/run/mysqld/disrupt.sock
-  log "MariaDB 'disrupt' ready on 127.0.0.1:3307"
+  # A second server that tests may restart without disturbing the others.
+  standalone_mariadb disrupt 3307
 }
 
-setup_postgres
-setup_mariadb
+# standalone_mariadb <name> <port> [extra [mysqld] lines...]: a MariaDB of its own
+# (datadir /var/lib/mysql-<name>, socket /run/mysqld/<name>.sock) with the same ROW binlog
+# settings. Its options file stands alone (no /etc/mysql includes), so it never shares a
+# socket or datadir with another.
+standalone_mariadb() {
+  local name=$1 port=$2; shift 2
+  local cnf=/etc/mysql/connect-$name.cnf dir=/var/lib/mysql-$name
+  {
+    echo "# written by connect's scripts/services.sh; start: mariadbd --defaults-file=<this file>"
+    echo "[mysqld]"
+    echo "user = mysql"
+    echo "datadir = $dir"
+    echo "socket = /run/mysqld/$name.sock"
+    echo "pid-file = /run/mysqld/$name.pid"
+    echo "log-error = /var/log/mysql/$name.err"
+    echo "bind-address = 127.0.0.1"
+    echo "port = $port"
+    echo "log_bin = mariadb-bin"
+    echo "binlog_format = ROW"
+    echo "binlog_row_image = FULL"
+    echo "binlog_row_metadata = FULL"
+    echo "server_id = 1"
+    for line in "$@"; do echo "$line"; done
+  } > "$cnf"
+  if [ ! -d "$dir/mysql" ]; then
+    log "initialising the '$name' MariaDB data directory"
+    mariadb-install-db --defaults-file="$cnf" >/dev/null
+  fi
+  local ping=(mariadb-admin --socket="/run/mysqld/$name.sock" ping)
+  if ! "${ping[@]}" >/dev/null 2>&1; then
+    log "starting MariaDB '$name'"
+    start-stop-daemon --start --oknodo --background --pidfile "/run/mysqld/$name.pid" \
+      --exec /usr/sbin/mariadbd -- --defaults-file="$cnf"
+  fi
+  wait_for "MariaDB '$name'" "${ping[@]}"
+  mariadb_test_root --socket="/run/mysqld/$name.sock"
+  log "MariaDB '$name' ready on 127.0.0.1:$port"
+}
+
+case "${1:-tests}" in
+  tests)
+    setup_postgres
+    setup_mariadb
+    ;;
+  # The MySQL benchmark's server: Debezium's MySQL connector refuses MariaDB 10.11's own
+  # version string, and runs when the server reports a MySQL 5.7 one
+  # (../shared/bench/README.md).
+  bench-mariadb)
+    setup_mariadb
+    standalone_mariadb bench 3308 "version = 5.7.19-MariaDB-10.11.19"
+    ;;
+  *)
+    log "usage: services.sh [tests|bench-mariadb]"
+    exit 2
+    ;;
+esac

@@ -1,5 +1,8 @@
 //! Test and benchmark helpers (feature `test-utils`): a synthetic source of Debezium
-//! change events with fault injection.
+//! change events with fault injection, crash-test helpers, and [`bench`] for the
+//! connector crates' benchmarks.
+
+pub mod bench;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

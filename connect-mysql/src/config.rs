@@ -1,11 +1,14 @@
 //! The connector's configuration, with Debezium's MySQL/MariaDB property names.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use connect_core::envelope::SkippedOperations;
 use connect_core::properties::{whole_match_regex, Scope};
 use connect_core::Error;
 use regex::Regex;
+
+use crate::tls::{SslMode, TlsOptions};
 
 /// Default `snapshot.fetch.size`: rows per batch while snapshotting.
 pub const DEFAULT_FETCH_SIZE: usize = 10_240;
@@ -60,6 +63,8 @@ pub struct MySqlConfig {
     /// `heartbeat.interval.ms` (0 = off): a position-only batch this often between
     /// transactions.
     pub heartbeat_interval: Duration,
+    /// `database.ssl.mode`, `database.ssl.ca`, `database.ssl.cert`, `database.ssl.key`.
+    pub tls: TlsOptions,
 }
 
 impl MySqlConfig {
@@ -81,7 +86,14 @@ impl MySqlConfig {
             skipped: SkippedOperations::default(),
             tombstones_on_delete: true,
             heartbeat_interval: Duration::ZERO,
+            tls: TlsOptions::default(),
         }
+    }
+
+    /// Sets the TLS options (`database.ssl.*`).
+    pub fn with_tls(mut self, tls: TlsOptions) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// Sets `database.port`.
@@ -176,6 +188,13 @@ impl MySqlConfig {
         }
         c.tombstones_on_delete = p.bool_or("tombstones.on.delete", true)?;
         c.heartbeat_interval = p.millis_or("heartbeat.interval.ms", Duration::ZERO)?;
+        let mode = p.one_of("database.ssl.mode", &SslMode::NAMES, "preferred")?;
+        c.tls = TlsOptions {
+            mode: SslMode::parse(mode).expect("one of the names"),
+            ca: p.get("database.ssl.ca").map(PathBuf::from),
+            cert: p.get("database.ssl.cert").map(PathBuf::from),
+            key: p.get("database.ssl.key").map(PathBuf::from),
+        };
         c.validate()?;
         Ok(c)
     }
@@ -205,7 +224,7 @@ impl MySqlConfig {
                 "must be greater than 0",
             ));
         }
-        Ok(())
+        self.tls.validate()
     }
 
     /// Whether a table is captured by the include/exclude lists.
@@ -257,6 +276,8 @@ mod tests {
             ("database.port", "70000"),
             ("table.include.list", "("),
             ("topic.prefix", "a b"),
+            ("database.ssl.mode", "sometimes"),
+            ("database.ssl.ca", "/nonexistent/ca.pem"),
         ] {
             let p = Properties::from_pairs([
                 ("database.user", "u"),

@@ -64,6 +64,7 @@ pub mod server;
 mod source;
 mod stream;
 pub mod table;
+pub mod tls;
 pub mod types;
 
 pub use config::{MySqlConfig, SnapshotMode};

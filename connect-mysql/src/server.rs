@@ -6,6 +6,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
 
 use crate::config::MySqlConfig;
+use crate::tls::{SslMode, TlsOptions};
 
 /// The server's kind: it decides the binlog protocol details (GTID events, commands) and
 /// the `source.connector` name.
@@ -94,15 +95,70 @@ pub struct ServerInfo {
     pub position: (String, u64),
 }
 
-/// Connection options for a configuration.
-pub fn opts(config: &MySqlConfig) -> Opts {
+/// Connection options for a configuration (TLS as `database.ssl.mode` says; `preferred`
+/// falls back to a plain connection in [`connect`]).
+fn opts(config: &MySqlConfig) -> Opts {
     OptsBuilder::default()
         .ip_or_hostname(config.host.clone())
         .tcp_port(config.port)
         .user(Some(config.user.clone()))
         .pass(Some(config.password.clone()))
         .prefer_socket(false)
+        .ssl_opts(config.tls.ssl_opts())
         .into()
+}
+
+/// Connects as the configuration says (for `preferred`, plain when the server offers no
+/// TLS); `context` starts the error message.
+pub async fn connect(config: &MySqlConfig, context: &str) -> Result<Conn, Error> {
+    let tls_refused = |e: &mysql_async::Error| {
+        matches!(
+            e,
+            mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer)
+        )
+    };
+    match Conn::new(opts(config)).await {
+        Ok(conn) => Ok(conn),
+        Err(e) if tls_refused(&e) && config.tls.mode == SslMode::Preferred => {
+            let plain = MySqlConfig {
+                tls: TlsOptions {
+                    mode: SslMode::Disabled,
+                    ..config.tls.clone()
+                },
+                ..config.clone()
+            };
+            Conn::new(opts(&plain))
+                .await
+                .map_err(|e| mysql_err(context, e))
+        }
+        Err(e) if tls_refused(&e) => Err(Error::fatal(
+            "mysql",
+            format!(
+                "{context}: the server does not offer TLS, which {} requires",
+                config.tls.describe()
+            ),
+        )),
+        Err(e) if is_tls_failure(&e) => Err(Error::fatal(
+            "mysql",
+            format!(
+                "{context}: TLS handshake failed ({}): {e}",
+                config.tls.describe()
+            ),
+        )),
+        Err(e) => Err(mysql_err(context, e)),
+    }
+}
+
+/// Whether an error is a failed TLS handshake (a certificate the settings reject), which
+/// retrying cannot fix.
+fn is_tls_failure(e: &mysql_async::Error) -> bool {
+    match e {
+        mysql_async::Error::Io(mysql_async::IoError::Tls(_)) => true,
+        mysql_async::Error::Io(mysql_async::IoError::Io(io)) => io
+            .get_ref()
+            .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()),
+        _ => false,
+    }
 }
 
 pub(crate) fn mysql_err(context: &str, e: mysql_async::Error) -> Error {
@@ -143,12 +199,11 @@ const TRANSIENT_SERVER_ERRORS: [u16; 9] = [1040, 1053, 1077, 1078, 1079, 1205, 1
 /// format with full images, uncompressed; the user may read it (REPLICATION SLAVE and
 /// REPLICATION CLIENT, or ALL PRIVILEGES).
 pub async fn preflight(config: &MySqlConfig) -> Result<(Conn, ServerInfo), Error> {
-    let mut conn = Conn::new(opts(config)).await.map_err(|e| {
-        mysql_err(
-            &format!("cannot connect to {}:{}", config.host, config.port),
-            e,
-        )
-    })?;
+    let mut conn = connect(
+        config,
+        &format!("cannot connect to {}:{}", config.host, config.port),
+    )
+    .await?;
     let (version, log_bin, format, row_image, own_server_id): (String, u8, String, String, u32) =
         conn.query_first(
             "SELECT VERSION(), @@log_bin, @@binlog_format, @@binlog_row_image, @@server_id",

@@ -13,7 +13,7 @@ use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
 use serde_json::{Map, Value as Json};
 
 use crate::config::MySqlConfig;
-use crate::server::{binlog_stream_err, mysql_err, opts, Flavor};
+use crate::server::{binlog_stream_err, connect, mysql_err, Flavor};
 use crate::table::{SourceInfo, TableSchema};
 use crate::types::{binlog_type_matches, ColumnInfo};
 
@@ -108,9 +108,7 @@ impl Streaming {
         partition: SourcePartition,
         from: Position,
     ) -> Result<Streaming, Error> {
-        let mut meta = Conn::new(opts(&config))
-            .await
-            .map_err(|e| mysql_err("cannot connect", e))?;
+        let mut meta = connect(&config, "cannot connect").await?;
         let checksum: Option<String> = meta
             .query_first("SELECT @@global.binlog_checksum")
             .await
@@ -119,9 +117,7 @@ impl Streaming {
             Some(c) if c.eq_ignore_ascii_case("NONE") => 0,
             _ => 4,
         };
-        let mut conn = Conn::new(opts(&config))
-            .await
-            .map_err(|e| mysql_err("cannot connect the binlog reader", e))?;
+        let mut conn = connect(&config, "cannot connect the binlog reader").await?;
         let gtids = from
             .gtids
             .as_deref()

@@ -100,7 +100,7 @@ impl TestDb {
 
     async fn on(tag: &str, server: &MySqlConfig) -> TestDb {
         let name = format!("connect_test_{tag}_{}", std::process::id());
-        let mut conn = mysql_async::Conn::new(connect_mysql::server::opts(server))
+        let mut conn = connect_mysql::server::connect(server, "test")
             .await
             .expect("MariaDB reachable (run scripts/test.sh)");
         conn.query_drop(format!(
@@ -714,7 +714,7 @@ async fn streaming_survives_a_server_restart() {
     );
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut conn = loop {
-        match mysql_async::Conn::new(connect_mysql::server::opts(&server)).await {
+        match connect_mysql::server::connect(&server, "test").await {
             Ok(conn) => break conn,
             Err(e) => assert!(Instant::now() < deadline, "server not back: {e}"),
         }
@@ -1125,5 +1125,118 @@ async fn gtid_resume_finds_the_transaction_in_any_file_and_names_purged_gtids() 
         .unwrap_err()
         .to_string();
     assert!(err.contains(&done) && err.contains("purged"), "{err}");
+    db.drop().await;
+}
+
+/// TLS (`database.ssl.*`): `preferred` uses it where the server offers it and goes plain
+/// where not; `verify_ca` with the right CA reads the snapshot and the binlog over TLS;
+/// the wrong CA and `required` against a server without TLS stop the connector with
+/// an error naming the setting, instead of retrying forever. The test server's
+/// certificates are in /var/lib/connect-test-tls (`CONNECT_TEST_MYSQL_TLS_DIR`), made by
+/// scripts/services.sh; the second server (3307) has no TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_verifies_the_ca_and_names_what_fails() {
+    use connect_core::{Engine, Value};
+    use connect_mysql::server::connect;
+    use connect_mysql::tls::{SslMode, TlsOptions};
+    use std::time::Duration;
+    let dir = std::path::PathBuf::from(env(
+        "CONNECT_TEST_MYSQL_TLS_DIR",
+        "/var/lib/connect-test-tls",
+    ));
+    let tls = |mode, ca: Option<&str>| TlsOptions {
+        mode,
+        ca: ca.map(|file| dir.join(file)),
+        ..TlsOptions::default()
+    };
+    async fn cipher(config: &MySqlConfig) -> String {
+        let mut conn = connect(config, "test").await.unwrap();
+        let row: Option<(String, String)> = conn
+            .query_first("SHOW STATUS LIKE 'Ssl_cipher'")
+            .await
+            .unwrap();
+        row.map(|(_, cipher)| cipher).unwrap_or_default()
+    }
+    assert!(
+        !cipher(&root()).await.is_empty(),
+        "preferred: TLS where offered"
+    );
+    assert_eq!(
+        cipher(&disrupt_server()).await,
+        "",
+        "preferred: plain where not"
+    );
+
+    let mut db = TestDb::new("tls").await;
+    db.conn
+        .query_drop("CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1)")
+        .await
+        .unwrap();
+    let run = |server: MySqlConfig, tls: TlsOptions| {
+        let config = server
+            .with_databases([db.name.as_str()])
+            .unwrap()
+            .with_tls(tls);
+        async move {
+            Engine::builder()
+                .name("mysql-tls")
+                .source(connect_mysql::MySqlSource::new(config).unwrap())
+                .into_channel(4)
+                .start()
+                .await
+                .unwrap()
+        }
+    };
+    let verified = tls(SslMode::VerifyCa, Some("ca.crt"));
+    let mut with_ca = root().with_tls(verified.clone());
+    with_ca.server_id += 1;
+    assert!(!cipher(&with_ca).await.is_empty());
+    let (engine, mut rx) = run(root(), verified).await;
+    let mut ids = Vec::new();
+    let mut next = async || {
+        let batch = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("events within 30 s")
+            .expect("engine running");
+        let found: Vec<_> = batch
+            .changes()
+            .filter_map(|c| c.after().and_then(|r| r.get("id")).and_then(Value::as_i64))
+            .collect();
+        batch.ack();
+        found
+    };
+    while ids.is_empty() {
+        ids.extend(next().await); // the snapshot
+    }
+    db.conn
+        .query_drop("INSERT INTO items VALUES (2)")
+        .await
+        .unwrap();
+    while !ids.contains(&2) {
+        ids.extend(next().await); // streamed
+    }
+    assert_eq!(ids, [1, 2]);
+    engine.shutdown().await.unwrap();
+
+    for (server, tls, expected) in [
+        (
+            root(),
+            tls(SslMode::VerifyCa, Some("other-ca.crt")),
+            "database.ssl.ca",
+        ),
+        (
+            disrupt_server(),
+            tls(SslMode::Required, None),
+            "does not offer TLS",
+        ),
+    ] {
+        let (engine, _rx) = run(server, tls).await;
+        let err = tokio::time::timeout(Duration::from_secs(30), engine.wait())
+            .await
+            .expect("a fatal error, not retries")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expected), "{err}");
+    }
     db.drop().await;
 }

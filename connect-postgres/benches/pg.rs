@@ -18,10 +18,10 @@
 
 use std::time::{Duration, Instant};
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use connect_core::{Converter, Engine, JsonConverter};
+use connect_core::testing::bench::{drain, peak_rss_mb, rate, Debezium};
+use connect_core::MemoryOffsetStore;
 use connect_postgres::tls::{SslMode, TlsOptions};
 use connect_postgres::{PostgresConfig, PostgresSource, PublicationMode, SnapshotMode};
 use futures::StreamExt;
@@ -61,108 +61,10 @@ fn config(db: &str, slot: &str, mode: SnapshotMode) -> PostgresConfig {
         .expect("valid regex")
 }
 
-/// Runs our source until `expected` change events arrived; returns the elapsed time.
+/// Our source until `expected` change events arrived; the elapsed time.
 async fn ours(config: PostgresConfig, expected: u64, json: bool) -> Duration {
-    let start = Instant::now();
-    let (engine, mut rx) = Engine::builder()
-        .name("bench")
-        .source(PostgresSource::new(config).expect("valid config"))
-        .into_channel(64)
-        .start()
-        .await
-        .expect("engine starts");
-    let conv = JsonConverter::default();
-    let mut buf = Vec::with_capacity(8192);
-    let mut n = 0u64;
-    while n < expected {
-        let batch = rx.recv().await.expect("engine running");
-        for r in batch.records() {
-            if r.is_tombstone() {
-                continue;
-            }
-            n += 1;
-            if json {
-                buf.clear();
-                conv.serialize(&r.topic, r.value_schema.as_ref(), &r.value, &mut buf)
-                    .expect("converts");
-            }
-        }
-        batch.ack();
-    }
-    let elapsed = start.elapsed();
-    drop(rx);
-    let _ = engine.shutdown().await;
-    elapsed
-}
-
-/// The Debezium embedded engine (`DbzBench`), compiled into `target/dbzbench`.
-struct Debezium {
-    classpath: String,
-}
-
-impl Debezium {
-    fn find() -> Option<Debezium> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let libs = std::env::var_os("DEBEZIUM_LIBS")
-            .map_or_else(|| root.join("target/debezium-libs"), PathBuf::from);
-        let source = std::env::var_os("DEBEZIUM_BENCH_SRC")
-            .map_or_else(|| root.join("../shared/bench/DbzBench.java"), PathBuf::from);
-        if !libs.join(".").read_dir().ok()?.any(|e| {
-            e.is_ok_and(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .starts_with("debezium-connector-postgres")
-            })
-        }) || !source.exists()
-        {
-            return None;
-        }
-        let classes = root.join("target/dbzbench");
-        std::fs::create_dir_all(&classes).ok()?;
-        let jars = format!("{}/*", libs.display());
-        let compiled = Command::new("javac")
-            .args(["-nowarn", "-cp", &jars, "-d"])
-            .arg(&classes)
-            .arg(&source)
-            .stderr(Stdio::null())
-            .status()
-            .ok()?
-            .success();
-        compiled.then(|| Debezium {
-            classpath: format!("{jars}:{}", classes.display()),
-        })
-    }
-
-    /// Runs DbzBench on a properties text until `expected` events arrived: (events/s from
-    /// the first to the last event, peak RSS in MB).
-    fn run(&self, properties: &str, expected: u64) -> Option<(f64, f64)> {
-        let file = std::env::temp_dir().join(format!("dbzbench-{}.properties", std::process::id()));
-        std::fs::write(&file, properties).ok()?;
-        let mut child = Command::new("java")
-            .args(["-cp", &self.classpath, "DbzBench"])
-            .arg(&file)
-            .arg(expected.to_string())
-            .arg("900")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let pid = child.id();
-        let mut peak = 0.0f64;
-        while child.try_wait().ok()?.is_none() {
-            peak = peak.max(peak_rss_mb_of(&format!("/proc/{pid}/status")));
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let mut out = String::new();
-        std::io::Read::read_to_string(&mut child.stdout.take()?, &mut out).ok()?;
-        let _ = std::fs::remove_file(&file);
-        let rate = out
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("events_per_s_stream="))?
-            .parse()
-            .ok()?;
-        Some((rate, peak))
-    }
+    let source = PostgresSource::new(config).expect("valid config");
+    drain(source, MemoryOffsetStore::new(), expected, json).await
 }
 
 /// Samples the CPU time of the walsender serving `slot` until stopped (PostgreSQL runs
@@ -226,30 +128,6 @@ impl WalsenderCpu {
     }
 }
 
-fn peak_rss_mb() -> f64 {
-    peak_rss_mb_of("/proc/self/status")
-}
-
-fn peak_rss_mb_of(status: &str) -> f64 {
-    std::fs::read_to_string(status)
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(str::to_owned)
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn rate(n: u64, d: Duration) -> f64 {
-    n as f64 / d.as_secs_f64()
-}
-
 #[tokio::main]
 async fn main() {
     let rows: u64 = std::env::var("BENCH_ROWS")
@@ -310,7 +188,7 @@ async fn main() {
         return;
     }
     let snap_json = ours(snap_cfg("bench_snap_json"), rows, true).await;
-    let debezium = Debezium::find();
+    let debezium = Debezium::find("debezium-connector-postgres");
     let dbz_props = |slot: &str, mode: &str, table: &str| {
         format!(
             "name=dbz-bench\nconnector.class=io.debezium.connector.postgresql.PostgresConnector\n\

@@ -1,0 +1,164 @@
+//! Benchmark helpers shared by the connector crates' benches: our engine drained into a
+//! channel (typed, or serialised as Debezium JSON), the Debezium embedded engine run on
+//! the same workload (`../shared/bench/DbzBench.java`), rates and peak RSS.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::connector::SourceConnector;
+use crate::convert::{Converter, JsonConverter};
+use crate::engine::Engine;
+use crate::offsets::OffsetStore;
+
+/// Runs `source` until `expected` change events arrived (tombstones not counted), each
+/// serialised to JSON with schemas when `json`; returns the time from the engine's start.
+pub async fn drain(
+    source: impl SourceConnector + 'static,
+    offsets: impl OffsetStore + 'static,
+    expected: u64,
+    json: bool,
+) -> Duration {
+    let start = Instant::now();
+    let (engine, mut rx) = Engine::builder()
+        .name("bench")
+        .source(source)
+        .offsets(offsets)
+        .into_channel(64)
+        .start()
+        .await
+        .expect("engine starts");
+    let converter = JsonConverter::default();
+    let mut buf = Vec::with_capacity(8192);
+    let mut n = 0u64;
+    while n < expected {
+        let batch = rx.recv().await.expect("engine running");
+        for r in batch.records() {
+            if r.is_tombstone() {
+                continue;
+            }
+            n += 1;
+            if json {
+                buf.clear();
+                converter
+                    .serialize(&r.topic, r.value_schema.as_ref(), &r.value, &mut buf)
+                    .expect("converts");
+            }
+        }
+        batch.ack();
+    }
+    let elapsed = start.elapsed();
+    drop(rx);
+    let _ = engine.shutdown().await;
+    elapsed
+}
+
+/// The Debezium 3.6.3 embedded engine (`DbzBench`), compiled into `target/dbzbench`.
+pub struct Debezium {
+    classpath: String,
+}
+
+impl Debezium {
+    /// Debezium, when its jars (with a `connector_jar` such as
+    /// `debezium-connector-postgres`) are in `target/debezium-libs`
+    /// (`scripts/fetch-debezium.sh`; or `DEBEZIUM_LIBS`), `DbzBench.java` is in
+    /// `../shared/bench` (or `DEBEZIUM_BENCH_SRC`) and a JDK compiles it.
+    pub fn find(connector_jar: &str) -> Option<Debezium> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let libs = std::env::var_os("DEBEZIUM_LIBS")
+            .map_or_else(|| root.join("target/debezium-libs"), PathBuf::from);
+        let source = std::env::var_os("DEBEZIUM_BENCH_SRC")
+            .map_or_else(|| root.join("../shared/bench/DbzBench.java"), PathBuf::from);
+        let has_connector = libs
+            .read_dir()
+            .ok()?
+            .any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with(connector_jar)));
+        if !has_connector || !source.exists() {
+            return None;
+        }
+        let classes = root.join("target/dbzbench");
+        std::fs::create_dir_all(&classes).ok()?;
+        let jars = format!("{}/*", libs.display());
+        let compiled = Command::new("javac")
+            .args(["-nowarn", "-cp", &jars, "-d"])
+            .arg(&classes)
+            .arg(&source)
+            .stderr(Stdio::null())
+            .status()
+            .ok()?
+            .success();
+        compiled.then(|| Debezium {
+            classpath: format!("{jars}:{}", classes.display()),
+        })
+    }
+
+    /// Runs DbzBench on a properties text until `expected` events arrived: (events/s from
+    /// the first to the last event, peak RSS in MB).
+    pub fn run(&self, properties: &str, expected: u64) -> Option<(f64, f64)> {
+        let (out, peak) = self.java(properties, expected, 900)?;
+        let rate = out
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("events_per_s_stream="))?
+            .parse()
+            .ok()?;
+        Some((rate, peak))
+    }
+
+    /// Runs DbzBench for `seconds` expecting nothing, so that a connector that starts at
+    /// the log's current end (`snapshot.mode=no_data`) stores its offsets before the
+    /// workload is written. Whether it exited cleanly.
+    pub fn warm_up(&self, properties: &str, seconds: u64) -> bool {
+        self.java(properties, 0, seconds).is_some()
+    }
+
+    fn java(&self, properties: &str, expected: u64, timeout_s: u64) -> Option<(String, f64)> {
+        let file = std::env::temp_dir().join(format!("dbzbench-{}.properties", std::process::id()));
+        std::fs::write(&file, properties).ok()?;
+        let mut child = Command::new("java")
+            .args(["-cp", &self.classpath, "DbzBench"])
+            .arg(&file)
+            .arg(expected.to_string())
+            .arg(timeout_s.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let pid = child.id();
+        let mut peak = 0.0f64;
+        while child.try_wait().ok()?.is_none() {
+            peak = peak.max(peak_rss_mb_of(&format!("/proc/{pid}/status")));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut child.stdout.take()?, &mut out).ok()?;
+        let _ = std::fs::remove_file(&file);
+        Some((out, peak))
+    }
+}
+
+/// This process's peak resident set, in MB.
+pub fn peak_rss_mb() -> f64 {
+    peak_rss_mb_of("/proc/self/status")
+}
+
+/// The peak resident set (`VmHWM`) of a `/proc/<pid>/status` file, in MB.
+pub fn peak_rss_mb_of(status: &str) -> f64 {
+    std::fs::read_to_string(status)
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_owned)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Events per second.
+pub fn rate(n: u64, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
