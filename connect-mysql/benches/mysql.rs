@@ -145,12 +145,14 @@ async fn main() {
     let port_arg = port.to_string();
     let client = ["-h", HOST, "-P", &port_arg, "-u", USER];
 
+    // BENCH_ONLY=snapshot|streaming runs our contenders of one workload, without
+    // Debezium (for profiling).
+    let only = std::env::var("BENCH_ONLY").ok();
+    let debezium = (only.is_none() && version.starts_with("5.7."))
+        .then(|| Debezium::find("debezium-connector-mysql"))
+        .flatten();
+
     // Snapshot.
-    let select = format!("SELECT * FROM {db}.orders");
-    let raw_snapshot = timed(
-        "mariadb",
-        &[&client[..], &["--quick", "-e", &select]].concat(),
-    );
     let orders = format!("{db}\\.orders");
     let snap = |id, json| {
         ours(
@@ -160,16 +162,23 @@ async fn main() {
             json,
         )
     };
-    let snap_typed = snap(5501, false).await;
-    let snap_json = snap(5502, true).await;
-    let debezium =
-        Debezium::find("debezium-connector-mysql").filter(|_| version.starts_with("5.7."));
-    let dbz_snapshot = debezium.as_ref().and_then(|d| {
-        d.run(
-            &debezium_properties(port, &db, "orders", "initial", 5503, ""),
-            rows,
-        )
-    });
+    let mut snapshot = None;
+    if only.as_deref() != Some("streaming") {
+        let select = format!("SELECT * FROM {db}.orders");
+        let raw = timed(
+            "mariadb",
+            &[&client[..], &["--quick", "-e", &select]].concat(),
+        );
+        let typed = snap(5501, false).await;
+        let json = snap(5502, true).await;
+        let dbz = debezium.as_ref().and_then(|d| {
+            d.run(
+                &debezium_properties(port, &db, "orders", "initial", 5503, ""),
+                rows,
+            )
+        });
+        snapshot = Some((raw, typed, json, dbz));
+    }
 
     // Streaming: every contender starts where the backlog starts.
     let status: mysql_async::Row = conn
@@ -193,62 +202,70 @@ async fn main() {
         .unwrap_or(20);
     // Debezium's no_data starts at the binlog's end: it stores that offset first.
     let debezium = debezium.filter(|d| d.warm_up(&dbz_stream_props, warm_up_s));
-    let mut first = 1;
-    while first <= rows {
-        let last = (first + 9_999).min(rows);
-        conn.query_drop(format!(
-            "INSERT INTO orders_stream (id, customer_id, amount, status, note) {}",
-            rows_from(first, last)
-        ))
-        .await
-        .unwrap();
-        first = last + 1;
-    }
-    let raw_stream = timed(
-        "mariadb-binlog",
-        &[
-            &client[..],
-            &[
-                "--read-from-remote-server",
-                "--verbose",
-                "--to-last-log",
-                "--start-position",
-                &pos.to_string(),
-                &file,
-            ],
-        ]
-        .concat(),
-    );
-    let start_offsets = || {
-        let offsets = MemoryOffsetStore::new();
-        let mut offset = serde_json::Map::new();
-        offset.insert("file".into(), file.clone().into());
-        offset.insert("pos".into(), pos.into());
-        offset.insert("gtids".into(), gtids.clone().into());
-        (offsets, SourceOffset::new(offset))
-    };
-    let orders_stream = format!("{db}\\.orders_stream");
-    let stream = async |id, json| {
-        let (offsets, offset) = start_offsets();
-        offsets
-            .write("bench", &[(SourcePartition::server("bench"), offset)])
+    let mut streaming = None;
+    if only.as_deref() != Some("snapshot") {
+        let mut first = 1;
+        while first <= rows {
+            let last = (first + 9_999).min(rows);
+            conn.query_drop(format!(
+                "INSERT INTO orders_stream (id, customer_id, amount, status, note) {}",
+                rows_from(first, last)
+            ))
             .await
             .unwrap();
-        ours(
-            config(port, id, &orders_stream, SnapshotMode::Initial),
-            offsets,
-            rows,
-            json,
-        )
-        .await
-    };
-    let stream_typed = stream(5505, false).await;
-    let stream_json = stream(5506, true).await;
-    let dbz_stream = debezium
-        .as_ref()
-        .and_then(|d| d.run(&dbz_stream_props, rows));
-    for suffix in ["offsets", "history"] {
-        let _ = std::fs::remove_file(format!("{dbz_files}.{suffix}"));
+            first = last + 1;
+        }
+        let raw_stream = timed(
+            "mariadb-binlog",
+            &[
+                &client[..],
+                &[
+                    "--read-from-remote-server",
+                    "--verbose",
+                    "--to-last-log",
+                    "--start-position",
+                    &pos.to_string(),
+                    &file,
+                ],
+            ]
+            .concat(),
+        );
+        let start_offsets = || {
+            let offsets = MemoryOffsetStore::new();
+            let mut offset = serde_json::Map::new();
+            offset.insert("file".into(), file.clone().into());
+            offset.insert("pos".into(), pos.into());
+            offset.insert("gtids".into(), gtids.clone().into());
+            (offsets, SourceOffset::new(offset))
+        };
+        let orders_stream = format!("{db}\\.orders_stream");
+        let stream = async |id, json| {
+            let (offsets, offset) = start_offsets();
+            offsets
+                .write("bench", &[(SourcePartition::server("bench"), offset)])
+                .await
+                .unwrap();
+            ours(
+                config(port, id, &orders_stream, SnapshotMode::Initial),
+                offsets,
+                rows,
+                json,
+            )
+            .await
+        };
+        let typed = stream(5505, false).await;
+        let json = if only.is_some() {
+            typed
+        } else {
+            stream(5506, true).await
+        };
+        let dbz = debezium
+            .as_ref()
+            .and_then(|d| d.run(&dbz_stream_props, rows));
+        for suffix in ["offsets", "history"] {
+            let _ = std::fs::remove_file(format!("{dbz_files}.{suffix}"));
+        }
+        streaming = Some((raw_stream, typed, json, dbz));
     }
 
     println!("workload   contender            events/s   ratio");
@@ -280,33 +297,32 @@ async fn main() {
         ),
     }
     };
-    if let Some(raw) = raw_snapshot {
-        println!("snapshot   mariadb --quick    {:>10.0}", rate(rows, raw));
+    // (workload, raw contender, its name, typed target)
+    let workloads = [
+        ("snapshot", snapshot, "mariadb --quick", 0.6),
+        ("streaming", streaming, "mariadb-binlog", 0.5),
+    ];
+    for (what, measured, raw_name, target) in &workloads {
+        let Some((raw, typed, json, dbz)) = measured else {
+            continue;
+        };
+        if let Some(raw) = raw {
+            println!("{what:<10} {raw_name:<18} {:>10.0}", rate(rows, *raw));
+        }
+        ratio_line(
+            &format!("{what:<10} ours, typed       "),
+            *typed,
+            *raw,
+            raw_name,
+            *target,
+        );
+        vs_debezium(what, *json, *dbz);
     }
-    ratio_line(
-        "snapshot   ours, typed       ",
-        snap_typed,
-        raw_snapshot,
-        "mariadb --quick",
-        0.6,
-    );
-    vs_debezium("snapshot", snap_json, dbz_snapshot);
-    if let Some(raw) = raw_stream {
-        println!("streaming  mariadb-binlog     {:>10.0}", rate(rows, raw));
-    }
-    ratio_line(
-        "streaming  ours, typed       ",
-        stream_typed,
-        raw_stream,
-        "mariadb-binlog",
-        0.5,
-    );
-    vs_debezium("streaming", stream_json, dbz_stream);
     let ours_rss = peak_rss_mb();
-    let dbz_rss = dbz_snapshot
+    let dbz_rss = workloads
         .iter()
-        .chain(dbz_stream.iter())
-        .map(|(_, rss)| *rss)
+        .filter_map(|(_, measured, _, _)| measured.and_then(|m| m.3))
+        .map(|(_, rss)| rss)
         .fold(0.0, f64::max);
     if dbz_rss > 0.0 {
         println!(

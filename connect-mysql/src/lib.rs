@@ -26,14 +26,17 @@
 //!   error naming the setting (no endless mutual eviction); the server's own id is refused;
 //! - tested failure paths: SIGKILL during the snapshot and while streaming, a server
 //!   restart mid-stream, a consumer gone inside a large transaction;
-//! - `heartbeat.interval.ms`: position-only batches between transactions.
+//! - `heartbeat.interval.ms`: position-only batches between transactions;
+//! - TLS ([`tls`]): `database.ssl.mode` as Debezium names it, with PEM files for the CA
+//!   and a client certificate; a rejected certificate stops the connector naming the
+//!   setting.
 //!
 //! Not yet: schema history. A DDL makes the connector re-read the table from the catalog,
 //! which is right once the stream has caught up; an older event that no longer fits the
 //! catalog (count, names, binlog type) stops it with an error naming the table and
 //! column; changes within one binlog type (ENUM labels, DECIMAL scale) are not caught yet.
-//! Also not yet: transaction metadata, TLS, column filters, MySQL's binary JSON, MySQL's
-//! GTID sets (MySQL resumes by file and position).
+//! Also not yet: transaction metadata, column filters, MySQL's binary JSON, MySQL's GTID
+//! sets (MySQL resumes by file and position).
 //!
 //! ```no_run
 //! use connect_core::Engine;

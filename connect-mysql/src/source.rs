@@ -174,7 +174,8 @@ impl Task for MySqlTask {
             return Ok(());
         }
         let position = consistent_snapshot(&mut conn, &info).await?;
-        let (tx, rx) = mpsc::channel(4);
+        // One chunk read ahead keeps reader and engine busy; more only holds memory.
+        let (tx, rx) = mpsc::channel(1);
         let config = self.config.clone();
         let ts_us = now_us();
         let file = position.0.clone();
@@ -415,7 +416,7 @@ async fn read_tables(
         ts_us,
         snapshot: marker,
         server_id: 0,
-        gtid: None,
+        gtid: Value::Null,
         file: Value::string(&file),
         pos,
         row: 0,

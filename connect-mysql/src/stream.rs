@@ -1,13 +1,15 @@
 //! Binlog streaming: mysql_async's binlog stream, mysql_common's row decoding, and the
 //! MariaDB events it leaves undecoded (GTID) read from their bytes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use connect_core::envelope::{tombstone_for, Op};
 use connect_core::{Error, EventId, Record, SourceBatch, SourceOffset, SourcePartition, Value};
 use futures::StreamExt;
-use mysql_async::binlog::events::{EventData, OptionalMetaExtractor, RowsEventData, TableMapEvent};
+use mysql_async::binlog::events::{
+    Event, EventData, OptionalMetaExtractor, RowsEventData, TableMapEvent,
+};
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
 use serde_json::{Map, Value as Json};
@@ -22,6 +24,9 @@ const LOG_EVENT_ARTIFICIAL_F: u16 = 0x20;
 
 /// Change events of one transaction before a batch is cut inside it.
 const MAX_TX_BATCH: usize = 2048;
+
+/// Rows events (v1 as MariaDB writes them, v2 as MySQL 5.6+ does): write, update, delete.
+const ROWS_EVENTS: [u8; 6] = [0x17, 0x18, 0x19, 0x1e, 0x1f, 0x20];
 
 /// Where streaming resumes: the start of a transaction, how many of its binlog events
 /// and then rows were delivered, and the GTID set completed before it (Debezium's keys).
@@ -76,6 +81,32 @@ struct Tx {
     ts_us: i64,
 }
 
+/// A captured table: its schema, and the TABLE_MAP its rows events are decoded with.
+#[derive(Clone)]
+struct Captured {
+    schema: Arc<TableSchema>,
+    map: Arc<TableMapEvent<'static>>,
+}
+
+/// A rows event being decoded.
+struct Decoding {
+    /// The transaction's events read up to and including this one: a batch cut after it
+    /// resumes past them.
+    events_done: u64,
+    job: tokio::task::JoinHandle<Result<Vec<Record>, Error>>,
+}
+
+/// What the decoding of one rows event needs besides the event.
+struct RowsContext {
+    config: Arc<MySqlConfig>,
+    captured: Captured,
+    op: Op,
+    /// Rows of this event delivered before a restart.
+    skip_rows: u64,
+    info: SourceInfo,
+    file: String,
+}
+
 pub(crate) struct Streaming {
     config: Arc<MySqlConfig>,
     flavor: Flavor,
@@ -91,8 +122,13 @@ pub(crate) struct Streaming {
     /// transaction, whose first events and rows were delivered before the restart.
     first_tx_skip: Option<(u64, u64)>,
     tx: Option<Tx>,
-    /// Table id → schema (None: not captured).
-    tables: HashMap<u64, Option<Arc<TableSchema>>>,
+    /// Table id → the captured table (None: not captured).
+    tables: HashMap<u64, Option<Captured>>,
+    /// Rows events being decoded on the blocking pool, oldest first: decoding is most of
+    /// the work, and runs there on every core while this task reads on.
+    decoding: VecDeque<Decoding>,
+    /// How many rows events may be decoding at once.
+    max_decoding: usize,
     server_value: Value,
     /// Checksum bytes per event (`binlog_checksum`): 4 for CRC32, 0 for NONE.
     checksum_len: usize,
@@ -172,6 +208,10 @@ impl Streaming {
             resume: from,
             tx: None,
             tables: HashMap::new(),
+            decoding: VecDeque::new(),
+            max_decoding: std::thread::available_parallelism()
+                .map_or(2, |n| n.get() * 2)
+                .clamp(2, 16),
             checksum_len,
             next_heartbeat: tokio::time::Instant::now() + config_heartbeat,
         })
@@ -247,6 +287,23 @@ impl Streaming {
                 0xa3 | 0xa1 | 0x1b => continue,
                 _ => {}
             }
+            if ROWS_EVENTS.contains(&kind) {
+                self.dispatch_rows(event, start_pos, server_id)?;
+                if let Some(events_done) = self.collect(&mut records, false).await? {
+                    let tx = self.tx.as_ref().expect("rows come inside a transaction");
+                    let position = Position {
+                        event: events_done,
+                        row: 0,
+                        ..self.resume.clone()
+                    };
+                    let ts = tx.ts_us;
+                    return Ok(SourceBatch {
+                        records,
+                        offsets: vec![(self.partition.clone(), position.offset(ts / 1_000_000))],
+                    });
+                }
+                continue;
+            }
             let data = event.read_data().map_err(|e| {
                 Error::fatal(
                     "mysql",
@@ -279,13 +336,15 @@ impl Streaming {
                             self.begin(start_pos, None, ts_us);
                         }
                     } else if sql.eq_ignore_ascii_case("COMMIT") {
+                        self.collect(&mut records, true).await?;
                         return Ok(self.commit(next_pos, records));
                     } else if is_ddl(&sql) {
+                        self.collect(&mut records, true).await?;
                         // DDL: forget table versions of this database; the next TABLE_MAP
                         // reads them again. (Schema history is still to come.)
                         let db = q.schema();
                         self.tables
-                            .retain(|_, t| t.as_ref().is_none_or(|t| t.database != db));
+                            .retain(|_, t| t.as_ref().is_none_or(|t| t.schema.database != db));
                         if self.tx.as_ref().is_none_or(|t| t.gtid.is_some()) {
                             // A DDL is a transaction of its own.
                             return Ok(self.commit(next_pos, records));
@@ -311,39 +370,26 @@ impl Streaming {
                                     ),
                                 )
                             })?;
-                            Some(Arc::new(TableSchema::new(
-                                &self.config.topic_prefix,
-                                self.flavor,
-                                &db,
-                                &table,
-                                &columns,
-                            )?))
+                            Some(Captured {
+                                schema: Arc::new(TableSchema::new(
+                                    &self.config.topic_prefix,
+                                    self.flavor,
+                                    &db,
+                                    &table,
+                                    &columns,
+                                )?),
+                                map: Arc::new(tme.clone().into_owned()),
+                            })
                         } else {
                             None
                         };
                         e.insert(schema);
                     }
                 }
-                Some(EventData::RowsEvent(rows)) => {
-                    self.rows(&rows, start_pos, server_id, &mut records)?;
-                    if records.len() >= MAX_TX_BATCH {
-                        let tx = self.tx.as_ref().expect("rows come inside a transaction");
-                        let position = Position {
-                            event: tx.events,
-                            row: 0,
-                            ..self.resume.clone()
-                        };
-                        let ts = tx.ts_us;
-                        return Ok(SourceBatch {
-                            records,
-                            offsets: vec![(
-                                self.partition.clone(),
-                                position.offset(ts / 1_000_000),
-                            )],
-                        });
-                    }
+                Some(EventData::XidEvent(_)) => {
+                    self.collect(&mut records, true).await?;
+                    return Ok(self.commit(next_pos, records));
                 }
-                Some(EventData::XidEvent(_)) => return Ok(self.commit(next_pos, records)),
                 _ => {}
             }
         }
@@ -385,83 +431,141 @@ impl Streaming {
         self.batch(records, ts)
     }
 
-    fn rows(
-        &mut self,
-        rows: &RowsEventData<'_>,
-        start_pos: u64,
-        server_id: i64,
-        out: &mut Vec<Record>,
-    ) -> Result<(), Error> {
-        let Some(Some(table)) = self.tables.get(&rows.table_id()).cloned() else {
-            return Ok(());
-        };
-        let tme = self.stream.get_tme(rows.table_id()).ok_or_else(|| {
+    /// Hands a rows event of a captured table to the blocking pool for decoding, unless
+    /// it was delivered before a restart.
+    fn dispatch_rows(&mut self, event: Event, start_pos: u64, server_id: i64) -> Result<(), Error> {
+        let undecodable = |e: String| {
             Error::fatal(
                 "mysql",
-                format!("rows for table id {} before its TABLE_MAP", rows.table_id()),
+                format!("undecodable rows event at {}:{start_pos}: {e}", self.file),
             )
-        })?;
-        let op = match rows {
-            RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => Op::Create,
-            RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => Op::Delete,
-            _ => Op::Update,
+        };
+        let (table_id, op) = match event.read_data().map_err(|e| undecodable(e.to_string()))? {
+            Some(EventData::RowsEvent(rows)) => (
+                rows.table_id(),
+                match rows {
+                    RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => {
+                        Op::Create
+                    }
+                    RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => {
+                        Op::Delete
+                    }
+                    _ => Op::Update,
+                },
+            ),
+            _ => return Err(undecodable("not a rows event".into())),
+        };
+        let Some(Some(captured)) = self.tables.get(&table_id).cloned() else {
+            return Ok(());
         };
         let tx = self
             .tx
-            .as_mut()
+            .as_ref()
             .ok_or_else(|| Error::fatal("mysql", "rows outside a transaction"))?;
-        let (events_done, ts_us, gtid) = (
-            tx.events,
-            tx.ts_us,
-            tx.gtid.as_ref().map(|(_, g)| g.clone()),
-        );
-        for (index, row) in rows.rows(tme).enumerate() {
-            let (before, after) = row.map_err(|e| {
-                Error::fatal(
-                    "mysql",
-                    format!(
-                        "{}.{}: undecodable row at {}:{start_pos}: {e}",
-                        table.database, table.table, self.file
-                    ),
-                )
-            })?;
-            // Delivered before a restart: events before the skip point, rows before it in
-            // the event it names.
-            let tx = self.tx.as_mut().expect("in a transaction");
-            tx.rows = index as u64 + 1;
-            if events_done <= tx.skip.0 || (events_done == tx.skip.0 + 1 && tx.rows <= tx.skip.1) {
-                continue;
-            }
-            if self.config.skipped.skips(op) {
-                continue;
-            }
-            let before = before.map(|r| table.row_from_binlog(r)).transpose()?;
-            let after = after.map(|r| table.row_from_binlog(r)).transpose()?;
-            let info = SourceInfo {
+        let events_done = tx.events;
+        // Delivered before a restart: events before the skip point, rows before it in
+        // the event it names.
+        if events_done <= tx.skip.0 || self.config.skipped.skips(op) {
+            return Ok(());
+        }
+        let skip_rows = if events_done == tx.skip.0 + 1 {
+            tx.skip.1
+        } else {
+            0
+        };
+        let context = RowsContext {
+            config: self.config.clone(),
+            captured,
+            op,
+            skip_rows,
+            info: SourceInfo {
                 flavor: self.flavor,
                 server: self.server_value.clone(),
-                ts_us,
+                ts_us: tx.ts_us,
                 snapshot: "false",
                 server_id,
-                gtid: gtid.clone(),
+                gtid: tx
+                    .gtid
+                    .as_ref()
+                    .map_or(Value::Null, |(_, g)| Value::string(g)),
                 file: Value::string(&self.file),
                 pos: start_pos,
-                row: index as i32,
-            };
-            let id = EventId::from_parts(&[
-                self.config.topic_prefix.as_bytes(),
-                self.file.as_bytes(),
-                &start_pos.to_le_bytes(),
-                &(index as u64).to_le_bytes(),
-            ]);
-            let record = table.event(op, before, after, &info, id)?;
-            let tombstone = (op == Op::Delete && self.config.tombstones_on_delete)
-                .then(|| tombstone_for(&record));
-            out.push(record);
-            out.extend(tombstone);
-        }
+                row: 0,
+            },
+            file: self.file.clone(),
+        };
+        let job = tokio::task::spawn_blocking(move || decode_rows(&event, &context));
+        self.decoding.push_back(Decoding { events_done, job });
         Ok(())
     }
+
+    /// Appends the decoded rows events to `records`, oldest first: every one when `all`
+    /// (the transaction ends), else those done (and the oldest while too many are in
+    /// flight). Returns where to cut the batch when it grew past [`MAX_TX_BATCH`]: the
+    /// transaction's events delivered with it.
+    async fn collect(
+        &mut self,
+        records: &mut Vec<Record>,
+        all: bool,
+    ) -> Result<Option<u64>, Error> {
+        while let Some(front) = self.decoding.front() {
+            if !(all || front.job.is_finished() || self.decoding.len() > self.max_decoding) {
+                break;
+            }
+            let Decoding { events_done, job } = self.decoding.pop_front().expect("a front element");
+            let decoded = job.await.map_err(|e| {
+                Error::fatal(
+                    "mysql",
+                    format!("the rows decoder failed in {}: {e}", self.file),
+                )
+            })??;
+            records.extend(decoded);
+            if !all && records.len() >= MAX_TX_BATCH {
+                return Ok(Some(events_done));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Decodes the rows of one rows event into change events (on the blocking pool).
+fn decode_rows(event: &Event, context: &RowsContext) -> Result<Vec<Record>, Error> {
+    let table = &context.captured.schema;
+    let undecodable = |e: &dyn std::fmt::Display| {
+        Error::fatal(
+            "mysql",
+            format!(
+                "{}.{}: undecodable row at {}:{}: {e}",
+                table.database, table.table, context.file, context.info.pos
+            ),
+        )
+    };
+    let Some(EventData::RowsEvent(rows)) = event.read_data().map_err(|e| undecodable(&e))? else {
+        return Err(undecodable(&"not a rows event"));
+    };
+    let mut out = Vec::new();
+    let mut info = context.info.clone();
+    for (index, row) in rows.rows(&context.captured.map).enumerate() {
+        let (before, after) = row.map_err(|e| undecodable(&e))?;
+        if (index as u64) < context.skip_rows {
+            continue;
+        }
+        let before = before.map(|r| table.row_from_binlog(r)).transpose()?;
+        let after = after.map(|r| table.row_from_binlog(r)).transpose()?;
+        info.row = index as i32;
+        let id = EventId::from_parts(&[
+            context.config.topic_prefix.as_bytes(),
+            context.file.as_bytes(),
+            &info.pos.to_le_bytes(),
+            &(index as u64).to_le_bytes(),
+        ]);
+        let record = table.event(context.op, before, after, &info, id)?;
+        let tombstone = (context.op == Op::Delete && context.config.tombstones_on_delete)
+            .then(|| tombstone_for(&record));
+        out.push(record);
+        out.extend(tombstone);
+    }
+    Ok(out)
 }
 
 /// Whether a query event changes a schema (other queries in a transaction, such as

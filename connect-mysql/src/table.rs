@@ -50,8 +50,8 @@ pub struct SourceInfo {
     pub snapshot: &'static str,
     /// The originating server's id (0 in a snapshot).
     pub server_id: i64,
-    /// The transaction's GTID, if known.
-    pub gtid: Option<String>,
+    /// The transaction's GTID (a string), or null.
+    pub gtid: Value,
     /// Binlog file and position.
     pub file: Value,
     /// Position in the binlog file.
@@ -244,7 +244,7 @@ impl TableSchema {
                 Value::Int64(info.ts_us.saturating_mul(1000)),
                 self.table_value.clone(),
                 Value::Int64(info.server_id),
-                info.gtid.as_deref().map_or(Value::Null, Value::string),
+                info.gtid.clone(),
                 info.file.clone(),
                 Value::Int64(info.pos as i64),
                 Value::Int32(info.row),

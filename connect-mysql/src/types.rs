@@ -201,8 +201,8 @@ impl Codec {
             V::NULL => Value::Null,
             V::Int(i) if column.data_type == "enum" => label_at(labels, i)?,
             V::Int(i) if signed_mediumint && i > 0x7f_ffff => Value::Int32((i - 0x100_0000) as i32),
-            V::Int(i) => self.parse(i.to_string().into_bytes())?,
-            V::UInt(u) => self.parse(u.to_string().into_bytes())?,
+            V::Int(i) => self.integer(i128::from(i))?,
+            V::UInt(u) => self.integer(i128::from(u))?,
             V::Float(f) => Value::Float32(f),
             V::Double(d) => Value::Float64(d),
             V::Bytes(b) if column.data_type == "set" => {
@@ -262,6 +262,24 @@ impl Codec {
                     + i64::from(us);
                 Value::Int64(if negative { -micros } else { micros })
             }
+        })
+    }
+
+    /// An integer the binlog decoded, as [`Codec::parse`] reads its text (without the
+    /// round trip through text on the hot path).
+    fn integer(&self, i: i128) -> Result<Value, String> {
+        let out_of_range = |what: &str| format!("invalid {what} `{i}`");
+        Ok(match self {
+            Codec::Int16 => {
+                Value::Int16(i16::try_from(i).map_err(|_| out_of_range("small integer"))?)
+            }
+            Codec::Int32 => Value::Int32(i32::try_from(i).map_err(|_| out_of_range("integer"))?),
+            // BIGINT UNSIGNED above i64::MAX wraps, as in Debezium's `long` mode.
+            Codec::Int64 => Value::Int64(match i64::try_from(i) {
+                Ok(v) => v,
+                Err(_) => u64::try_from(i).map_err(|_| out_of_range("bigint"))? as i64,
+            }),
+            _ => return self.parse(i.to_string().into_bytes()),
         })
     }
 
@@ -409,22 +427,37 @@ fn iso_utc_digits(micros: i64, digits: usize) -> String {
     let rem = micros.rem_euclid(86_400_000_000);
     let (y, m, d) = civil_from_days(days);
     let secs = rem / 1_000_000;
-    let mut out = format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    );
-    let frac = rem % 1_000_000;
-    let text = format!("{frac:06}");
-    if digits > 0 {
-        out.push('.');
-        out.push_str(&text[..digits.min(6)]);
-    } else if frac != 0 {
-        out.push('.');
-        out.push_str(text.trim_end_matches('0'));
+    if !(0..=9999).contains(&y) {
+        // Not a TIMESTAMP (1970 to 2106): no fixed-width digits to write.
+        return format!("{y}-{m:02}-{d:02}T{secs}Z");
     }
-    out.push('Z');
+    let frac = rem % 1_000_000;
+    let shown = if digits > 0 {
+        digits.min(6) as u32
+    } else {
+        (0..6u32)
+            .rev()
+            .find(|&place| frac % 10i64.pow(6 - place) != 0)
+            .map_or(0, |place| place + 1)
+    };
+    // Digits written directly: this runs for every TIMESTAMP value streamed.
+    let mut out = String::with_capacity(28);
+    for (value, width, then) in [
+        (y, 4, '-'),
+        (m, 2, '-'),
+        (d, 2, 'T'),
+        (secs / 3600, 2, ':'),
+        (secs / 60 % 60, 2, ':'),
+        (secs % 60, 2, '.'),
+        (frac / 10i64.pow(6 - shown), shown, 'Z'),
+    ] {
+        for place in (0..width).rev() {
+            out.push(char::from(b'0' + (value / 10i64.pow(place) % 10) as u8));
+        }
+        if then != '.' || shown > 0 {
+            out.push(then);
+        }
+    }
     out
 }
 
@@ -537,5 +570,51 @@ mod tests {
             .parse(b"x".to_vec())
             .unwrap_err();
         assert!(e.contains("integer"), "{e}");
+    }
+
+    #[test]
+    fn binlog_integers_and_timestamps_read_as_their_text_would() {
+        use mysql_async::Value as V;
+        let binlog = |c: &ColumnInfo, v: V| column_type(c).0.from_binlog(c, &[], v);
+        for (c, value, text) in [
+            (column("tinyint", "tinyint(3) unsigned"), V::Int(255), "255"),
+            (column("smallint", "smallint(6)"), V::Int(-32768), "-32768"),
+            (
+                column("int", "int(10) unsigned"),
+                V::UInt(4_294_967_295),
+                "4294967295",
+            ),
+            (
+                column("bigint", "bigint(20) unsigned"),
+                V::UInt(u64::MAX),
+                "18446744073709551615",
+            ),
+            (
+                column("bigint", "bigint(20)"),
+                V::Int(i64::MIN),
+                "-9223372036854775808",
+            ),
+            (column("year", "year(4)"), V::Int(2024), "2024"),
+        ] {
+            assert_eq!(
+                binlog(&c, value).unwrap(),
+                parse(&c, text.as_bytes()),
+                "{text}"
+            );
+        }
+        let small = column("smallint", "smallint(6)");
+        assert!(binlog(&small, V::Int(40_000))
+            .unwrap_err()
+            .contains("40000"));
+        for (digits, micros, expected) in [
+            (0, 1_709_208_000_500_000, "2024-02-29T12:00:00.5Z"),
+            (0, 1_709_208_000_000_000, "2024-02-29T12:00:00Z"),
+            (0, 1_709_208_000_000_001, "2024-02-29T12:00:00.000001Z"),
+            (6, 1_709_208_000_500_000, "2024-02-29T12:00:00.500000Z"),
+            (3, 1_709_208_000_012_000, "2024-02-29T12:00:00.012Z"),
+            (0, 0, "1970-01-01T00:00:00Z"),
+        ] {
+            assert_eq!(iso_utc_digits(micros, digits), expected);
+        }
     }
 }
