@@ -12,11 +12,12 @@ use mysql_async::binlog::events::{
 };
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
+use mysql_common::io::ParseBuf;
 use serde_json::{Map, Value as Json};
 
 use crate::config::MySqlConfig;
 use crate::server::{binlog_stream_err, connect, mysql_err, Flavor};
-use crate::table::{SourceInfo, TableSchema};
+use crate::table::{RowLayout, SourceInfo, TableSchema};
 use crate::types::{binlog_type_matches, ColumnInfo};
 
 /// Header flag of events the server makes up (the first Rotate), not read from a file.
@@ -81,11 +82,11 @@ struct Tx {
     ts_us: i64,
 }
 
-/// A captured table: its schema, and the TABLE_MAP its rows events are decoded with.
+/// A captured table: its schema, and how its rows events' row images are laid out.
 #[derive(Clone)]
 struct Captured {
     schema: Arc<TableSchema>,
-    map: Arc<TableMapEvent<'static>>,
+    layout: Arc<RowLayout>,
 }
 
 /// A rows event being decoded.
@@ -378,7 +379,12 @@ impl Streaming {
                                     &table,
                                     &columns,
                                 )?),
-                                map: Arc::new(tme.clone().into_owned()),
+                                layout: Arc::new(RowLayout::new(&tme).map_err(|e| {
+                                    Error::fatal(
+                                        "mysql",
+                                        format!("{db}.{table}: unreadable TABLE_MAP at {}:{start_pos}: {e}", self.file),
+                                    )
+                                })?),
                             })
                         } else {
                             None
@@ -543,15 +549,37 @@ fn decode_rows(event: &Event, context: &RowsContext) -> Result<Vec<Record>, Erro
     let Some(EventData::RowsEvent(rows)) = event.read_data().map_err(|e| undecodable(&e))? else {
         return Err(undecodable(&"not a rows event"));
     };
+    let columns = rows.num_columns() as usize;
+    // Which columns each image holds (all of them with binlog_row_image=FULL).
+    let before_image = rows.columns_before_image().map(|bits| {
+        (0..columns)
+            .map(|i| bits.get(i).is_some_and(|b| *b))
+            .collect::<Vec<bool>>()
+    });
+    let after_image = rows.columns_after_image().map(|bits| {
+        (0..columns)
+            .map(|i| bits.get(i).is_some_and(|b| *b))
+            .collect::<Vec<bool>>()
+    });
+    let layout = &context.captured.layout;
+    let mut buf = ParseBuf(rows.rows_data());
     let mut out = Vec::new();
     let mut info = context.info.clone();
-    for (index, row) in rows.rows(&context.captured.map).enumerate() {
-        let (before, after) = row.map_err(|e| undecodable(&e))?;
+    let mut index = 0usize;
+    while !buf.0.is_empty() {
+        let mut image = |present: &Option<Vec<bool>>| {
+            present
+                .as_deref()
+                .map(|present| table.row_from_binlog(layout, present, &mut buf))
+                .transpose()
+        };
+        let before = image(&before_image)?;
+        let after = image(&after_image)?;
+        index += 1;
+        let index = index - 1;
         if (index as u64) < context.skip_rows {
             continue;
         }
-        let before = before.map(|r| table.row_from_binlog(r)).transpose()?;
-        let after = after.map(|r| table.row_from_binlog(r)).transpose()?;
         info.row = index as i32;
         let id = EventId::from_parts(&[
             context.config.topic_prefix.as_bytes(),

@@ -5,6 +5,10 @@ use std::time::SystemTime;
 
 use connect_core::envelope::{source_schema_builder, EnvelopeSchema, Op};
 use connect_core::{Error, EventId, Record, Schema, SchemaType, Struct, Value};
+use mysql_async::binlog::events::{OptionalMetaExtractor, TableMapEvent};
+use mysql_async::binlog::value::BinlogValue;
+use mysql_async::consts::ColumnType;
+use mysql_common::io::ParseBuf;
 
 use crate::server::Flavor;
 use crate::types::{column_type, Codec, ColumnInfo};
@@ -58,6 +62,35 @@ pub struct SourceInfo {
     pub pos: u64,
     /// Row within the rows event.
     pub row: i32,
+}
+
+/// What reading a table's row images needs from its TABLE_MAP, per column: the binlog
+/// type, its metadata and signedness. Read once per table version, where mysql_common's
+/// row iterator reads it again for every row.
+#[derive(Debug)]
+pub struct RowLayout {
+    columns: Vec<(ColumnType, Vec<u8>, bool)>,
+}
+
+impl RowLayout {
+    /// The layout a TABLE_MAP describes.
+    pub fn new(map: &TableMapEvent<'_>) -> Result<RowLayout, String> {
+        let optional = OptionalMetaExtractor::new(map.iter_optional_meta())
+            .map_err(|e| format!("unreadable optional metadata: {e}"))?;
+        let mut unsigned = optional.iter_signedness();
+        let columns = (0..map.columns_count() as usize)
+            .map(|i| {
+                let column_type = map
+                    .get_column_type(i)
+                    .map_err(|e| format!("column {}: {e}", i + 1))?
+                    .ok_or_else(|| format!("column {}: no type", i + 1))?;
+                let metadata = map.get_column_metadata(i).unwrap_or(&[]).to_vec();
+                let is_unsigned = column_type.is_numeric_type() && unsigned.next().unwrap_or(false);
+                Ok((column_type, metadata, is_unsigned))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(RowLayout { columns })
+    }
 }
 
 /// A table version's schemas and codecs.
@@ -170,28 +203,51 @@ impl TableSchema {
         Ok(Struct::new(self.row_schema.clone(), out)?)
     }
 
-    /// A row of a binlog rows event.
-    pub fn row_from_binlog(
+    /// Reads one row image of a rows event from `buf`: its null bitmap, then the value of
+    /// every column `present` marks (all of them with `binlog_row_image=FULL`).
+    pub fn row_from_binlog<'a>(
         &self,
-        row: mysql_async::binlog::row::BinlogRow,
+        layout: &'a RowLayout,
+        present: &[bool],
+        buf: &mut ParseBuf<'a>,
     ) -> Result<Struct, Error> {
-        let values = row.unwrap();
-        if values.len() != self.codecs.len() {
+        if layout.columns.len() != self.codecs.len() || present.len() != self.codecs.len() {
             return Err(Error::fatal(
                 "mysql",
                 format!(
                     "{}.{}: the binlog row has {} columns, the table {}: its schema changed without a DDL event this connector saw",
                     self.database,
                     self.table,
-                    values.len(),
+                    layout.columns.len(),
                     self.codecs.len()
                 ),
             ));
         }
-        let mut out = Vec::with_capacity(values.len());
-        for (i, value) in values.into_iter().enumerate() {
-            let value = mysql_async::Value::try_from(value)
-                .map_err(|e| self.column_error(i, &e.to_string()))?;
+        let undecodable =
+            |i: usize, e: &dyn std::fmt::Display| self.column_error(i, &e.to_string());
+        let nulls: &[u8] = buf
+            .parse(present.iter().filter(|&&p| p).count().div_ceil(8))
+            .map_err(|e| undecodable(0, &e))?;
+        let mut out = Vec::with_capacity(self.codecs.len());
+        for (i, (&(column_type, ref metadata, unsigned), &is_present)) in
+            layout.columns.iter().zip(present).enumerate()
+        {
+            if !is_present {
+                return Err(self.column_error(
+                    i,
+                    "absent from the row image (binlog_row_image is not FULL)",
+                ));
+            }
+            // Every column is in the image, so its null bit is the column's.
+            let null = nulls[i / 8] & (1 << (i % 8)) != 0;
+            let value = if null {
+                mysql_async::Value::NULL
+            } else {
+                let value: BinlogValue<'_> = buf
+                    .parse((column_type, metadata.as_slice(), unsigned, false))
+                    .map_err(|e| undecodable(i, &e))?;
+                mysql_async::Value::try_from(value).map_err(|e| undecodable(i, &e))?
+            };
             out.push(
                 self.codecs[i]
                     .from_binlog(&self.columns[i], &self.labels[i], value)
