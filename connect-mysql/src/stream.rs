@@ -26,6 +26,10 @@ const LOG_EVENT_ARTIFICIAL_F: u16 = 0x20;
 /// Change events of one transaction before a batch is cut inside it.
 const MAX_TX_BATCH: usize = 2048;
 
+/// Rows-event bytes decoded by one job on the blocking pool: large enough that handing
+/// work over costs little next to it, small enough to spread a transaction over cores.
+const DECODE_JOB_BYTES: usize = 64 << 10;
+
 /// Rows events (v1 as MariaDB writes them, v2 as MySQL 5.6+ does): write, update, delete.
 const ROWS_EVENTS: [u8; 6] = [0x17, 0x18, 0x19, 0x1e, 0x1f, 0x20];
 
@@ -89,13 +93,10 @@ struct Captured {
     layout: Arc<RowLayout>,
 }
 
-/// A rows event being decoded.
-struct Decoding {
-    /// The transaction's events read up to and including this one: a batch cut after it
-    /// resumes past them.
-    events_done: u64,
-    job: tokio::task::JoinHandle<Result<Vec<Record>, Error>>,
-}
+/// The change events of decoded rows events, one entry per rows event, with the
+/// transaction's events read up to and including it: a batch cut after it resumes past
+/// them.
+type Decoded = Vec<(u64, Vec<Record>)>;
 
 /// What the decoding of one rows event needs besides the event.
 struct RowsContext {
@@ -127,9 +128,18 @@ pub(crate) struct Streaming {
     tables: HashMap<u64, Option<Captured>>,
     /// Rows events being decoded on the blocking pool, oldest first: decoding is most of
     /// the work, and runs there on every core while this task reads on.
-    decoding: VecDeque<Decoding>,
-    /// How many rows events may be decoding at once.
+    decoding: VecDeque<tokio::task::JoinHandle<Result<Decoded, Error>>>,
+    /// Decoded rows events not in a batch yet (a batch was cut inside a job's events).
+    decoded: VecDeque<(u64, Vec<Record>)>,
+    /// How many decoding jobs may be in flight at once.
     max_decoding: usize,
+    /// Where the transaction being read ended (its XID or COMMIT), once read: its last
+    /// decoded rows are delivered before the commit.
+    commit_at: Option<u64>,
+    /// Rows events read and not handed to a decoding job yet (with the transaction's
+    /// events read up to each), and their size in bytes.
+    unsent: Vec<(Event, u64, RowsContext)>,
+    unsent_bytes: usize,
     server_value: Value,
     /// Checksum bytes per event (`binlog_checksum`): 4 for CRC32, 0 for NONE.
     checksum_len: usize,
@@ -210,6 +220,10 @@ impl Streaming {
             tx: None,
             tables: HashMap::new(),
             decoding: VecDeque::new(),
+            decoded: VecDeque::new(),
+            commit_at: None,
+            unsent: Vec::new(),
+            unsent_bytes: 0,
             max_decoding: std::thread::available_parallelism()
                 .map_or(2, |n| n.get() * 2)
                 .clamp(2, 16),
@@ -236,6 +250,14 @@ impl Streaming {
     pub(crate) async fn poll(&mut self) -> Result<SourceBatch, Error> {
         let mut records = Vec::new();
         loop {
+            if let Some(next_pos) = self.commit_at {
+                // The transaction ended: its last rows, in batches of MAX_TX_BATCH.
+                if let Some(events_done) = self.collect(&mut records, true).await? {
+                    return Ok(self.cut(records, events_done));
+                }
+                self.commit_at = None;
+                return Ok(self.commit(next_pos, records));
+            }
             let heartbeat = self.config.heartbeat_interval;
             let event = tokio::select! {
                 event = self.stream.next() => event,
@@ -291,17 +313,7 @@ impl Streaming {
             if ROWS_EVENTS.contains(&kind) {
                 self.dispatch_rows(event, start_pos, server_id)?;
                 if let Some(events_done) = self.collect(&mut records, false).await? {
-                    let tx = self.tx.as_ref().expect("rows come inside a transaction");
-                    let position = Position {
-                        event: events_done,
-                        row: 0,
-                        ..self.resume.clone()
-                    };
-                    let ts = tx.ts_us;
-                    return Ok(SourceBatch {
-                        records,
-                        offsets: vec![(self.partition.clone(), position.offset(ts / 1_000_000))],
-                    });
+                    return Ok(self.cut(records, events_done));
                 }
                 continue;
             }
@@ -337,10 +349,8 @@ impl Streaming {
                             self.begin(start_pos, None, ts_us);
                         }
                     } else if sql.eq_ignore_ascii_case("COMMIT") {
-                        self.collect(&mut records, true).await?;
-                        return Ok(self.commit(next_pos, records));
+                        self.commit_at = Some(next_pos);
                     } else if is_ddl(&sql) {
-                        self.collect(&mut records, true).await?;
                         // DDL: forget table versions of this database; the next TABLE_MAP
                         // reads them again. (Schema history is still to come.)
                         let db = q.schema();
@@ -348,7 +358,7 @@ impl Streaming {
                             .retain(|_, t| t.as_ref().is_none_or(|t| t.schema.database != db));
                         if self.tx.as_ref().is_none_or(|t| t.gtid.is_some()) {
                             // A DDL is a transaction of its own.
-                            return Ok(self.commit(next_pos, records));
+                            self.commit_at = Some(next_pos);
                         }
                     }
                 }
@@ -392,12 +402,23 @@ impl Streaming {
                         e.insert(schema);
                     }
                 }
-                Some(EventData::XidEvent(_)) => {
-                    self.collect(&mut records, true).await?;
-                    return Ok(self.commit(next_pos, records));
-                }
+                Some(EventData::XidEvent(_)) => self.commit_at = Some(next_pos),
                 _ => {}
             }
+        }
+    }
+
+    /// A batch cut inside the transaction after `events_done` of its events.
+    fn cut(&self, records: Vec<Record>, events_done: u64) -> SourceBatch {
+        let position = Position {
+            event: events_done,
+            row: 0,
+            ..self.resume.clone()
+        };
+        let ts = self.tx.as_ref().map_or(0, |tx| tx.ts_us);
+        SourceBatch {
+            records,
+            offsets: vec![(self.partition.clone(), position.offset(ts / 1_000_000))],
         }
     }
 
@@ -500,9 +521,30 @@ impl Streaming {
             },
             file: self.file.clone(),
         };
-        let job = tokio::task::spawn_blocking(move || decode_rows(&event, &context));
-        self.decoding.push_back(Decoding { events_done, job });
+        self.unsent_bytes += event.data().len();
+        self.unsent.push((event, events_done, context));
+        if self.unsent_bytes >= DECODE_JOB_BYTES {
+            self.send_unsent();
+        }
         Ok(())
+    }
+
+    /// Hands the unsent rows events to a decoding job.
+    fn send_unsent(&mut self) {
+        if self.unsent.is_empty() {
+            return;
+        }
+        let events = std::mem::take(&mut self.unsent);
+        self.unsent_bytes = 0;
+        self.decoding
+            .push_back(tokio::task::spawn_blocking(move || {
+                events
+                    .iter()
+                    .map(|(event, events_done, context)| {
+                        Ok((*events_done, decode_rows(event, context)?))
+                    })
+                    .collect()
+            }));
     }
 
     /// Appends the decoded rows events to `records`, oldest first: every one when `all`
@@ -514,23 +556,33 @@ impl Streaming {
         records: &mut Vec<Record>,
         all: bool,
     ) -> Result<Option<u64>, Error> {
-        while let Some(front) = self.decoding.front() {
-            if !(all || front.job.is_finished() || self.decoding.len() > self.max_decoding) {
-                break;
-            }
-            let Decoding { events_done, job } = self.decoding.pop_front().expect("a front element");
-            let decoded = job.await.map_err(|e| {
-                Error::fatal(
-                    "mysql",
-                    format!("the rows decoder failed in {}: {e}", self.file),
-                )
-            })??;
-            records.extend(decoded);
-            if !all && records.len() >= MAX_TX_BATCH {
-                return Ok(Some(events_done));
-            }
+        if all {
+            self.send_unsent();
         }
-        Ok(None)
+        loop {
+            while let Some((events_done, decoded)) = self.decoded.pop_front() {
+                records.extend(decoded);
+                if records.len() >= MAX_TX_BATCH {
+                    return Ok(Some(events_done));
+                }
+            }
+            let Some(front) = self.decoding.front() else {
+                return Ok(None);
+            };
+            if !(all || front.is_finished() || self.decoding.len() > self.max_decoding) {
+                return Ok(None);
+            }
+            let job = self.decoding.pop_front().expect("a front element");
+            self.decoded = job
+                .await
+                .map_err(|e| {
+                    Error::fatal(
+                        "mysql",
+                        format!("the rows decoder failed in {}: {e}", self.file),
+                    )
+                })??
+                .into();
+        }
     }
 }
 

@@ -846,6 +846,16 @@ impl SourceLoop {
 /// Splits records into batches of at most `max_records`, closing a batch at the record
 /// that reaches `max_bytes` (so a batch exceeds it by at most one record).
 fn split(records: Vec<Record>, max_records: usize, max_bytes: usize) -> Vec<(Vec<Record>, usize)> {
+    // Most batches fit: measure first, and hand those on without moving their records.
+    let mut total = 0;
+    let fits = records.len() <= max_records
+        && records.iter().enumerate().all(|(i, r)| {
+            total += r.size_estimate();
+            total < max_bytes || i + 1 == records.len()
+        });
+    if fits {
+        return vec![(records, total)];
+    }
     let mut out = Vec::with_capacity(1);
     let mut current = Vec::with_capacity(records.len().min(max_records));
     let mut bytes = 0;
