@@ -10,7 +10,8 @@ use regex::Regex;
 
 use crate::tls::{SslMode, TlsOptions};
 
-/// Default `snapshot.fetch.size`: rows per batch while snapshotting.
+/// Default `snapshot.fetch.size`: the most rows in one snapshot batch (batches hold at
+/// most 1024 rows, converted on the blocking pool; a smaller value makes them smaller).
 pub const DEFAULT_FETCH_SIZE: usize = 10_240;
 
 /// `snapshot.mode`.

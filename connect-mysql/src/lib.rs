@@ -8,7 +8,7 @@
 //!   and current binlog position; each failure names the fix;
 //! - consistent snapshots: lock-free on MariaDB (`START TRANSACTION WITH CONSISTENT
 //!   SNAPSHOT` and its `binlog_snapshot_file/position`, plus `BINLOG_GTID_POS`), under a
-//!   short global read lock on MySQL; tables are streamed in `snapshot.fetch.size` batches;
+//!   short global read lock on MySQL; tables are streamed and converted on every core, in batches of up to 1024 rows;
 //! - binlog streaming from the snapshot's position (or the stored offset): MariaDB GTID
 //!   events decoded from their bytes, rows decoded by mysql_common with its MEDIUMINT,
 //!   ENUM, SET, TIMESTAMP and BINARY quirks undone; one batch per transaction, cut every

@@ -1,6 +1,7 @@
 //! The MySQL/MariaDB source connector. So far it takes consistent snapshots
 //! (`snapshot.mode=initial_only`); binlog streaming comes next (issue 5).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -385,8 +386,8 @@ async fn consistent_snapshot(
     }
 }
 
-/// Reads every captured table inside the snapshot transaction, in batches of
-/// `snapshot.fetch.size`, marking `source.snapshot` as Debezium does.
+/// Reads every captured table inside the snapshot transaction, in chunks converted on
+/// the blocking pool, marking `source.snapshot` as Debezium does.
 async fn read_tables(
     mut conn: Conn,
     config: &MySqlConfig,
@@ -408,23 +409,25 @@ async fn read_tables(
         .into_iter()
         .filter(|(db, t)| config.captures(db, t))
         .collect();
-    let mut first = true;
-    let mut pending: Option<(Arc<TableSchema>, connect_core::Struct)> = None;
-    let source = |marker: &'static str| SourceInfo {
+    let template = SourceInfo {
         flavor: info.flavor,
         server: Value::string(&config.topic_prefix),
         ts_us,
-        snapshot: marker,
+        snapshot: "true",
         server_id: 0,
         gtid: Value::Null,
         file: Value::string(&file),
         pos,
         row: 0,
     };
-    let emit = |table: &TableSchema, after: connect_core::Struct, marker| {
-        let id = table.snapshot_id(&after);
-        table.event(Op::Read, None, Some(after), &source(marker), id)
+    let mut converting = Converting {
+        jobs: VecDeque::new(),
+        max_jobs: std::thread::available_parallelism()
+            .map_or(2, |n| n.get() * 2)
+            .clamp(2, 16),
     };
+    let job_rows = SNAPSHOT_JOB_ROWS.min(config.fetch_size);
+    let mut first = true;
     for (n, (db, name)) in tables.iter().enumerate() {
         let columns = columns(&mut conn, db, name).await?;
         let table = Arc::new(TableSchema::new(
@@ -448,14 +451,83 @@ async fn read_tables(
             .query_iter(sql)
             .await
             .map_err(|e| mysql_err(&format!("cannot read {db}.{name}"), e))?;
-        let mut batch = Vec::with_capacity(config.fetch_size.min(4096));
         let mut stream = result
             .stream::<mysql_async::Row>()
             .await
             .map_err(|e| mysql_err(&format!("cannot read {db}.{name}"), e))?
             .ok_or_else(|| Error::fatal("mysql", format!("no result set for {db}.{name}")))?;
+        let mut chunk = |rows| RowsChunk {
+            table: table.clone(),
+            rows,
+            first: std::mem::take(&mut first),
+            last: None,
+            source: template.clone(),
+        };
+        // The latest chunk waits until the next one shows it does not end the table.
+        let mut held: Option<RowsChunk> = None;
+        let mut rows = Vec::with_capacity(job_rows);
         while let Some(row) = stream.next().await {
-            let row = row.map_err(|e| mysql_err(&format!("cannot read {db}.{name}"), e))?;
+            rows.push(row.map_err(|e| mysql_err(&format!("cannot read {db}.{name}"), e))?);
+            if rows.len() >= job_rows {
+                let next = chunk(std::mem::replace(&mut rows, Vec::with_capacity(job_rows)));
+                if let Some(previous) = held.replace(next) {
+                    if !converting.start(previous, tx).await? {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        drop(stream);
+        if !rows.is_empty() {
+            if let Some(previous) = held.replace(chunk(rows)) {
+                if !converting.start(previous, tx).await? {
+                    return Ok(());
+                }
+            }
+        }
+        if let Some(mut last) = held.take() {
+            // The table's last row: last of the snapshot, or of its table.
+            last.last = Some(if n + 1 == tables.len() {
+                "last"
+            } else {
+                "last_in_data_collection"
+            });
+            if !converting.start(last, tx).await? {
+                return Ok(());
+            }
+        }
+        if !converting.finish(tx).await? {
+            return Ok(());
+        }
+    }
+    conn.query_drop("COMMIT")
+        .await
+        .map_err(|e| mysql_err("cannot end the snapshot transaction", e))?;
+    Ok(())
+}
+
+/// Rows of a snapshot converted into events by one job on the blocking pool, and
+/// delivered as one batch (fewer when `snapshot.fetch.size` is smaller).
+const SNAPSHOT_JOB_ROWS: usize = 1024;
+
+/// Rows read from one table, to convert into `r` events.
+struct RowsChunk {
+    table: Arc<TableSchema>,
+    rows: Vec<mysql_async::Row>,
+    /// Whether its first row is the snapshot's first.
+    first: bool,
+    /// The marker of its last row, when that row ends its table.
+    last: Option<&'static str>,
+    source: SourceInfo,
+}
+
+impl RowsChunk {
+    /// The chunk's `r` events, marked as Debezium marks them.
+    fn convert(self) -> Result<Vec<Record>, Error> {
+        let count = self.rows.len();
+        let mut source = self.source;
+        let mut out = Vec::with_capacity(count);
+        for (i, row) in self.rows.into_iter().enumerate() {
             let values: Vec<Option<Vec<u8>>> = row
                 .unwrap()
                 .into_iter()
@@ -465,44 +537,63 @@ async fn read_tables(
                     other => Some(other.as_sql(true).into_bytes()),
                 })
                 .collect();
-            let after = table.row(values)?;
-            if let Some((t, held)) = pending.replace((table.clone(), after)) {
-                let marker = if std::mem::take(&mut first) {
-                    "first"
-                } else {
-                    "true"
-                };
-                batch.push(emit(&t, held, marker)?);
-            }
-            if batch.len() >= config.fetch_size
-                && tx
-                    .send(Ok(Chunk::Rows(std::mem::take(&mut batch))))
-                    .await
-                    .is_err()
-            {
-                return Ok(());
-            }
-        }
-        drop(stream);
-        // The table's last row: last of the snapshot, or of its table.
-        let last_table = n + 1 == tables.len();
-        if let Some((t, held)) = pending.take() {
-            let marker = if last_table {
-                "last"
-            } else {
-                "last_in_data_collection"
+            let after = self.table.row(values)?;
+            source.snapshot = match self.last {
+                Some(marker) if i + 1 == count => marker,
+                _ if i == 0 && self.first => "first",
+                _ => "true",
             };
-            batch.push(emit(&t, held, marker)?);
-            first = false;
+            let id = self.table.snapshot_id(&after);
+            out.push(self.table.event(Op::Read, None, Some(after), &source, id)?);
         }
-        if !batch.is_empty() && tx.send(Ok(Chunk::Rows(batch))).await.is_err() {
-            return Ok(());
-        }
+        Ok(out)
     }
-    conn.query_drop("COMMIT")
-        .await
-        .map_err(|e| mysql_err("cannot end the snapshot transaction", e))?;
-    Ok(())
+}
+
+/// Snapshot chunks converting on the blocking pool (the reading task only reads),
+/// delivered in order, a batch each.
+struct Converting {
+    jobs: VecDeque<JoinHandle<Result<Vec<Record>, Error>>>,
+    max_jobs: usize,
+}
+
+impl Converting {
+    /// Starts converting a chunk and delivers what is converted. False when the
+    /// receiver is gone.
+    async fn start(
+        &mut self,
+        chunk: RowsChunk,
+        tx: &mpsc::Sender<Result<Chunk, Error>>,
+    ) -> Result<bool, Error> {
+        self.jobs
+            .push_back(tokio::task::spawn_blocking(move || chunk.convert()));
+        self.deliver(tx, false).await
+    }
+
+    /// Delivers every chunk started (a table is read).
+    async fn finish(&mut self, tx: &mpsc::Sender<Result<Chunk, Error>>) -> Result<bool, Error> {
+        self.deliver(tx, true).await
+    }
+
+    async fn deliver(
+        &mut self,
+        tx: &mpsc::Sender<Result<Chunk, Error>>,
+        all: bool,
+    ) -> Result<bool, Error> {
+        while let Some(front) = self.jobs.front() {
+            if !(all || front.is_finished() || self.jobs.len() > self.max_jobs) {
+                break;
+            }
+            let job = self.jobs.pop_front().expect("a front job");
+            let records = job
+                .await
+                .map_err(|e| Error::fatal("mysql", format!("snapshot conversion failed: {e}")))??;
+            if tx.send(Ok(Chunk::Rows(records))).await.is_err() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
 }
 
 /// A table's columns in order, with keys and defaults.
