@@ -14,6 +14,9 @@ use crate::tls::{SslMode, TlsOptions};
 /// most 1024 rows, converted on the blocking pool; a smaller value makes them smaller).
 pub const DEFAULT_FETCH_SIZE: usize = 10_240;
 
+/// Default `connect.keep.alive.interval.ms`.
+pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(60);
+
 /// `snapshot.mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SnapshotMode {
@@ -64,6 +67,12 @@ pub struct MySqlConfig {
     /// `heartbeat.interval.ms` (0 = off): a position-only batch this often between
     /// transactions.
     pub heartbeat_interval: Duration,
+    /// `connect.keep.alive` / `connect.keep.alive.interval.ms` (default on, 60 s): the
+    /// server is asked for a heartbeat event every 0.8 of this while it has nothing to
+    /// send, and a binlog connection silent for this long is taken for dead and
+    /// reconnected (a connection can die without a word: a network partition, a
+    /// failover). None: off.
+    pub keep_alive: Option<Duration>,
     /// `database.ssl.mode`, `database.ssl.ca`, `database.ssl.cert`, `database.ssl.key`.
     pub tls: TlsOptions,
 }
@@ -87,8 +96,15 @@ impl MySqlConfig {
             skipped: SkippedOperations::default(),
             tombstones_on_delete: true,
             heartbeat_interval: Duration::ZERO,
+            keep_alive: Some(DEFAULT_KEEP_ALIVE),
             tls: TlsOptions::default(),
         }
+    }
+
+    /// Sets `connect.keep.alive.interval.ms` (None: `connect.keep.alive=false`).
+    pub fn with_keep_alive(mut self, interval: Option<Duration>) -> Self {
+        self.keep_alive = interval;
+        self
     }
 
     /// Sets the TLS options (`database.ssl.*`).
@@ -189,6 +205,8 @@ impl MySqlConfig {
         }
         c.tombstones_on_delete = p.bool_or("tombstones.on.delete", true)?;
         c.heartbeat_interval = p.millis_or("heartbeat.interval.ms", Duration::ZERO)?;
+        let keep_alive = p.millis_or("connect.keep.alive.interval.ms", DEFAULT_KEEP_ALIVE)?;
+        c.keep_alive = p.bool_or("connect.keep.alive", true)?.then_some(keep_alive);
         let mode = p.one_of("database.ssl.mode", &SslMode::NAMES, "preferred")?;
         c.tls = TlsOptions {
             mode: SslMode::parse(mode).expect("one of the names"),
@@ -217,6 +235,15 @@ impl MySqlConfig {
             return Err(Error::config(
                 "database.server.id",
                 "must be greater than 0 (0 is not a valid replica id)",
+            ));
+        }
+        if self
+            .keep_alive
+            .is_some_and(|k| k < Duration::from_millis(10))
+        {
+            return Err(Error::config(
+                "connect.keep.alive.interval.ms",
+                "must be at least 10 (milliseconds)",
             ));
         }
         if self.fetch_size == 0 {
@@ -279,6 +306,7 @@ mod tests {
             ("topic.prefix", "a b"),
             ("database.ssl.mode", "sometimes"),
             ("database.ssl.ca", "/nonexistent/ca.pem"),
+            ("connect.keep.alive.interval.ms", "5"),
         ] {
             let p = Properties::from_pairs([
                 ("database.user", "u"),

@@ -27,6 +27,8 @@
 //! - tested failure paths: SIGKILL during the snapshot and while streaming, a server
 //!   restart mid-stream, a consumer gone inside a large transaction;
 //! - `heartbeat.interval.ms`: position-only batches between transactions;
+//! - `connect.keep.alive.interval.ms` (60 s): the server sends heartbeats while idle, and
+//!   a binlog connection silent for that long (a network partition) is reconnected;
 //! - TLS ([`tls`]): `database.ssl.mode` as Debezium names it, with PEM files for the CA
 //!   and a client certificate; a rejected certificate stops the connector naming the
 //!   setting.

@@ -23,6 +23,9 @@ use crate::types::{binlog_type_matches, ColumnInfo};
 /// Header flag of events the server makes up (the first Rotate), not read from a file.
 const LOG_EVENT_ARTIFICIAL_F: u16 = 0x20;
 
+/// The server's heartbeat (sent while it has nothing else to send).
+const HEARTBEAT_EVENT: u8 = 0x1b;
+
 /// Change events of one transaction before a batch is cut inside it.
 const MAX_TX_BATCH: usize = 2048;
 
@@ -78,9 +81,8 @@ impl Position {
 /// The transaction being read.
 struct Tx {
     gtid: Option<(u32, String)>,
-    /// Binlog events read after its start, and rows read in the current rows event.
+    /// Binlog events read after its start.
     events: u64,
-    rows: u64,
     /// What a restart inside this transaction skips.
     skip: (u64, u64),
     ts_us: i64,
@@ -177,6 +179,13 @@ impl Streaming {
                 .await
                 .map_err(|e| mysql_err("cannot prepare the binlog session", e))?;
         }
+        if let Some(keep_alive) = config.keep_alive {
+            // Heartbeats while idle, so that silence means a dead connection.
+            let period_ns = keep_alive.as_nanos() * 4 / 5;
+            conn.query_drop(format!("SET @master_heartbeat_period = {period_ns}"))
+                .await
+                .map_err(|e| mysql_err("cannot set the binlog heartbeat period", e))?;
+        }
         if gtid_mode {
             // The server starts right after these transactions, wherever its binlog has
             // them (another file and position after a failover to a replica).
@@ -259,8 +268,20 @@ impl Streaming {
                 return Ok(self.commit(next_pos, records));
             }
             let heartbeat = self.config.heartbeat_interval;
+            let keep_alive = self.config.keep_alive;
             let event = tokio::select! {
                 event = self.stream.next() => event,
+                _ = tokio::time::sleep(keep_alive.unwrap_or_default()), if keep_alive.is_some() => {
+                    return Err(Error::retryable(
+                        "mysql",
+                        format!(
+                            "no binlog event or heartbeat from {}:{} for {:?} (connect.keep.alive.interval.ms): the connection is taken for dead",
+                            self.config.host,
+                            self.config.port,
+                            keep_alive.unwrap_or_default()
+                        ),
+                    ));
+                }
                 // Between transactions only: a position-only batch, so that an idle
                 // connector still commits and its consumers see it is alive.
                 _ = tokio::time::sleep_until(self.next_heartbeat), if !heartbeat.is_zero() && self.tx.is_none() => {
@@ -286,9 +307,13 @@ impl Streaming {
             );
             let artificial = header.flags_raw() & LOG_EVENT_ARTIFICIAL_F != 0;
             let start_pos = next_pos.saturating_sub(size);
+            // Heartbeats are not in the binlog: they must not count among the events a
+            // restart inside a transaction skips.
+            if kind == HEARTBEAT_EVENT {
+                continue;
+            }
             if let Some(tx) = self.tx.as_mut() {
                 tx.events += 1;
-                tx.rows = 0;
             }
             match kind {
                 // MariaDB GTID: a transaction starts (seq_no u64, domain u32, flags u8).
@@ -306,8 +331,8 @@ impl Streaming {
                     );
                     continue;
                 }
-                // MariaDB GTID_LIST, BINLOG_CHECKPOINT, heartbeat: nothing to do.
-                0xa3 | 0xa1 | 0x1b => continue,
+                // MariaDB GTID_LIST, BINLOG_CHECKPOINT: nothing to do.
+                0xa3 | 0xa1 => continue,
                 _ => {}
             }
             if ROWS_EVENTS.contains(&kind) {
@@ -436,7 +461,6 @@ impl Streaming {
         self.tx = Some(Tx {
             gtid,
             events: 0,
-            rows: 0,
             skip,
             ts_us,
         });

@@ -1240,3 +1240,122 @@ async fn tls_verifies_the_ca_and_names_what_fails() {
     }
     db.drop().await;
 }
+
+/// A TCP proxy to the test server whose connections can be made to hang: data in
+/// flight is dropped and nothing more passes, yet the sockets stay open (a network
+/// partition, as a dead NAT entry or a failed-over load balancer leaves it). Connections
+/// made after a stall pass again.
+struct StallingProxy {
+    port: u16,
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl StallingProxy {
+    async fn start(target: u16) -> StallingProxy {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let generation = std::sync::Arc::new(AtomicU64::new(0));
+        let current = generation.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else {
+                    continue;
+                };
+                let born = current.load(Ordering::SeqCst);
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                for (mut from, mut to) in [(client_read, server_write), (server_read, client_write)]
+                {
+                    let current = current.clone();
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; 64 << 10];
+                        loop {
+                            let n = match from.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            if current.load(Ordering::SeqCst) != born {
+                                // Stalled: hold both sockets open, pass nothing.
+                                std::future::pending::<()>().await;
+                            }
+                            if to.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        StallingProxy { port, generation }
+    }
+
+    /// Every connection open now hangs.
+    fn stall(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A binlog connection that goes silent without closing (a network partition) is taken
+/// for dead after `connect.keep.alive.interval.ms` without an event or a heartbeat, and
+/// the connector reconnects and continues from its offset: nothing is missed, nothing
+/// hangs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_binlog_connection_is_reconnected() {
+    use connect_core::{BatchReceiver, CommitPolicy, Engine, Value};
+    use std::time::Duration;
+    let mut db = TestDb::new("keepalive").await;
+    db.conn
+        .query_drop("CREATE TABLE items (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    let proxy = StallingProxy::start(root().port).await;
+    let config = root()
+        .with_port(proxy.port)
+        .with_databases([db.name.as_str()])
+        .unwrap()
+        .with_keep_alive(Some(Duration::from_millis(300)));
+    let (engine, mut rx) = Engine::builder()
+        .name("mysql-keepalive")
+        .source(connect_mysql::MySqlSource::new(config).unwrap())
+        .commit_policy(CommitPolicy::always())
+        .into_channel(4)
+        .start()
+        .await
+        .unwrap();
+    // Inserts a row and waits for it from the binlog (not the snapshot).
+    let mut next_id = 0;
+    let mut stream_a_row = async |rx: &mut BatchReceiver| loop {
+        next_id += 1;
+        db.conn
+            .query_drop(format!("INSERT INTO items VALUES ({next_id})"))
+            .await
+            .unwrap();
+        let op = loop {
+            let batch = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                .await
+                .expect("the row within 30 s")
+                .expect("engine running");
+            let op = batch
+                .changes()
+                .find(|c| c.after().and_then(|r| r.get("id")) == Some(&Value::Int32(next_id)))
+                .and_then(|c| c.op());
+            batch.ack();
+            if let Some(op) = op {
+                break op;
+            }
+        };
+        if op == connect_core::envelope::Op::Create {
+            return;
+        }
+    };
+    stream_a_row(&mut rx).await;
+    proxy.stall();
+    // Written while the connection hangs, which passes nothing more: only a new
+    // connection can deliver it.
+    stream_a_row(&mut rx).await;
+    engine.shutdown().await.unwrap();
+    db.drop().await;
+}
