@@ -333,6 +333,17 @@ impl Streaming {
                 }
                 // MariaDB GTID_LIST, BINLOG_CHECKPOINT: nothing to do.
                 0xa3 | 0xa1 => continue,
+                // MariaDB's compressed query and rows events: refused at start, but
+                // log_bin_compress can be turned on while we read; never skip rows.
+                0xa5..=0xab => {
+                    return Err(Error::fatal(
+                        "mysql",
+                        format!(
+                            "compressed binlog event {kind:#x} at {}:{start_pos}: turn log_bin_compress off (compressed events are not read)",
+                            self.file
+                        ),
+                    ))
+                }
                 _ => {}
             }
             if ROWS_EVENTS.contains(&kind) {
@@ -428,6 +439,16 @@ impl Streaming {
                     }
                 }
                 Some(EventData::XidEvent(_)) => self.commit_at = Some(next_pos),
+                // Any other rows event (MySQL's partial JSON updates) would be rows lost.
+                Some(EventData::RowsEvent(_)) => {
+                    return Err(Error::fatal(
+                        "mysql",
+                        format!(
+                            "unsupported rows event {kind:#x} at {}:{start_pos}: partial JSON updates are not read (set binlog_row_value_options to '')",
+                            self.file
+                        ),
+                    ))
+                }
                 _ => {}
             }
         }

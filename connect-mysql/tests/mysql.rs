@@ -1359,3 +1359,71 @@ async fn a_silent_binlog_connection_is_reconnected() {
     engine.shutdown().await.unwrap();
     db.drop().await;
 }
+
+/// `log_bin_compress` turned on while the connector streams: the compressed rows event
+/// stops it with an error naming the setting, never a silent skip of its rows. On the
+/// second server, whose global setting this test changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compressed_binlog_event_stops_the_connector_by_name() {
+    use connect_core::{CommitPolicy, Engine, Value};
+    use std::time::Duration;
+    let server = disrupt_server();
+    let mut db = TestDb::on("compressed", &server).await;
+    db.conn
+        .query_drop("CREATE TABLE items (id int PRIMARY KEY, note text)")
+        .await
+        .unwrap();
+    let config = server.clone().with_databases([db.name.as_str()]).unwrap();
+    let (engine, mut rx) = Engine::builder()
+        .name("mysql-compressed")
+        .source(connect_mysql::MySqlSource::new(config).unwrap())
+        .commit_policy(CommitPolicy::always())
+        .into_channel(4)
+        .start()
+        .await
+        .unwrap();
+    // Streaming once a row written now comes from the binlog.
+    let mut id = 0;
+    let streamed = loop {
+        id += 1;
+        db.conn
+            .query_drop(format!("INSERT INTO items VALUES ({id}, 'short')"))
+            .await
+            .unwrap();
+        let batch: connect_core::Batch = loop {
+            let batch = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                .await
+                .expect("the row within 30 s")
+                .expect("engine running");
+            if batch
+                .changes()
+                .any(|c| c.after().and_then(|r| r.get("id")) == Some(&Value::Int32(id)))
+            {
+                break batch;
+            }
+            batch.ack();
+        };
+        let create = batch
+            .changes()
+            .any(|c| c.op() == Some(connect_core::envelope::Op::Create));
+        batch.ack();
+        if create {
+            break id;
+        }
+    };
+    let long = "x".repeat(4096);
+    db.conn
+        .query_drop(format!(
+            "SET GLOBAL log_bin_compress = ON; INSERT INTO items VALUES ({}, '{long}'); SET GLOBAL log_bin_compress = OFF",
+            streamed + 1
+        ))
+        .await
+        .unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(30), engine.wait())
+        .await
+        .expect("an error within 30 s")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("log_bin_compress"), "{err}");
+    db.drop().await;
+}
