@@ -14,6 +14,7 @@
 //!   [`OffsetStore`] only after the destination acknowledged the records.
 //! - [`convert`]: Debezium's JSON (Kafka's `JsonConverter`), string and byte converters.
 //! - [`Registry`]: builds pipelines from Debezium / Kafka Connect properties.
+//! - [`columns`]: the column filters and masks (`column.*` keys) connectors share.
 //!
 //! ## Delivery guarantee
 //! At-least-once: offsets move only past batches that were acknowledged and whose offsets
@@ -80,6 +81,7 @@
 //! ```
 
 pub mod calendar;
+pub mod columns;
 pub mod connector;
 pub mod convert;
 pub mod engine;
