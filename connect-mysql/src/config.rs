@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use connect_core::columns::ColumnFilter;
 use connect_core::envelope::SkippedOperations;
 use connect_core::properties::{whole_match_regex, Scope};
 use connect_core::Error;
@@ -73,6 +74,9 @@ pub struct MySqlConfig {
     /// reconnected (a connection can die without a word: a network partition, a
     /// failover). None: off.
     pub keep_alive: Option<Duration>,
+    /// `column.include.list`, `column.exclude.list`, `column.mask.*` (matched against
+    /// `<database>.<table>.<column>`).
+    pub columns: ColumnFilter,
     /// `database.ssl.mode`, `database.ssl.ca`, `database.ssl.cert`, `database.ssl.key`.
     pub tls: TlsOptions,
 }
@@ -97,6 +101,7 @@ impl MySqlConfig {
             tombstones_on_delete: true,
             heartbeat_interval: Duration::ZERO,
             keep_alive: Some(DEFAULT_KEEP_ALIVE),
+            columns: ColumnFilter::default(),
             tls: TlsOptions::default(),
         }
     }
@@ -104,6 +109,12 @@ impl MySqlConfig {
     /// Sets `connect.keep.alive.interval.ms` (None: `connect.keep.alive=false`).
     pub fn with_keep_alive(mut self, interval: Option<Duration>) -> Self {
         self.keep_alive = interval;
+        self
+    }
+
+    /// Sets the column filters and masks (`column.*`).
+    pub fn with_columns(mut self, columns: ColumnFilter) -> Self {
+        self.columns = columns;
         self
     }
 
@@ -204,6 +215,7 @@ impl MySqlConfig {
             c.skipped = SkippedOperations::parse(s)?;
         }
         c.tombstones_on_delete = p.bool_or("tombstones.on.delete", true)?;
+        c.columns = ColumnFilter::from_props(p)?;
         c.heartbeat_interval = p.millis_or("heartbeat.interval.ms", Duration::ZERO)?;
         let keep_alive = p.millis_or("connect.keep.alive.interval.ms", DEFAULT_KEEP_ALIVE)?;
         c.keep_alive = p.bool_or("connect.keep.alive", true)?.then_some(keep_alive);
@@ -307,6 +319,8 @@ mod tests {
             ("database.ssl.mode", "sometimes"),
             ("database.ssl.ca", "/nonexistent/ca.pem"),
             ("connect.keep.alive.interval.ms", "5"),
+            ("column.mask.with.x.chars", "a"),
+            ("column.exclude.list", "("),
         ] {
             let p = Properties::from_pairs([
                 ("database.user", "u"),

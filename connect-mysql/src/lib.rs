@@ -29,6 +29,8 @@
 //! - `heartbeat.interval.ms`: position-only batches between transactions;
 //! - `connect.keep.alive.interval.ms` (60 s): the server sends heartbeats while idle, and
 //!   a binlog connection silent for that long (a network partition) is reconnected;
+//! - column filters and masks (`column.include.list`, `column.exclude.list`,
+//!   `column.mask.with.N.chars`, `column.mask.hash...`, [`connect_core::columns`]);
 //! - TLS ([`tls`]): `database.ssl.mode` as Debezium names it, with PEM files for the CA
 //!   and a client certificate; a rejected certificate stops the connector naming the
 //!   setting.
@@ -37,8 +39,8 @@
 //! which is right once the stream has caught up; an older event that no longer fits the
 //! catalog (count, names, binlog type) stops it with an error naming the table and
 //! column; changes within one binlog type (ENUM labels, DECIMAL scale) are not caught yet.
-//! Also not yet: transaction metadata, column filters, MySQL's binary JSON, MySQL's GTID
-//! sets (MySQL resumes by file and position).
+//! Also not yet: transaction metadata, MySQL's binary JSON, MySQL's GTID sets (MySQL
+//! resumes by file and position).
 //!
 //! ```no_run
 //! use connect_core::Engine;

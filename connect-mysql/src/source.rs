@@ -436,6 +436,7 @@ async fn read_tables(
             db,
             name,
             &columns,
+            &config.columns,
         )?);
         let list: Vec<String> = columns
             .iter()

@@ -424,6 +424,7 @@ impl Streaming {
                                     &db,
                                     &table,
                                     &columns,
+                                    &self.config.columns,
                                 )?),
                                 layout: Arc::new(RowLayout::new(&tme).map_err(|e| {
                                     Error::fatal(

@@ -3,6 +3,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
+use connect_core::columns::{ColumnFilter, Mask};
 use connect_core::envelope::{source_schema_builder, EnvelopeSchema, Op};
 use connect_core::{Error, EventId, Record, Schema, SchemaType, Struct, Value};
 use mysql_async::binlog::events::{OptionalMetaExtractor, TableMapEvent};
@@ -93,6 +94,31 @@ impl RowLayout {
     }
 }
 
+/// How one column is emitted: kept or dropped (`column.include/exclude.list`), masked
+/// or not (`column.mask.*`).
+#[derive(Debug)]
+struct ColumnPlan {
+    keep: bool,
+    mask: Option<Mask>,
+    /// CHAR/VARCHAR length, to which a hash is cut.
+    max_chars: Option<usize>,
+}
+
+impl ColumnPlan {
+    fn masked(&self, value: Value) -> Value {
+        match (&self.mask, value) {
+            (Some(mask), Value::String(s)) => Value::from(mask.apply(&s, self.max_chars)),
+            (_, value) => value,
+        }
+    }
+}
+
+/// `varchar(200)` → 200.
+fn declared_length(column_type: &str) -> Option<usize> {
+    let (_, rest) = column_type.split_once('(')?;
+    rest.split(')').next()?.trim().parse().ok()
+}
+
 /// A table version's schemas and codecs.
 #[derive(Debug)]
 pub struct TableSchema {
@@ -103,6 +129,8 @@ pub struct TableSchema {
     /// `<prefix>.<db>.<table>`.
     pub topic: Arc<str>,
     codecs: Vec<Codec>,
+    plans: Vec<ColumnPlan>,
+    /// Names of the columns emitted.
     names: Vec<String>,
     /// The columns, and each enum/set column's labels, for decoding binlog rows.
     columns: Vec<ColumnInfo>,
@@ -117,13 +145,15 @@ pub struct TableSchema {
 }
 
 impl TableSchema {
-    /// Builds the schemas of a table from its columns.
+    /// Builds the schemas of a table from its columns; `filter` drops and masks columns
+    /// (a key column cannot be dropped).
     pub fn new(
         prefix: &str,
         flavor: Flavor,
         database: &str,
         table: &str,
         columns: &[ColumnInfo],
+        filter: &ColumnFilter,
     ) -> Result<Self, Error> {
         let base = format!("{prefix}.{database}.{table}");
         let mut row = Schema::struct_builder()
@@ -133,18 +163,43 @@ impl TableSchema {
         let mut codecs = Vec::with_capacity(columns.len());
         let mut names = Vec::with_capacity(columns.len());
         let mut key_positions = Vec::new();
-        for (i, c) in columns.iter().enumerate() {
+        let mut plans = Vec::with_capacity(columns.len());
+        for c in columns {
             let (codec, mut builder) = column_type(c);
+            let keep = filter.keeps(database, table, &c.name);
+            if !keep && c.key {
+                return Err(Error::config(
+                    "column.exclude.list",
+                    format!(
+                        "{database}.{table}.{} is part of the key and cannot be excluded",
+                        c.name
+                    ),
+                ));
+            }
+            let mask = filter.mask(database, table, &c.name).cloned();
+            if mask.is_some() {
+                builder = builder.parameter("masked", "true");
+            }
             if let Some(default) = schema_default(c, &codec) {
                 builder = builder.default_value(default);
+            }
+            plans.push(ColumnPlan {
+                keep,
+                mask,
+                max_chars: matches!(c.data_type.as_str(), "char" | "varchar")
+                    .then(|| declared_length(&c.column_type))
+                    .flatten(),
+            });
+            codecs.push(codec);
+            if !keep {
+                continue;
             }
             let field = builder.with_optional(c.nullable).build();
             if c.key {
                 key = key.field(c.name.as_str(), field.clone());
-                key_positions.push(i);
+                key_positions.push(names.len());
             }
             row = row.field(c.name.as_str(), field);
-            codecs.push(codec);
             names.push(c.name.clone());
         }
         let row_schema = row.build();
@@ -155,6 +210,7 @@ impl TableSchema {
             table: table.to_owned(),
             topic: Arc::from(base),
             codecs,
+            plans,
             names,
             labels: columns
                 .iter()
@@ -174,11 +230,6 @@ impl TableSchema {
         })
     }
 
-    /// Column count.
-    pub fn width(&self) -> usize {
-        self.codecs.len()
-    }
-
     /// A row from text-protocol values (`None` is NULL).
     pub fn row(&self, values: Vec<Option<Vec<u8>>>) -> Result<Struct, Error> {
         if values.len() != self.codecs.len() {
@@ -193,11 +244,15 @@ impl TableSchema {
                 ),
             ));
         }
-        let mut out = Vec::with_capacity(values.len());
-        for (i, (codec, raw)) in self.codecs.iter().zip(values).enumerate() {
+        let mut out = Vec::with_capacity(self.names.len());
+        for (i, ((codec, plan), raw)) in self.codecs.iter().zip(&self.plans).zip(values).enumerate()
+        {
+            if !plan.keep {
+                continue;
+            }
             out.push(match raw {
                 None => Value::Null,
-                Some(raw) => codec.parse(raw).map_err(|e| self.column_error(i, &e))?,
+                Some(raw) => plan.masked(codec.parse(raw).map_err(|e| self.column_error(i, &e))?),
             });
         }
         Ok(Struct::new(self.row_schema.clone(), out)?)
@@ -228,7 +283,7 @@ impl TableSchema {
         let nulls: &[u8] = buf
             .parse(present.iter().filter(|&&p| p).count().div_ceil(8))
             .map_err(|e| undecodable(0, &e))?;
-        let mut out = Vec::with_capacity(self.codecs.len());
+        let mut out = Vec::with_capacity(self.names.len());
         for (i, (&(column_type, ref metadata, unsigned), &is_present)) in
             layout.columns.iter().zip(present).enumerate()
         {
@@ -248,10 +303,16 @@ impl TableSchema {
                     .map_err(|e| undecodable(i, &e))?;
                 mysql_async::Value::try_from(value).map_err(|e| undecodable(i, &e))?
             };
+            let plan = &self.plans[i];
+            if !plan.keep {
+                continue;
+            }
             out.push(
-                self.codecs[i]
-                    .from_binlog(&self.columns[i], &self.labels[i], value)
-                    .map_err(|e| self.column_error(i, &e))?,
+                plan.masked(
+                    self.codecs[i]
+                        .from_binlog(&self.columns[i], &self.labels[i], value)
+                        .map_err(|e| self.column_error(i, &e))?,
+                ),
             );
         }
         Ok(Struct::new(self.row_schema.clone(), out)?)

@@ -1427,3 +1427,103 @@ async fn a_compressed_binlog_event_stops_the_connector_by_name() {
     assert!(err.contains("log_bin_compress"), "{err}");
     db.drop().await;
 }
+
+/// `column.exclude.list` drops a column and `column.mask.*` replaces values, in the
+/// snapshot and in the stream alike (hashes cut to the VARCHAR's length, fields marked
+/// `masked`); excluding a key column is refused by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn column_filters_and_masks() {
+    use connect_core::columns::{ColumnFilter, HashAlgorithm, Mask};
+    use connect_core::{Engine, Value};
+    use std::time::Duration;
+    let mut db = TestDb::new("columns").await;
+    db.conn
+        .query_drop(
+            "CREATE TABLE people (id int PRIMARY KEY, secret text, card varchar(20), email varchar(16));
+             INSERT INTO people VALUES (1, 's1', '4111-1111', 'a@example.com');",
+        )
+        .await
+        .unwrap();
+    let hash = Mask::Hash {
+        algorithm: HashAlgorithm::Sha256,
+        salt: b"pepper".to_vec(),
+        v2: true,
+    };
+    let column = |name: &str| format!("{}\\.people\\.{name}", db.name);
+    let filter = ColumnFilter::default()
+        .with_exclude([column("secret").as_str()])
+        .unwrap()
+        .with_mask(4, [column("card").as_str()])
+        .unwrap()
+        .with_masking(
+            "column.mask.hash.v2.SHA-256.with.salt.pepper",
+            hash.clone(),
+            [column("email").as_str()],
+        )
+        .unwrap();
+    let start = |filter: ColumnFilter| {
+        let config = root()
+            .with_databases([db.name.as_str()])
+            .unwrap()
+            .with_columns(filter);
+        async move {
+            Engine::builder()
+                .name("mysql-columns")
+                .source(connect_mysql::MySqlSource::new(config).unwrap())
+                .into_channel(8)
+                .start()
+                .await
+                .unwrap()
+        }
+    };
+    let (engine, mut rx) = start(filter).await;
+    let mut rows = Vec::new();
+    let mut next = async || {
+        let batch = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("events within 30 s")
+            .expect("engine running");
+        let found: Vec<_> = batch.changes().filter_map(|c| c.after().cloned()).collect();
+        batch.ack();
+        found
+    };
+    while rows.is_empty() {
+        rows.extend(next().await); // the snapshot
+    }
+    db.conn
+        .query_drop("INSERT INTO people VALUES (2, 's2', '5500-0000', 'b@example.com')")
+        .await
+        .unwrap();
+    while rows.len() < 2 {
+        rows.extend(next().await); // streamed
+    }
+    engine.shutdown().await.unwrap();
+    for (row, email) in rows.iter().zip(["a@example.com", "b@example.com"]) {
+        let names: Vec<&str> = row.schema().fields().iter().map(|f| f.name()).collect();
+        assert_eq!(names, ["id", "card", "email"]);
+        assert_eq!(row.get("card"), Some(&Value::from("****")));
+        assert_eq!(
+            row.get("email"),
+            Some(&Value::from(hash.apply(email, Some(16))))
+        );
+        assert_eq!(hash.apply(email, None).len(), 64);
+        for masked in ["card", "email"] {
+            let (_, field) = row.schema().field(masked).unwrap();
+            assert_eq!(field.schema().parameter("masked"), Some("true"));
+        }
+    }
+    let key_excluded = ColumnFilter::default()
+        .with_exclude([column("id").as_str()])
+        .unwrap();
+    let (engine, _rx) = start(key_excluded).await;
+    let err = tokio::time::timeout(Duration::from_secs(30), engine.wait())
+        .await
+        .expect("an error within 30 s")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("column.exclude.list") && err.contains("people.id"),
+        "{err}"
+    );
+    db.drop().await;
+}
