@@ -6,7 +6,7 @@
 use regex::Regex;
 
 use crate::error::Error;
-use crate::properties::{whole_match_regex, Scope};
+use crate::properties::{whole_match_regexes, Scope};
 
 /// A hash function of `column.mask.hash.<algorithm>.with.salt.<salt>` (Java's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,7 +162,7 @@ impl ColumnFilter {
         mut self,
         patterns: impl IntoIterator<Item = &'a str>,
     ) -> Result<Self, Error> {
-        self.include = compile("column.include.list", patterns)?;
+        self.include = whole_match_regexes("column.include.list", patterns)?;
         Ok(self)
     }
 
@@ -171,7 +171,7 @@ impl ColumnFilter {
         mut self,
         patterns: impl IntoIterator<Item = &'a str>,
     ) -> Result<Self, Error> {
-        self.exclude = compile("column.exclude.list", patterns)?;
+        self.exclude = whole_match_regexes("column.exclude.list", patterns)?;
         Ok(self)
     }
 
@@ -196,7 +196,7 @@ impl ColumnFilter {
         mask: Mask,
         patterns: impl IntoIterator<Item = &'a str>,
     ) -> Result<Self, Error> {
-        for r in compile(key, patterns)? {
+        for r in whole_match_regexes(key, patterns)? {
             self.masks.push((r, mask.clone()));
         }
         Ok(self)
@@ -250,16 +250,6 @@ fn split_list(list: &str) -> Vec<&str> {
     list.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .collect()
-}
-
-fn compile<'a>(
-    key: &str,
-    patterns: impl IntoIterator<Item = &'a str>,
-) -> Result<Vec<Regex>, Error> {
-    patterns
-        .into_iter()
-        .map(|p| whole_match_regex(key, p))
         .collect()
 }
 

@@ -184,6 +184,17 @@ pub fn whole_match_regex(key: &str, pattern: &str) -> Result<regex::Regex, Error
         .map_err(|e| Error::config(key, format!("invalid regex `{pattern}`: {e}")))
 }
 
+/// [`whole_match_regex`] of each pattern of a list (`table.include.list` and the like).
+pub fn whole_match_regexes<'a>(
+    key: &str,
+    patterns: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<regex::Regex>, Error> {
+    patterns
+        .into_iter()
+        .map(|p| whole_match_regex(key, p))
+        .collect()
+}
+
 /// Keys under a prefix. Errors name the full key.
 #[derive(Debug, Clone)]
 pub struct Scope<'a> {

@@ -27,7 +27,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use connect_core::testing::bench::{drain, peak_rss_mb, rate, Debezium};
+use connect_core::testing::bench::{drain, print_peak_rss, rate, Debezium};
 use connect_core::{MemoryOffsetStore, OffsetStore, SourceOffset, SourcePartition};
 use connect_mysql::server::connect;
 use connect_mysql::tls::{SslMode, TlsOptions};
@@ -318,20 +318,12 @@ async fn main() {
         );
         vs_debezium(what, *json, *dbz);
     }
-    let ours_rss = peak_rss_mb();
-    let dbz_rss = workloads
-        .iter()
-        .filter_map(|(_, measured, _, _)| measured.and_then(|m| m.3))
-        .map(|(_, rss)| rss)
-        .fold(0.0, f64::max);
-    if dbz_rss > 0.0 {
-        println!(
-            "peak RSS   ours {ours_rss:.0} MB (this whole process), Debezium {dbz_rss:.0} MB: {:.3} (target <= 0.1)",
-            ours_rss / dbz_rss
-        );
-    } else {
-        println!("peak RSS   ours {ours_rss:.0} MB (this whole process)");
-    }
+    print_peak_rss(
+        workloads
+            .iter()
+            .filter_map(|(_, measured, _, _)| measured.and_then(|m| m.3))
+            .map(|(_, rss)| rss),
+    );
     conn.query_drop(format!("DROP DATABASE {db}"))
         .await
         .unwrap();

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use connect_core::columns::ColumnFilter;
 use connect_core::envelope::SkippedOperations;
-use connect_core::properties::{whole_match_regex, Scope};
+use connect_core::properties::{whole_match_regexes, Scope};
 use connect_core::Error;
 use regex::Regex;
 
@@ -135,7 +135,7 @@ impl MySqlConfig {
         mut self,
         databases: impl IntoIterator<Item = &'a str>,
     ) -> Result<Self, Error> {
-        self.database_include = compile("database.include.list", databases)?;
+        self.database_include = whole_match_regexes("database.include.list", databases)?;
         Ok(self)
     }
 
@@ -144,7 +144,7 @@ impl MySqlConfig {
         mut self,
         tables: impl IntoIterator<Item = &'a str>,
     ) -> Result<Self, Error> {
-        self.table_include = compile("table.include.list", tables)?;
+        self.table_include = whole_match_regexes("table.include.list", tables)?;
         Ok(self)
     }
 
@@ -182,16 +182,18 @@ impl MySqlConfig {
             p.require("topic.prefix")?,
         );
         c.port = p.parse_or("database.port", 3306)?;
-        c.database_include = compile(
+        c.database_include = whole_match_regexes(
             &p.key("database.include.list"),
             p.list("database.include.list"),
         )?;
-        c.database_exclude = compile(
+        c.database_exclude = whole_match_regexes(
             &p.key("database.exclude.list"),
             p.list("database.exclude.list"),
         )?;
-        c.table_include = compile(&p.key("table.include.list"), p.list("table.include.list"))?;
-        c.table_exclude = compile(&p.key("table.exclude.list"), p.list("table.exclude.list"))?;
+        c.table_include =
+            whole_match_regexes(&p.key("table.include.list"), p.list("table.include.list"))?;
+        c.table_exclude =
+            whole_match_regexes(&p.key("table.exclude.list"), p.list("table.exclude.list"))?;
         c.snapshot_mode = match p.one_of(
             "snapshot.mode",
             &[
@@ -277,16 +279,6 @@ impl MySqlConfig {
                 || self.table_include.iter().any(|r| r.is_match(&full)))
             && !self.table_exclude.iter().any(|r| r.is_match(&full))
     }
-}
-
-fn compile<'a>(
-    key: &str,
-    patterns: impl IntoIterator<Item = &'a str>,
-) -> Result<Vec<Regex>, Error> {
-    patterns
-        .into_iter()
-        .map(|p| whole_match_regex(key, p))
-        .collect()
 }
 
 #[cfg(test)]

@@ -117,6 +117,52 @@ impl TestDb {
             .await
             .unwrap();
     }
+
+    /// Inserts rows into `items` (`id` then `rest`, e.g. `, 'note'`) until one arrives
+    /// from the binlog, not from a snapshot the insert may race: then the reader behind
+    /// `rx` is streaming. `last_id` is the last id used.
+    async fn stream_a_row(
+        &mut self,
+        rx: &mut connect_core::BatchReceiver,
+        last_id: &mut i32,
+        rest: &str,
+    ) {
+        use connect_core::Value;
+        loop {
+            *last_id += 1;
+            let id = *last_id;
+            self.conn
+                .query_drop(format!("INSERT INTO items VALUES ({id}{rest})"))
+                .await
+                .unwrap();
+            let op = loop {
+                let batch = tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv())
+                    .await
+                    .expect("the row within 30 s")
+                    .expect("reader running");
+                let op = batch
+                    .changes()
+                    .find(|c| c.after().and_then(|r| r.get("id")) == Some(&Value::Int32(id)))
+                    .and_then(|c| c.op());
+                batch.ack();
+                if let Some(op) = op {
+                    break op;
+                }
+            };
+            if op == connect_core::envelope::Op::Create {
+                return;
+            }
+        }
+    }
+}
+
+/// The error that stops an engine (within 30 s: a fatal error, not endless retries).
+async fn fatal_error(engine: connect_core::Engine) -> String {
+    tokio::time::timeout(std::time::Duration::from_secs(30), engine.wait())
+        .await
+        .expect("a fatal error within 30 s, not retries")
+        .unwrap_err()
+        .to_string()
 }
 
 /// Every event (snapshot read, then an insert, an update and a delete with its tombstone
@@ -915,7 +961,7 @@ async fn ddl_while_down_is_refused_by_name_and_followed_while_streaming() {
 /// server's own is refused before reading.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_server_id_is_named() {
-    use connect_core::{BatchReceiver, Engine, Value};
+    use connect_core::Engine;
     use std::time::{Duration, Instant};
     let mut db = TestDb::new("dup_id").await;
     db.conn
@@ -935,35 +981,9 @@ async fn a_duplicate_server_id_is_named() {
                 .unwrap()
         }
     };
-    // Inserts rows until one arrives from the binlog (not from the snapshot, which the
-    // insert may race): then that reader is streaming.
-    let mut next_id = 0;
-    let mut stream_a_row = async |rx: &mut BatchReceiver| loop {
-        next_id += 1;
-        db.conn
-            .query_drop(format!("INSERT INTO items VALUES ({next_id})"))
-            .await
-            .unwrap();
-        let op = loop {
-            let batch = tokio::time::timeout(Duration::from_secs(30), rx.recv())
-                .await
-                .expect("the row within 30 s")
-                .expect("reader running");
-            let op = batch
-                .changes()
-                .find(|c| c.after().and_then(|r| r.get("id")) == Some(&Value::Int32(next_id)))
-                .and_then(|c| c.op());
-            batch.ack();
-            if let Some(op) = op {
-                break op;
-            }
-        };
-        if op == connect_core::envelope::Op::Create {
-            return;
-        }
-    };
+    let mut last_id = 0;
     let (first, mut first_rx) = start("mysql-first").await;
-    stream_a_row(&mut first_rx).await;
+    db.stream_a_row(&mut first_rx, &mut last_id, "").await;
     let (second, mut second_rx) = start("mysql-second").await;
     let error = |engine: &Engine, name: &str| {
         engine
@@ -987,7 +1007,7 @@ async fn a_duplicate_server_id_is_named() {
         "{err}"
     );
     // The second keeps reading.
-    stream_a_row(&mut second_rx).await;
+    db.stream_a_row(&mut second_rx, &mut last_id, "").await;
     assert_eq!(error(&second, "mysql-second"), None);
     first.shutdown().await.ok();
     second.shutdown().await.unwrap();
@@ -1119,11 +1139,7 @@ async fn gtid_resume_finds_the_transaction_in_any_file_and_names_purged_gtids() 
     engine.shutdown().await.unwrap();
     // Transactions 2 and 3 came after `done` and are purged.
     let (engine, _rx) = run(&done).await;
-    let err = tokio::time::timeout(Duration::from_secs(30), engine.wait())
-        .await
-        .expect("an error within 30 s")
-        .unwrap_err()
-        .to_string();
+    let err = fatal_error(engine).await;
     assert!(err.contains(&done) && err.contains("purged"), "{err}");
     db.drop().await;
 }
@@ -1231,11 +1247,7 @@ async fn tls_verifies_the_ca_and_names_what_fails() {
         ),
     ] {
         let (engine, _rx) = run(server, tls).await;
-        let err = tokio::time::timeout(Duration::from_secs(30), engine.wait())
-            .await
-            .expect("a fatal error, not retries")
-            .unwrap_err()
-            .to_string();
+        let err = fatal_error(engine).await;
         assert!(err.contains(expected), "{err}");
     }
     db.drop().await;
@@ -1304,7 +1316,7 @@ impl StallingProxy {
 /// hangs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_binlog_connection_is_reconnected() {
-    use connect_core::{BatchReceiver, CommitPolicy, Engine, Value};
+    use connect_core::{CommitPolicy, Engine};
     use std::time::Duration;
     let mut db = TestDb::new("keepalive").await;
     db.conn
@@ -1325,37 +1337,12 @@ async fn a_silent_binlog_connection_is_reconnected() {
         .start()
         .await
         .unwrap();
-    // Inserts a row and waits for it from the binlog (not the snapshot).
-    let mut next_id = 0;
-    let mut stream_a_row = async |rx: &mut BatchReceiver| loop {
-        next_id += 1;
-        db.conn
-            .query_drop(format!("INSERT INTO items VALUES ({next_id})"))
-            .await
-            .unwrap();
-        let op = loop {
-            let batch = tokio::time::timeout(Duration::from_secs(30), rx.recv())
-                .await
-                .expect("the row within 30 s")
-                .expect("engine running");
-            let op = batch
-                .changes()
-                .find(|c| c.after().and_then(|r| r.get("id")) == Some(&Value::Int32(next_id)))
-                .and_then(|c| c.op());
-            batch.ack();
-            if let Some(op) = op {
-                break op;
-            }
-        };
-        if op == connect_core::envelope::Op::Create {
-            return;
-        }
-    };
-    stream_a_row(&mut rx).await;
+    let mut last_id = 0;
+    db.stream_a_row(&mut rx, &mut last_id, "").await;
     proxy.stall();
     // Written while the connection hangs, which passes nothing more: only a new
     // connection can deliver it.
-    stream_a_row(&mut rx).await;
+    db.stream_a_row(&mut rx, &mut last_id, "").await;
     engine.shutdown().await.unwrap();
     db.drop().await;
 }
@@ -1365,8 +1352,7 @@ async fn a_silent_binlog_connection_is_reconnected() {
 /// second server, whose global setting this test changes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compressed_binlog_event_stops_the_connector_by_name() {
-    use connect_core::{CommitPolicy, Engine, Value};
-    use std::time::Duration;
+    use connect_core::{CommitPolicy, Engine};
     let server = disrupt_server();
     let mut db = TestDb::on("compressed", &server).await;
     db.conn
@@ -1382,48 +1368,17 @@ async fn a_compressed_binlog_event_stops_the_connector_by_name() {
         .start()
         .await
         .unwrap();
-    // Streaming once a row written now comes from the binlog.
-    let mut id = 0;
-    let streamed = loop {
-        id += 1;
-        db.conn
-            .query_drop(format!("INSERT INTO items VALUES ({id}, 'short')"))
-            .await
-            .unwrap();
-        let batch: connect_core::Batch = loop {
-            let batch = tokio::time::timeout(Duration::from_secs(30), rx.recv())
-                .await
-                .expect("the row within 30 s")
-                .expect("engine running");
-            if batch
-                .changes()
-                .any(|c| c.after().and_then(|r| r.get("id")) == Some(&Value::Int32(id)))
-            {
-                break batch;
-            }
-            batch.ack();
-        };
-        let create = batch
-            .changes()
-            .any(|c| c.op() == Some(connect_core::envelope::Op::Create));
-        batch.ack();
-        if create {
-            break id;
-        }
-    };
+    let mut last_id = 0;
+    db.stream_a_row(&mut rx, &mut last_id, ", 'short'").await;
     let long = "x".repeat(4096);
     db.conn
         .query_drop(format!(
             "SET GLOBAL log_bin_compress = ON; INSERT INTO items VALUES ({}, '{long}'); SET GLOBAL log_bin_compress = OFF",
-            streamed + 1
+            last_id + 1
         ))
         .await
         .unwrap();
-    let err = tokio::time::timeout(Duration::from_secs(30), engine.wait())
-        .await
-        .expect("an error within 30 s")
-        .unwrap_err()
-        .to_string();
+    let err = fatal_error(engine).await;
     assert!(err.contains("log_bin_compress"), "{err}");
     db.drop().await;
 }
@@ -1516,11 +1471,7 @@ async fn column_filters_and_masks() {
         .with_exclude([column("id").as_str()])
         .unwrap();
     let (engine, _rx) = start(key_excluded).await;
-    let err = tokio::time::timeout(Duration::from_secs(30), engine.wait())
-        .await
-        .expect("an error within 30 s")
-        .unwrap_err()
-        .to_string();
+    let err = fatal_error(engine).await;
     assert!(
         err.contains("column.exclude.list") && err.contains("people.id"),
         "{err}"

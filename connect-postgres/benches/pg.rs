@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use std::process::Command;
 
-use connect_core::testing::bench::{drain, peak_rss_mb, rate, Debezium};
+use connect_core::testing::bench::{drain, print_peak_rss, rate, Debezium};
 use connect_core::MemoryOffsetStore;
 use connect_postgres::tls::{SslMode, TlsOptions};
 use connect_postgres::{PostgresConfig, PostgresSource, PublicationMode, SnapshotMode};
@@ -352,20 +352,12 @@ async fn main() {
             rate(rows, stream_json) / dbz
         );
     }
-    let ours_rss = peak_rss_mb();
-    let dbz_rss = dbz_snapshot
-        .iter()
-        .chain(dbz_stream.iter())
-        .map(|(_, rss)| *rss)
-        .fold(0.0, f64::max);
-    if dbz_rss > 0.0 {
-        println!(
-            "peak RSS   ours {ours_rss:.0} MB (this whole process), Debezium {dbz_rss:.0} MB: {:.3} (target <= 0.1)",
-            ours_rss / dbz_rss
-        );
-    } else {
-        println!("peak RSS   ours {ours_rss:.0} MB (this whole process)");
-    }
+    print_peak_rss(
+        dbz_snapshot
+            .iter()
+            .chain(dbz_stream.iter())
+            .map(|(_, rss)| *rss),
+    );
 
     for slot in ["bench_raw", "bench_typed", "bench_json", "bench_dbz"] {
         let _ = admin

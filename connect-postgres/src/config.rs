@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use connect_core::envelope::SkippedOperations;
-use connect_core::properties::{whole_match_regex, Scope};
+use connect_core::properties::{whole_match_regex, whole_match_regexes, Scope};
 use connect_core::Error;
 use regex::Regex;
 
@@ -231,7 +231,7 @@ impl PostgresConfig {
         mut self,
         tables: impl IntoIterator<Item = &'a str>,
     ) -> Result<Self, Error> {
-        self.table_include = compile("table.include.list", tables)?;
+        self.table_include = whole_match_regexes("table.include.list", tables)?;
         Ok(self)
     }
 
@@ -351,9 +351,12 @@ impl PostgresConfig {
         };
         c.fetch_size = p.parse_or("snapshot.fetch.size", DEFAULT_FETCH_SIZE)?;
         c.snapshot_max_threads = p.parse_or("snapshot.max.threads", 1)?;
-        c.schema_include = compile(&p.key("schema.include.list"), p.list("schema.include.list"))?;
-        c.table_include = compile(&p.key("table.include.list"), p.list("table.include.list"))?;
-        c.table_exclude = compile(&p.key("table.exclude.list"), p.list("table.exclude.list"))?;
+        c.schema_include =
+            whole_match_regexes(&p.key("schema.include.list"), p.list("schema.include.list"))?;
+        c.table_include =
+            whole_match_regexes(&p.key("table.include.list"), p.list("table.include.list"))?;
+        c.table_exclude =
+            whole_match_regexes(&p.key("table.exclude.list"), p.list("table.exclude.list"))?;
         c.columns = ColumnFilter::from_props(p)?;
         if let Some(text) = p.get("message.key.columns") {
             c.message_key_columns = MessageKeyColumns::parse(&p.key("message.key.columns"), text)?;
@@ -410,11 +413,11 @@ impl PostgresConfig {
             .get("topic.transaction")
             .unwrap_or("transaction")
             .to_owned();
-        c.message_prefix_include = compile(
+        c.message_prefix_include = whole_match_regexes(
             &p.key("message.prefix.include.list"),
             p.list("message.prefix.include.list"),
         )?;
-        c.message_prefix_exclude = compile(
+        c.message_prefix_exclude = whole_match_regexes(
             &p.key("message.prefix.exclude.list"),
             p.list("message.prefix.exclude.list"),
         )?;
@@ -505,16 +508,6 @@ impl PostgresConfig {
                 || self.table_include.iter().any(|r| r.is_match(&full)))
             && !self.table_exclude.iter().any(|r| r.is_match(&full))
     }
-}
-
-fn compile<'a>(
-    key: &str,
-    patterns: impl IntoIterator<Item = &'a str>,
-) -> Result<Vec<Regex>, Error> {
-    patterns
-        .into_iter()
-        .map(|p| whole_match_regex(key, p))
-        .collect()
 }
 
 #[cfg(test)]

@@ -136,6 +136,21 @@ impl Debezium {
     }
 }
 
+/// Prints this process's peak RSS and, when Debezium ran (its runs' peaks, in MB), the
+/// ratio to the largest (issue targets: at most 0.1).
+pub fn print_peak_rss(debezium_mb: impl IntoIterator<Item = f64>) {
+    let ours = peak_rss_mb();
+    let debezium = debezium_mb.into_iter().fold(0.0, f64::max);
+    if debezium > 0.0 {
+        println!(
+            "peak RSS   ours {ours:.0} MB (this whole process), Debezium {debezium:.0} MB: {:.3} (target <= 0.1)",
+            ours / debezium
+        );
+    } else {
+        println!("peak RSS   ours {ours:.0} MB (this whole process)");
+    }
+}
+
 /// This process's peak resident set, in MB.
 pub fn peak_rss_mb() -> f64 {
     peak_rss_mb_of("/proc/self/status")
