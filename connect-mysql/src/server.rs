@@ -111,6 +111,9 @@ fn opts(config: &MySqlConfig) -> Opts {
 /// Connects as the configuration says (for `preferred`, plain when the server offers no
 /// TLS); `context` starts the error message.
 pub async fn connect(config: &MySqlConfig, context: &str) -> Result<Conn, Error> {
+    if config.tls.mode != SslMode::Disabled {
+        ensure_crypto_provider();
+    }
     let tls_refused = |e: &mysql_async::Error| {
         matches!(
             e,
@@ -147,6 +150,16 @@ pub async fn connect(config: &MySqlConfig, context: &str) -> Result<Conn, Error>
         )),
         Err(e) => Err(mysql_err(context, e)),
     }
+}
+
+/// mysql_async builds its TLS configuration with rustls' process-wide default provider,
+/// which rustls cannot pick by itself when a build enables both of its providers (as a
+/// workspace with other TLS users may): install ring's, unless one is installed already.
+fn ensure_crypto_provider() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 /// Whether an error is a failed TLS handshake (a certificate the settings reject), which
