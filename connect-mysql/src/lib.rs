@@ -14,8 +14,8 @@
 //!   ENUM, SET, TIMESTAMP and BINARY quirks undone; one batch per transaction, cut every
 //!   2048 events with Debezium's `event`/`row` skip counts so a restart inside a
 //!   transaction continues after its last committed row;
-//! - events that match Debezium 3.6's byte for byte for every common type, in the snapshot
-//!   and streamed (golden test);
+//! - events that match Debezium 3.6's byte for byte for every common type and the
+//!   spatial types, in the snapshot and streamed (golden tests);
 //! - resume by GTID on MariaDB (`@slave_connect_state` from the offset's `gtids`, then the
 //!   `event`/`row` skip counts), so a stored offset still works when the file names differ
 //!   (a failover to a replica); by file and position where the offset has no GTIDs;

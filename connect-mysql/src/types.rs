@@ -5,10 +5,12 @@
 //! `binary.handling.mode=bytes`), checked against its embedded engine
 //! (`tests/data/README.md`).
 
+use std::sync::{Arc, OnceLock};
+
 use bytes::Bytes;
 use connect_core::calendar::{civil_from_days, days_from_civil};
 use connect_core::schema::logical;
-use connect_core::{Schema, SchemaBuilder, SchemaType, Value};
+use connect_core::{Schema, SchemaBuilder, SchemaType, Struct, Value};
 use mysql_async::consts::ColumnType;
 
 /// A column as `information_schema.COLUMNS` describes it.
@@ -69,6 +71,86 @@ pub enum Codec {
     DatetimeMicros,
     /// timestamp → ISO-8601 UTC text with the fraction Java prints (trailing zeros dropped).
     Timestamp,
+    /// Spatial types but POINT: `io.debezium.data.geometry.Geometry` {wkb, srid}.
+    Geometry,
+    /// POINT: `io.debezium.data.geometry.Point` {x, y, wkb, srid}.
+    Point,
+}
+
+/// Debezium's `io.debezium.data.geometry.Geometry` (the value's own schema; the row's
+/// field is built from [`column_type`] with the column's optionality).
+fn geometry_schema() -> &'static Arc<Schema> {
+    static S: OnceLock<Arc<Schema>> = OnceLock::new();
+    S.get_or_init(|| geometry_builder().build())
+}
+
+fn geometry_builder() -> SchemaBuilder {
+    Schema::struct_builder()
+        .name("io.debezium.data.geometry.Geometry")
+        .version(1)
+        .doc("Geometry")
+        .field("wkb", Schema::required(SchemaType::Bytes))
+        .field("srid", Schema::optional(SchemaType::Int32))
+}
+
+/// Debezium's `io.debezium.data.geometry.Point`.
+fn point_schema() -> &'static Arc<Schema> {
+    static S: OnceLock<Arc<Schema>> = OnceLock::new();
+    S.get_or_init(|| point_builder().build())
+}
+
+fn point_builder() -> SchemaBuilder {
+    Schema::struct_builder()
+        .name("io.debezium.data.geometry.Point")
+        .version(1)
+        .doc("Geometry (POINT)")
+        .field("x", Schema::required(SchemaType::Float64))
+        .field("y", Schema::required(SchemaType::Float64))
+        .field("wkb", Schema::optional(SchemaType::Bytes))
+        .field("srid", Schema::optional(SchemaType::Int32))
+}
+
+/// A spatial value as MySQL stores it (a 4-byte little-endian SRID, then WKB): Debezium's
+/// Geometry, or Point with its coordinates read from the WKB.
+fn spatial(raw: Vec<u8>, point: bool) -> Result<Value, String> {
+    if raw.len() < 4 {
+        return Err(format!("a spatial value of {} bytes", raw.len()));
+    }
+    let srid = u32::from_le_bytes(raw[..4].try_into().expect("4 bytes"));
+    let wkb = Bytes::from(raw).slice(4..);
+    // SRID 0 (none given) is null, as Debezium writes it.
+    let srid = if srid == 0 {
+        Value::Null
+    } else {
+        Value::Int32(srid as i32)
+    };
+    let value = if point {
+        // WKB point: byte order, type (1), x, y as doubles in that byte order.
+        let coordinate = |at: usize| {
+            let bytes: [u8; 8] = wkb
+                .get(at..at + 8)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| format!("a POINT of {} WKB bytes", wkb.len()))?;
+            Ok::<f64, String>(if wkb[0] == 1 {
+                f64::from_le_bytes(bytes)
+            } else {
+                f64::from_be_bytes(bytes)
+            })
+        };
+        let (x, y) = (coordinate(5)?, coordinate(13)?);
+        Struct::new(
+            point_schema().clone(),
+            vec![
+                Value::Float64(x),
+                Value::Float64(y),
+                Value::Bytes(wkb),
+                srid,
+            ],
+        )
+    } else {
+        Struct::new(geometry_schema().clone(), vec![Value::Bytes(wkb), srid])
+    };
+    value.map(Value::Struct).map_err(|e| e.to_string())
 }
 
 /// The codec and schema of a column.
@@ -145,6 +227,11 @@ pub fn column_type(c: &ColumnInfo) -> (Codec, SchemaBuilder) {
             named(SchemaType::String, "io.debezium.data.EnumSet")
                 .parameter("allowed", enum_labels(&c.column_type).join(",")),
         ),
+        "point" => (Codec::Point, point_builder()),
+        "geometry" | "linestring" | "polygon" | "multipoint" | "multilinestring"
+        | "multipolygon" | "geometrycollection" | "geomcollection" => {
+            (Codec::Geometry, geometry_builder())
+        }
         // char, varchar, the texts, and JSON on MariaDB (a LONGTEXT).
         _ => (Codec::Text, plain(SchemaType::String)),
     }
@@ -285,8 +372,10 @@ impl Codec {
 
     /// Parses a text-protocol value (raw bytes for BIT and binary types).
     pub fn parse(&self, raw: Vec<u8>) -> Result<Value, String> {
-        if let Codec::Binary = self {
-            return Ok(Value::Bytes(Bytes::from(raw)));
+        match self {
+            Codec::Binary => return Ok(Value::Bytes(Bytes::from(raw))),
+            Codec::Geometry | Codec::Point => return spatial(raw, *self == Codec::Point),
+            _ => {}
         }
         if let Codec::Bit | Codec::Bits(_) = self {
             // BIT values come as big-endian bytes; Debezium wants them little-endian,
@@ -336,7 +425,9 @@ impl Codec {
                     _ => Value::from(iso_utc(micros)),
                 }
             }
-            Codec::Binary | Codec::Bit | Codec::Bits(_) => unreachable!("handled above"),
+            Codec::Binary | Codec::Bit | Codec::Bits(_) | Codec::Geometry | Codec::Point => {
+                unreachable!("handled above")
+            }
         })
     }
 }
