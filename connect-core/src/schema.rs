@@ -19,6 +19,31 @@ pub mod logical {
     pub const TIME: &str = "org.apache.kafka.connect.data.Time";
     /// `int64`: milliseconds since the Unix epoch.
     pub const TIMESTAMP: &str = "org.apache.kafka.connect.data.Timestamp";
+
+    use super::{Schema, SchemaBuilder, SchemaType};
+
+    /// Debezium's `io.debezium.data.geometry.Geometry`: `wkb` (Well-Known Binary) and
+    /// `srid` (optional).
+    pub fn geometry() -> SchemaBuilder {
+        Schema::struct_builder()
+            .name("io.debezium.data.geometry.Geometry")
+            .version(1)
+            .doc("Geometry")
+            .field("wkb", Schema::required(SchemaType::Bytes))
+            .field("srid", Schema::optional(SchemaType::Int32))
+    }
+
+    /// Debezium's `io.debezium.data.geometry.Point`: `x`, `y`, and optional `wkb`, `srid`.
+    pub fn point() -> SchemaBuilder {
+        Schema::struct_builder()
+            .name("io.debezium.data.geometry.Point")
+            .version(1)
+            .doc("Geometry (POINT)")
+            .field("x", Schema::required(SchemaType::Float64))
+            .field("y", Schema::required(SchemaType::Float64))
+            .field("wkb", Schema::optional(SchemaType::Bytes))
+            .field("srid", Schema::optional(SchemaType::Int32))
+    }
 }
 
 /// The type of a schema, as Kafka Connect names it.

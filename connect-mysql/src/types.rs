@@ -81,33 +81,13 @@ pub enum Codec {
 /// field is built from [`column_type`] with the column's optionality).
 fn geometry_schema() -> &'static Arc<Schema> {
     static S: OnceLock<Arc<Schema>> = OnceLock::new();
-    S.get_or_init(|| geometry_builder().build())
-}
-
-fn geometry_builder() -> SchemaBuilder {
-    Schema::struct_builder()
-        .name("io.debezium.data.geometry.Geometry")
-        .version(1)
-        .doc("Geometry")
-        .field("wkb", Schema::required(SchemaType::Bytes))
-        .field("srid", Schema::optional(SchemaType::Int32))
+    S.get_or_init(|| logical::geometry().build())
 }
 
 /// Debezium's `io.debezium.data.geometry.Point`.
 fn point_schema() -> &'static Arc<Schema> {
     static S: OnceLock<Arc<Schema>> = OnceLock::new();
-    S.get_or_init(|| point_builder().build())
-}
-
-fn point_builder() -> SchemaBuilder {
-    Schema::struct_builder()
-        .name("io.debezium.data.geometry.Point")
-        .version(1)
-        .doc("Geometry (POINT)")
-        .field("x", Schema::required(SchemaType::Float64))
-        .field("y", Schema::required(SchemaType::Float64))
-        .field("wkb", Schema::optional(SchemaType::Bytes))
-        .field("srid", Schema::optional(SchemaType::Int32))
+    S.get_or_init(|| logical::point().build())
 }
 
 /// A spatial value as MySQL stores it (a 4-byte little-endian SRID, then WKB): Debezium's
@@ -227,10 +207,10 @@ pub fn column_type(c: &ColumnInfo) -> (Codec, SchemaBuilder) {
             named(SchemaType::String, "io.debezium.data.EnumSet")
                 .parameter("allowed", enum_labels(&c.column_type).join(",")),
         ),
-        "point" => (Codec::Point, point_builder()),
+        "point" => (Codec::Point, logical::point()),
         "geometry" | "linestring" | "polygon" | "multipoint" | "multilinestring"
         | "multipolygon" | "geometrycollection" | "geomcollection" => {
-            (Codec::Geometry, geometry_builder())
+            (Codec::Geometry, logical::geometry())
         }
         // char, varchar, the texts, and JSON on MariaDB (a LONGTEXT).
         _ => (Codec::Text, plain(SchemaType::String)),

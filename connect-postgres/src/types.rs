@@ -429,17 +429,7 @@ pub fn variable_scale_decimal() -> &'static Arc<Schema> {
 /// Debezium's `io.debezium.data.geometry.Point`.
 pub fn point_schema() -> &'static Arc<Schema> {
     static S: OnceLock<Arc<Schema>> = OnceLock::new();
-    S.get_or_init(|| {
-        Schema::struct_builder()
-            .name("io.debezium.data.geometry.Point")
-            .version(1)
-            .doc("Geometry (POINT)")
-            .field("x", Schema::required(SchemaType::Float64))
-            .field("y", Schema::required(SchemaType::Float64))
-            .field("wkb", Schema::optional(SchemaType::Bytes))
-            .field("srid", Schema::optional(SchemaType::Int32))
-            .build()
-    })
+    S.get_or_init(|| logical::point().build())
 }
 
 impl Codec {
