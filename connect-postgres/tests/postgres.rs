@@ -1966,7 +1966,7 @@ async fn status_updates_continue_while_the_destination_is_slow() {
     client
         .batch_execute(&format!(
             "CREATE TABLE items (id int PRIMARY KEY, name text);
-             ALTER DATABASE {} SET wal_sender_timeout = '1s';",
+             ALTER DATABASE {} SET wal_sender_timeout = '2s';",
             db.name
         ))
         .await
@@ -2009,7 +2009,8 @@ async fn status_updates_continue_while_the_destination_is_slow() {
         .unwrap()
         .unwrap();
     // A backlog far larger than what the client buffers, then the destination holds the
-    // pipeline for four timeouts.
+    // pipeline for four timeouts. (2 s, not less: on a loaded 2-core CI machine a 1 s
+    // timeout was once missed by scheduling delay alone.)
     for t in 0..20 {
         client
             .batch_execute(&format!(
@@ -2020,7 +2021,7 @@ async fn status_updates_continue_while_the_destination_is_slow() {
             .await
             .unwrap();
     }
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
     first.ack();
     assert_eq!(take(&mut rx, 40_000).await.len(), 40_000);
     assert_eq!(
