@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{MySqlConfig, SnapshotMode};
 use crate::server::{mysql_err, preflight, Flavor, ServerInfo};
-use crate::stream::{gtid_seq, parse_gtid_set, Position, Streaming};
+use crate::stream::{gtid_seq, max_blocking_jobs, parse_gtid_set, Position, Streaming};
 use crate::table::{SourceInfo, TableSchema};
 use crate::types::ColumnInfo;
 
@@ -422,9 +422,7 @@ async fn read_tables(
     };
     let mut converting = Converting {
         jobs: VecDeque::new(),
-        max_jobs: std::thread::available_parallelism()
-            .map_or(2, |n| n.get() * 2)
-            .clamp(2, 16),
+        max_jobs: max_blocking_jobs(),
     };
     let job_rows = SNAPSHOT_JOB_ROWS.min(config.fetch_size);
     let mut first = true;

@@ -233,9 +233,7 @@ impl Streaming {
             commit_at: None,
             unsent: Vec::new(),
             unsent_bytes: 0,
-            max_decoding: std::thread::available_parallelism()
-                .map_or(2, |n| n.get() * 2)
-                .clamp(2, 16),
+            max_decoding: max_blocking_jobs(),
             checksum_len,
             next_heartbeat: tokio::time::Instant::now() + config_heartbeat,
         })
@@ -630,6 +628,14 @@ impl Streaming {
                 .into();
         }
     }
+}
+
+/// How many jobs a reader keeps on the blocking pool: two per core keep every core busy
+/// while the oldest job is collected.
+pub(crate) fn max_blocking_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get() * 2)
+        .clamp(2, 16)
 }
 
 /// Decodes the rows of one rows event into change events (on the blocking pool).
