@@ -39,6 +39,8 @@ pub struct BinlogSettings {
     pub row_image: String,
     /// MariaDB's `@@log_bin_compress` (false on MySQL).
     pub compressed: bool,
+    /// MySQL 8's `@@binlog_row_value_options` holds `PARTIAL_JSON` (false on MariaDB).
+    pub partial_json: bool,
 }
 
 impl BinlogSettings {
@@ -76,6 +78,13 @@ impl BinlogSettings {
                 "log_bin_compress",
                 "is ON: compressed row events cannot be decoded (their rows would be lost)".into(),
                 "run SET GLOBAL log_bin_compress = OFF",
+            );
+        }
+        if self.partial_json {
+            return fix(
+                "binlog_row_value_options",
+                "is PARTIAL_JSON: JSON updates would be written as diffs, not row images".into(),
+                "run SET GLOBAL binlog_row_value_options = ''",
             );
         }
         Ok(())
@@ -248,11 +257,20 @@ pub async fn preflight(config: &MySqlConfig) -> Result<(Conn, ServerInfo), Error
         }
         Flavor::MySql => false,
     };
+    // MySQL 8.0.3+ only: older servers do not know the variable (no partial updates).
+    let partial_json = flavor == Flavor::MySql
+        && conn
+            .query_first::<String, _>("SELECT @@binlog_row_value_options")
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|o| o.to_ascii_uppercase().contains("PARTIAL_JSON"));
     let binlog = BinlogSettings {
         log_bin: log_bin == 1,
         format,
         row_image,
         compressed,
+        partial_json,
     };
     binlog.check()?;
     let grants: Vec<String> = conn
@@ -345,6 +363,7 @@ mod tests {
             format: "ROW".into(),
             row_image: "FULL".into(),
             compressed: false,
+            partial_json: false,
         }
     }
 
@@ -383,6 +402,14 @@ mod tests {
                 },
                 "log_bin_compress",
                 "log_bin_compress = OFF",
+            ),
+            (
+                BinlogSettings {
+                    partial_json: true,
+                    ..settings()
+                },
+                "binlog_row_value_options",
+                "binlog_row_value_options = ''",
             ),
         ] {
             let e = bad.check().unwrap_err().to_string();
