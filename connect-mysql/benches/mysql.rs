@@ -27,7 +27,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use connect_core::testing::bench::{drain, print_peak_rss, rate, Debezium};
+use connect_core::testing::bench::{drain, env_or, print_peak_rss, rate, Debezium};
 use connect_core::{MemoryOffsetStore, OffsetStore, SourceOffset, SourcePartition};
 use connect_mysql::server::connect;
 use connect_mysql::tls::{SslMode, TlsOptions};
@@ -120,14 +120,8 @@ fn debezium_properties(
 
 #[tokio::main]
 async fn main() {
-    let rows: u64 = std::env::var("BENCH_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
-    let port: u16 = std::env::var("MYSQL_BENCH_PORT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3308);
+    let rows: u64 = env_or("BENCH_ROWS", 1_000_000);
+    let port: u16 = env_or("MYSQL_BENCH_PORT", 3308);
     let mut conn = connect(&server(port, 1), "connect").await.unwrap_or_else(|e| {
         panic!("MariaDB on {HOST}:{port} ({e}): run `bash scripts/services.sh bench-mariadb` or set MYSQL_BENCH_PORT")
     });
@@ -196,10 +190,7 @@ async fn main() {
     let dbz_files = dbz_files.display().to_string();
     let dbz_stream_props =
         debezium_properties(port, &db, "orders_stream", "no_data", 5504, &dbz_files);
-    let warm_up_s = std::env::var("DBZ_WARMUP_S")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
+    let warm_up_s = env_or("DBZ_WARMUP_S", 20);
     // Debezium's no_data starts at the binlog's end: it stores that offset first.
     let debezium = debezium.filter(|d| d.warm_up(&dbz_stream_props, warm_up_s));
     let mut streaming = None;

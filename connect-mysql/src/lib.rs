@@ -67,6 +67,7 @@
 //! ```
 
 pub mod config;
+mod jobs;
 pub mod server;
 mod source;
 mod stream;

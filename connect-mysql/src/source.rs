@@ -1,7 +1,6 @@
 //! The MySQL/MariaDB source connector. So far it takes consistent snapshots
 //! (`snapshot.mode=initial_only`); binlog streaming comes next (issue 5).
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -18,8 +17,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::{MySqlConfig, SnapshotMode};
+use crate::jobs::OrderedJobs;
 use crate::server::{mysql_err, preflight, Flavor, ServerInfo};
-use crate::stream::{gtid_seq, max_blocking_jobs, parse_gtid_set, Position, Streaming};
+use crate::stream::{gtid_seq, parse_gtid_set, Position, Streaming};
 use crate::table::{SourceInfo, TableSchema};
 use crate::types::ColumnInfo;
 
@@ -420,10 +420,7 @@ async fn read_tables(
         pos,
         row: 0,
     };
-    let mut converting = Converting {
-        jobs: VecDeque::new(),
-        max_jobs: max_blocking_jobs(),
-    };
+    let mut converting = Converting(OrderedJobs::new("snapshot conversion"));
     let job_rows = SNAPSHOT_JOB_ROWS.min(config.fetch_size);
     let mut first = true;
     for (n, (db, name)) in tables.iter().enumerate() {
@@ -551,10 +548,7 @@ impl RowsChunk {
 
 /// Snapshot chunks converting on the blocking pool (the reading task only reads),
 /// delivered in order, a batch each.
-struct Converting {
-    jobs: VecDeque<JoinHandle<Result<Vec<Record>, Error>>>,
-    max_jobs: usize,
-}
+struct Converting(OrderedJobs<Vec<Record>>);
 
 impl Converting {
     /// Starts converting a chunk and delivers what is converted. False when the
@@ -564,8 +558,7 @@ impl Converting {
         chunk: RowsChunk,
         tx: &mpsc::Sender<Result<Chunk, Error>>,
     ) -> Result<bool, Error> {
-        self.jobs
-            .push_back(tokio::task::spawn_blocking(move || chunk.convert()));
+        self.0.start(move || chunk.convert());
         self.deliver(tx, false).await
     }
 
@@ -579,14 +572,7 @@ impl Converting {
         tx: &mpsc::Sender<Result<Chunk, Error>>,
         all: bool,
     ) -> Result<bool, Error> {
-        while let Some(front) = self.jobs.front() {
-            if !(all || front.is_finished() || self.jobs.len() > self.max_jobs) {
-                break;
-            }
-            let job = self.jobs.pop_front().expect("a front job");
-            let records = job
-                .await
-                .map_err(|e| Error::fatal("mysql", format!("snapshot conversion failed: {e}")))??;
+        while let Some(records) = self.0.next(all).await? {
             if tx.send(Ok(Chunk::Rows(records))).await.is_err() {
                 return Ok(false);
             }

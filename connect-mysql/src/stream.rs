@@ -16,6 +16,7 @@ use mysql_common::io::ParseBuf;
 use serde_json::{Map, Value as Json};
 
 use crate::config::MySqlConfig;
+use crate::jobs::OrderedJobs;
 use crate::server::{binlog_stream_err, connect, mysql_err, Flavor};
 use crate::table::{RowLayout, SourceInfo, TableSchema};
 use crate::types::{binlog_type_matches, ColumnInfo};
@@ -107,8 +108,8 @@ struct RowsContext {
     op: Op,
     /// Rows of this event delivered before a restart.
     skip_rows: u64,
+    /// The `source` block of its events (`file` is the binlog file's name).
     info: SourceInfo,
-    file: String,
 }
 
 pub(crate) struct Streaming {
@@ -130,11 +131,9 @@ pub(crate) struct Streaming {
     tables: HashMap<u64, Option<Captured>>,
     /// Rows events being decoded on the blocking pool, oldest first: decoding is most of
     /// the work, and runs there on every core while this task reads on.
-    decoding: VecDeque<tokio::task::JoinHandle<Result<Decoded, Error>>>,
+    decoding: OrderedJobs<Decoded>,
     /// Decoded rows events not in a batch yet (a batch was cut inside a job's events).
     decoded: VecDeque<(u64, Vec<Record>)>,
-    /// How many decoding jobs may be in flight at once.
-    max_decoding: usize,
     /// Where the transaction being read ended (its XID or COMMIT), once read: its last
     /// decoded rows are delivered before the commit.
     commit_at: Option<u64>,
@@ -228,12 +227,11 @@ impl Streaming {
             resume: from,
             tx: None,
             tables: HashMap::new(),
-            decoding: VecDeque::new(),
+            decoding: OrderedJobs::new("the rows decoder"),
             decoded: VecDeque::new(),
             commit_at: None,
             unsent: Vec::new(),
             unsent_bytes: 0,
-            max_decoding: max_blocking_jobs(),
             checksum_len,
             next_heartbeat: tokio::time::Instant::now() + config_heartbeat,
         })
@@ -563,7 +561,6 @@ impl Streaming {
                 pos: start_pos,
                 row: 0,
             },
-            file: self.file.clone(),
         };
         self.unsent_bytes += event.data().len();
         self.unsent.push((event, events_done, context));
@@ -580,15 +577,14 @@ impl Streaming {
         }
         let events = std::mem::take(&mut self.unsent);
         self.unsent_bytes = 0;
-        self.decoding
-            .push_back(tokio::task::spawn_blocking(move || {
-                events
-                    .iter()
-                    .map(|(event, events_done, context)| {
-                        Ok((*events_done, decode_rows(event, context)?))
-                    })
-                    .collect()
-            }));
+        self.decoding.start(move || {
+            events
+                .iter()
+                .map(|(event, events_done, context)| {
+                    Ok((*events_done, decode_rows(event, context)?))
+                })
+                .collect()
+        });
     }
 
     /// Appends the decoded rows events to `records`, oldest first: every one when `all`
@@ -610,43 +606,24 @@ impl Streaming {
                     return Ok(Some(events_done));
                 }
             }
-            let Some(front) = self.decoding.front() else {
-                return Ok(None);
-            };
-            if !(all || front.is_finished() || self.decoding.len() > self.max_decoding) {
-                return Ok(None);
+            match self.decoding.next(all).await? {
+                Some(decoded) => self.decoded = decoded.into(),
+                None => return Ok(None),
             }
-            let job = self.decoding.pop_front().expect("a front element");
-            self.decoded = job
-                .await
-                .map_err(|e| {
-                    Error::fatal(
-                        "mysql",
-                        format!("the rows decoder failed in {}: {e}", self.file),
-                    )
-                })??
-                .into();
         }
     }
-}
-
-/// How many jobs a reader keeps on the blocking pool: two per core keep every core busy
-/// while the oldest job is collected.
-pub(crate) fn max_blocking_jobs() -> usize {
-    std::thread::available_parallelism()
-        .map_or(2, |n| n.get() * 2)
-        .clamp(2, 16)
 }
 
 /// Decodes the rows of one rows event into change events (on the blocking pool).
 fn decode_rows(event: &Event, context: &RowsContext) -> Result<Vec<Record>, Error> {
     let table = &context.captured.schema;
+    let file = context.info.file.as_str().unwrap_or_default();
     let undecodable = |e: &dyn std::fmt::Display| {
         Error::fatal(
             "mysql",
             format!(
-                "{}.{}: undecodable row at {}:{}: {e}",
-                table.database, table.table, context.file, context.info.pos
+                "{}.{}: undecodable row at {file}:{}: {e}",
+                table.database, table.table, context.info.pos
             ),
         )
     };
@@ -669,8 +646,10 @@ fn decode_rows(event: &Event, context: &RowsContext) -> Result<Vec<Record>, Erro
     let mut buf = ParseBuf(rows.rows_data());
     let mut out = Vec::new();
     let mut info = context.info.clone();
-    let mut index = 0usize;
-    while !buf.0.is_empty() {
+    for index in 0usize.. {
+        if buf.0.is_empty() {
+            break;
+        }
         let mut image = |present: &Option<Vec<bool>>| {
             present
                 .as_deref()
@@ -679,15 +658,13 @@ fn decode_rows(event: &Event, context: &RowsContext) -> Result<Vec<Record>, Erro
         };
         let before = image(&before_image)?;
         let after = image(&after_image)?;
-        index += 1;
-        let index = index - 1;
         if (index as u64) < context.skip_rows {
             continue;
         }
         info.row = index as i32;
         let id = EventId::from_parts(&[
             context.config.topic_prefix.as_bytes(),
-            context.file.as_bytes(),
+            file.as_bytes(),
             &info.pos.to_le_bytes(),
             &(index as u64).to_le_bytes(),
         ]);

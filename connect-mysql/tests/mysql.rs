@@ -136,10 +136,7 @@ impl TestDb {
                 .await
                 .unwrap();
             let op = loop {
-                let batch = tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv())
-                    .await
-                    .expect("the row within 30 s")
-                    .expect("reader running");
+                let batch = next_batch(rx).await;
                 let op = batch
                     .changes()
                     .find(|c| c.after().and_then(|r| r.get("id")) == Some(&Value::Int32(id)))
@@ -154,6 +151,26 @@ impl TestDb {
             }
         }
     }
+}
+
+/// The next batch, within 30 s.
+async fn next_batch(rx: &mut connect_core::BatchReceiver) -> connect_core::Batch {
+    tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv())
+        .await
+        .expect("a batch within 30 s")
+        .expect("engine running")
+}
+
+/// The `id` of every change's after-image.
+fn after_ids(batch: &connect_core::Batch) -> Vec<i64> {
+    batch
+        .changes()
+        .filter_map(|c| {
+            c.after()
+                .and_then(|r| r.get("id"))
+                .and_then(connect_core::Value::as_i64)
+        })
+        .collect()
 }
 
 /// The error that stops an engine (within 30 s: a fatal error, not endless retries).
@@ -547,10 +564,7 @@ async fn a_purged_position_is_an_error_or_a_new_snapshot() {
         "{err}"
     );
     let (engine, mut rx) = run(connect_mysql::SnapshotMode::WhenNeeded).await;
-    let batch = tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let batch = next_batch(&mut rx).await;
     let ops: Vec<_> = batch.changes().map(|c| c.op()).collect();
     batch.ack();
     assert_eq!(
@@ -807,7 +821,7 @@ async fn streaming_survives_a_server_restart() {
 /// restart test writes a handful of transactions, far fewer than the commits awaited.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_commit_while_idle() {
-    use connect_core::{CommitPolicy, Engine, Value};
+    use connect_core::{CommitPolicy, Engine};
     use std::time::{Duration, Instant};
     let server = disrupt_server();
     let mut db = TestDb::on("heartbeat", &server).await;
@@ -848,14 +862,8 @@ async fn heartbeats_commit_while_idle() {
         .query_drop("INSERT INTO items VALUES (7)")
         .await
         .unwrap();
-    let batch = tokio::time::timeout(Duration::from_secs(30), rx.recv())
-        .await
-        .expect("the row within 30 s")
-        .expect("engine running");
-    let ids: Vec<_> = batch
-        .changes()
-        .filter_map(|c| c.after().and_then(|r| r.get("id")).and_then(Value::as_i64))
-        .collect();
+    let batch = next_batch(&mut rx).await;
+    let ids: Vec<_> = after_ids(&batch);
     batch.ack();
     assert_eq!(ids, [7]);
     engine.shutdown().await.unwrap();
@@ -895,10 +903,7 @@ async fn ddl_while_down_is_refused_by_name_and_followed_while_streaming() {
         }
     };
     let next_row = async |rx: &mut connect_core::BatchReceiver| loop {
-        let batch = tokio::time::timeout(Duration::from_secs(30), rx.recv())
-            .await
-            .expect("an event within 30 s")
-            .expect("engine running");
+        let batch = next_batch(rx).await;
         let row = batch.changes().find_map(|c| c.after().cloned());
         batch.ack();
         if let Some(row) = row {
@@ -1138,14 +1143,8 @@ async fn gtid_resume_finds_the_transaction_in_any_file_and_names_purged_gtids() 
     };
     // After every transaction up to the purge: rows 4 only, from the new file.
     let (engine, mut rx) = run(&after_purge).await;
-    let batch = tokio::time::timeout(Duration::from_secs(30), rx.recv())
-        .await
-        .expect("the row within 30 s")
-        .expect("engine running");
-    let ids: Vec<_> = batch
-        .changes()
-        .filter_map(|c| c.after().and_then(|r| r.get("id")).and_then(Value::as_i64))
-        .collect();
+    let batch = next_batch(&mut rx).await;
+    let ids: Vec<_> = after_ids(&batch);
     let file = batch
         .changes()
         .next()
@@ -1170,10 +1169,9 @@ async fn gtid_resume_finds_the_transaction_in_any_file_and_names_purged_gtids() 
 /// scripts/services.sh; the second server (3307) has no TLS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_verifies_the_ca_and_names_what_fails() {
-    use connect_core::{Engine, Value};
+    use connect_core::Engine;
     use connect_mysql::server::connect;
     use connect_mysql::tls::{SslMode, TlsOptions};
-    use std::time::Duration;
     let dir = std::path::PathBuf::from(env(
         "CONNECT_TEST_MYSQL_TLS_DIR",
         "/var/lib/connect-test-tls",
@@ -1228,14 +1226,8 @@ async fn tls_verifies_the_ca_and_names_what_fails() {
     let (engine, mut rx) = run(root(), verified).await;
     let mut ids = Vec::new();
     let mut next = async || {
-        let batch = tokio::time::timeout(Duration::from_secs(30), rx.recv())
-            .await
-            .expect("events within 30 s")
-            .expect("engine running");
-        let found: Vec<_> = batch
-            .changes()
-            .filter_map(|c| c.after().and_then(|r| r.get("id")).and_then(Value::as_i64))
-            .collect();
+        let batch = next_batch(&mut rx).await;
+        let found: Vec<_> = after_ids(&batch);
         batch.ack();
         found
     };
@@ -1408,7 +1400,6 @@ async fn a_compressed_binlog_event_stops_the_connector_by_name() {
 async fn column_filters_and_masks() {
     use connect_core::columns::{ColumnFilter, HashAlgorithm, Mask};
     use connect_core::{Engine, Value};
-    use std::time::Duration;
     let mut db = TestDb::new("columns").await;
     db.conn
         .query_drop(
@@ -1452,10 +1443,7 @@ async fn column_filters_and_masks() {
     let (engine, mut rx) = start(filter).await;
     let mut rows = Vec::new();
     let mut next = async || {
-        let batch = tokio::time::timeout(Duration::from_secs(30), rx.recv())
-            .await
-            .expect("events within 30 s")
-            .expect("engine running");
+        let batch = next_batch(&mut rx).await;
         let found: Vec<_> = batch.changes().filter_map(|c| c.after().cloned()).collect();
         batch.ack();
         found

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use std::process::Command;
 
-use connect_core::testing::bench::{drain, print_peak_rss, rate, Debezium};
+use connect_core::testing::bench::{drain, env_or, print_peak_rss, rate, Debezium};
 use connect_core::MemoryOffsetStore;
 use connect_postgres::tls::{SslMode, TlsOptions};
 use connect_postgres::{PostgresConfig, PostgresSource, PublicationMode, SnapshotMode};
@@ -130,10 +130,7 @@ impl WalsenderCpu {
 
 #[tokio::main]
 async fn main() {
-    let rows: u64 = std::env::var("BENCH_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let rows: u64 = env_or("BENCH_ROWS", 1_000_000);
     let db = format!("connect_bench_{}", std::process::id());
     let admin = connect("postgres").await;
     admin

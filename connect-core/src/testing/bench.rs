@@ -136,6 +136,15 @@ impl Debezium {
     }
 }
 
+/// An environment setting of the benchmark (`BENCH_ROWS` and the like), or `default`
+/// when unset or unreadable.
+pub fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Prints this process's peak RSS and, when Debezium ran (its runs' peaks, in MB), the
 /// ratio to the largest (issue targets: at most 0.1).
 pub fn print_peak_rss(debezium_mb: impl IntoIterator<Item = f64>) {
