@@ -1,14 +1,16 @@
 //! The connector's configuration, with Debezium's MySQL/MariaDB property names.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use connect_core::columns::ColumnFilter;
 use connect_core::envelope::SkippedOperations;
 use connect_core::properties::{whole_match_regexes, Scope};
-use connect_core::Error;
+use connect_core::{Error, FileSchemaHistory, SchemaHistory};
 use regex::Regex;
 
+use crate::history::HistoryStore;
 use crate::tls::{SslMode, TlsOptions};
 
 /// Default `snapshot.fetch.size`: the most rows in one snapshot batch (batches hold at
@@ -31,6 +33,9 @@ pub enum SnapshotMode {
     WhenNeeded,
     /// Never snapshot.
     Never,
+    /// Rebuild a lost schema history from the current table definitions at the stored
+    /// offset, then stream from it (valid only when no DDL ran since that offset).
+    Recovery,
 }
 
 /// Configuration of [`crate::MySqlSource`].
@@ -79,6 +84,11 @@ pub struct MySqlConfig {
     pub columns: ColumnFilter,
     /// `database.ssl.mode`, `database.ssl.ca`, `database.ssl.cert`, `database.ssl.key`.
     pub tls: TlsOptions,
+    /// `schema.history.internal` (+ `.file.filename`): where the captured tables' column
+    /// definitions are kept with the binlog position they hold from. In memory by default,
+    /// which a restart in a new process does not find: give a durable store (a file)
+    /// wherever offsets are durable.
+    pub schema_history: HistoryStore,
 }
 
 impl MySqlConfig {
@@ -103,7 +113,14 @@ impl MySqlConfig {
             keep_alive: Some(DEFAULT_KEEP_ALIVE),
             columns: ColumnFilter::default(),
             tls: TlsOptions::default(),
+            schema_history: HistoryStore::default(),
         }
+    }
+
+    /// Sets the schema history store (`schema.history.internal`).
+    pub fn with_schema_history(mut self, history: Arc<dyn SchemaHistory>) -> Self {
+        self.schema_history = HistoryStore(history);
+        self
     }
 
     /// Sets `connect.keep.alive.interval.ms` (None: `connect.keep.alive=false`).
@@ -203,6 +220,7 @@ impl MySqlConfig {
                 "schema_only",
                 "when_needed",
                 "never",
+                "recovery",
             ],
             "initial",
         )? {
@@ -210,6 +228,7 @@ impl MySqlConfig {
             "no_data" | "schema_only" => SnapshotMode::NoData,
             "when_needed" => SnapshotMode::WhenNeeded,
             "never" => SnapshotMode::Never,
+            "recovery" => SnapshotMode::Recovery,
             _ => SnapshotMode::Initial,
         };
         c.fetch_size = p.parse_or("snapshot.fetch.size", DEFAULT_FETCH_SIZE)?;
@@ -228,6 +247,23 @@ impl MySqlConfig {
             cert: p.get("database.ssl.cert").map(PathBuf::from),
             key: p.get("database.ssl.key").map(PathBuf::from),
         };
+        match p.get("schema.history.internal") {
+            None | Some("io.debezium.storage.file.history.FileSchemaHistory") => {
+                if let Some(file) = p.get("schema.history.internal.file.filename") {
+                    c.schema_history =
+                        HistoryStore(Arc::new(FileSchemaHistory::open(file).map_err(|e| {
+                            Error::config("schema.history.internal.file.filename", e.to_string())
+                        })?));
+                }
+            }
+            Some("io.debezium.relational.history.MemorySchemaHistory") => {}
+            Some(other) => {
+                return Err(Error::config(
+                    "schema.history.internal",
+                    format!("`{other}`: expected io.debezium.storage.file.history.FileSchemaHistory (with schema.history.internal.file.filename) or io.debezium.relational.history.MemorySchemaHistory"),
+                ))
+            }
+        }
         c.validate()?;
         Ok(c)
     }

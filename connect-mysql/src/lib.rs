@@ -67,6 +67,8 @@
 //! ```
 
 pub mod config;
+pub mod ddl;
+mod history;
 mod jobs;
 pub mod server;
 mod source;
@@ -76,4 +78,5 @@ pub mod tls;
 pub mod types;
 
 pub use config::{MySqlConfig, SnapshotMode};
+pub use history::HistoryStore;
 pub use source::MySqlSource;

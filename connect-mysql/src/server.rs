@@ -7,6 +7,7 @@ use mysql_async::{Conn, Opts, OptsBuilder};
 
 use crate::config::MySqlConfig;
 use crate::tls::{SslMode, TlsOptions};
+use crate::types::ColumnInfo;
 
 /// The server's kind: it decides the binlog protocol details (GTID events, commands) and
 /// the `source.connector` name.
@@ -351,6 +352,63 @@ async fn current_position(
             format!("{sql} returned no file and position"),
         )),
     }
+}
+
+/// A table's columns in order, with keys and defaults.
+pub async fn columns(conn: &mut Conn, db: &str, table: &str) -> Result<Vec<ColumnInfo>, Error> {
+    type Row = (
+        String,
+        String,
+        String,
+        Option<u64>,
+        Option<u64>,
+        Option<u64>,
+        String,
+        String,
+        Option<String>,
+        Option<u64>,
+    );
+    let rows: Vec<Row> = conn
+        .exec(
+            "SELECT COLUMN_NAME, LOWER(DATA_TYPE), COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, \
+             DATETIME_PRECISION, IS_NULLABLE, COLUMN_KEY, COLUMN_DEFAULT, CHARACTER_OCTET_LENGTH FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            (db, table),
+        )
+        .await
+        .map_err(|e| mysql_err(&format!("cannot read the columns of {db}.{table}"), e))?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(
+                name,
+                data_type,
+                column_type,
+                precision,
+                scale,
+                fraction,
+                nullable,
+                key,
+                default,
+                octets,
+            )| {
+                // Only BINARY(n) needs it (values are padded to it).
+                let octet_length = octets.filter(|_| data_type == "binary");
+                ColumnInfo {
+                    name,
+                    data_type,
+                    column_type,
+                    precision,
+                    scale,
+                    fraction_digits: fraction,
+                    nullable: nullable == "YES",
+                    key: key == "PRI",
+                    default,
+                    octet_length,
+                }
+            },
+        )
+        .collect())
 }
 
 #[cfg(test)]

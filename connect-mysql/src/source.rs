@@ -1,5 +1,4 @@
-//! The MySQL/MariaDB source connector. So far it takes consistent snapshots
-//! (`snapshot.mode=initial_only`); binlog streaming comes next (issue 5).
+//! The MySQL/MariaDB source connector: a consistent snapshot, then the binlog.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,11 +16,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::{MySqlConfig, SnapshotMode};
+use crate::ddl::{Catalog, TableChange, TableId};
+use crate::history;
 use crate::jobs::OrderedJobs;
-use crate::server::{mysql_err, preflight, Flavor, ServerInfo};
+use crate::server::{columns, mysql_err, preflight, Flavor, ServerInfo};
 use crate::stream::{gtid_seq, parse_gtid_set, Position, Streaming};
 use crate::table::{SourceInfo, TableSchema};
-use crate::types::ColumnInfo;
 
 /// The MySQL/MariaDB CDC source connector.
 #[derive(Debug, Clone)]
@@ -68,8 +68,8 @@ impl SourceConnector for MySqlSource {
 enum Chunk {
     /// Rows, marked, in order.
     Rows(Vec<Record>),
-    /// Every table is read; the binlog position the snapshot is consistent with.
-    Done,
+    /// Every table is read; their columns, as of the snapshot's position.
+    Done(Catalog),
 }
 
 struct Snapshot {
@@ -144,7 +144,7 @@ impl Task for MySqlTask {
             ));
         }
         let wants_snapshot = match mode {
-            SnapshotMode::NoData | SnapshotMode::Never => false,
+            SnapshotMode::NoData | SnapshotMode::Never | SnapshotMode::Recovery => false,
             SnapshotMode::Initial | SnapshotMode::InitialOnly => !snapshot_done,
             SnapshotMode::WhenNeeded => !snapshot_done || purged,
         };
@@ -152,16 +152,36 @@ impl Task for MySqlTask {
             if mode == SnapshotMode::InitialOnly {
                 return Ok(()); // its snapshot is done: nothing left to do
             }
-            let from = match stored {
-                Some(position) => position,
-                // No offset: from the binlog's current end.
-                None => Position {
-                    file: info.position.0.clone(),
-                    pos: info.position.1,
-                    gtids: None,
-                    event: 0,
-                    row: 0,
-                },
+            let (from, catalog) = match stored {
+                Some(position) if mode != SnapshotMode::Recovery => {
+                    let (catalog, has_history) =
+                        history::catalog_at(&self.config.schema_history, &position).await?;
+                    if !has_history {
+                        return Err(Error::config(
+                            "schema.history.internal.file.filename",
+                            format!(
+                                "the schema history is empty, but an offset exists ({}:{}, GTIDs {}): point the setting at the history file kept with the offsets, or set snapshot.mode=recovery to rebuild it from the current tables (right only if no DDL ran on them since that position)",
+                                position.file, position.pos, position.gtids.as_deref().unwrap_or("none")
+                            ),
+                        ));
+                    }
+                    (position, catalog)
+                }
+                // Recovery, or no offset: the tables as they are now, recorded at the
+                // position streaming starts from (the binlog's end without an offset).
+                stored => {
+                    let from = stored.unwrap_or_else(|| Position {
+                        file: info.position.0.clone(),
+                        pos: info.position.1,
+                        gtids: None,
+                        event: 0,
+                        row: 0,
+                    });
+                    let catalog =
+                        record_current_tables(&mut conn, &self.config, &self.partition, &from)
+                            .await?;
+                    (from, catalog)
+                }
             };
             self.streaming = Some(
                 Streaming::start(
@@ -169,6 +189,7 @@ impl Task for MySqlTask {
                     info.flavor,
                     self.partition.clone(),
                     from,
+                    catalog,
                 )
                 .await?,
             );
@@ -179,15 +200,28 @@ impl Task for MySqlTask {
         let (tx, rx) = mpsc::channel(1);
         let config = self.config.clone();
         let ts_us = now_us();
-        let file = position.0.clone();
-        let pos = position.1;
+        let partition = self.partition.clone();
+        let snapshot_position = Position {
+            file: position.0.clone(),
+            pos: position.1,
+            gtids: position.2.clone(),
+            event: 0,
+            row: 0,
+        };
         let reader = tokio::spawn(async move {
-            let result = read_tables(conn, &config, &info, &tx, ts_us, file, pos).await;
-            let message = match result {
-                Ok(()) => Ok(Chunk::Done),
-                Err(e) => Err(e),
-            };
-            let _ = tx.send(message).await;
+            let result = read_tables(
+                conn,
+                &config,
+                &info,
+                &tx,
+                ts_us,
+                &partition,
+                &snapshot_position,
+            )
+            .await;
+            if let Some(message) = result.transpose() {
+                let _ = tx.send(message.map(Chunk::Done)).await;
+            }
         });
         self.snapshot = Some(Snapshot {
             rx,
@@ -230,7 +264,7 @@ impl SourceTask for MySqlTask {
                 records,
                 offsets: self.offset(snapshot, true),
             },
-            Chunk::Done => {
+            Chunk::Done(catalog) => {
                 let batch = SourceBatch {
                     records: Vec::new(),
                     offsets: self.offset(snapshot, false),
@@ -252,6 +286,7 @@ impl SourceTask for MySqlTask {
                             self.flavor,
                             self.partition.clone(),
                             from,
+                            catalog,
                         )
                         .await?,
                     );
@@ -386,17 +421,8 @@ async fn consistent_snapshot(
     }
 }
 
-/// Reads every captured table inside the snapshot transaction, in chunks converted on
-/// the blocking pool, marking `source.snapshot` as Debezium does.
-async fn read_tables(
-    mut conn: Conn,
-    config: &MySqlConfig,
-    info: &ServerInfo,
-    tx: &mpsc::Sender<Result<Chunk, Error>>,
-    ts_us: i64,
-    file: String,
-    pos: u64,
-) -> Result<(), Error> {
+/// The captured tables and their columns, as of `conn`'s snapshot (or now).
+async fn captured_tables(conn: &mut Conn, config: &MySqlConfig) -> Result<Catalog, Error> {
     let tables: Vec<(String, String)> = conn
         .query(
             "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' \
@@ -405,10 +431,67 @@ async fn read_tables(
         )
         .await
         .map_err(|e| mysql_err("cannot list tables", e))?;
-    let tables: Vec<(String, String)> = tables
-        .into_iter()
-        .filter(|(db, t)| config.captures(db, t))
+    let mut catalog = Catalog::new();
+    for (db, table) in tables {
+        if config.captures(&db, &table) {
+            let columns = columns(conn, &db, &table).await?;
+            catalog.put((db, table), columns);
+        }
+    }
+    Ok(catalog)
+}
+
+/// Records the captured tables' columns in the schema history as holding from `at`.
+async fn record_tables(
+    config: &MySqlConfig,
+    partition: &SourcePartition,
+    at: &Position,
+    catalog: &Catalog,
+) -> Result<(), Error> {
+    let records = catalog
+        .ids()
+        .map(|id| {
+            history::record(
+                partition,
+                at,
+                &id.0,
+                None,
+                &[TableChange::Create(id.clone())],
+                catalog,
+            )
+        })
         .collect();
+    history::save(&config.schema_history, records).await
+}
+
+/// Reads the captured tables' columns now and records them as holding from `at`.
+async fn record_current_tables(
+    conn: &mut Conn,
+    config: &MySqlConfig,
+    partition: &SourcePartition,
+    at: &Position,
+) -> Result<Catalog, Error> {
+    let catalog = captured_tables(conn, config).await?;
+    record_tables(config, partition, at, &catalog).await?;
+    Ok(catalog)
+}
+
+/// Reads every captured table inside the snapshot transaction, in chunks converted on
+/// the blocking pool, marking `source.snapshot` as Debezium does. The tables' columns are
+/// recorded in the schema history first, as of the snapshot's position; they are
+/// returned unless the engine stopped taking chunks.
+async fn read_tables(
+    mut conn: Conn,
+    config: &MySqlConfig,
+    info: &ServerInfo,
+    tx: &mpsc::Sender<Result<Chunk, Error>>,
+    ts_us: i64,
+    partition: &SourcePartition,
+    position: &Position,
+) -> Result<Option<Catalog>, Error> {
+    let catalog = record_current_tables(&mut conn, config, partition, position).await?;
+    let tables: Vec<&TableId> = catalog.ids().collect();
+    let (file, pos) = (&position.file, position.pos);
     let template = SourceInfo {
         flavor: info.flavor,
         server: Value::string(&config.topic_prefix),
@@ -416,21 +499,23 @@ async fn read_tables(
         snapshot: "true",
         server_id: 0,
         gtid: Value::Null,
-        file: Value::string(&file),
+        file: Value::string(file),
         pos,
         row: 0,
     };
     let mut converting = Converting(OrderedJobs::new("snapshot conversion"));
     let job_rows = SNAPSHOT_JOB_ROWS.min(config.fetch_size);
     let mut first = true;
-    for (n, (db, name)) in tables.iter().enumerate() {
-        let columns = columns(&mut conn, db, name).await?;
+    for (n, (db, name)) in tables.iter().copied().enumerate() {
+        let columns = catalog
+            .get(&(db.clone(), name.clone()))
+            .expect("a listed table");
         let table = Arc::new(TableSchema::new(
             &config.topic_prefix,
             info.flavor,
             db,
             name,
-            &columns,
+            columns,
             &config.columns,
         )?);
         let list: Vec<String> = columns
@@ -468,7 +553,7 @@ async fn read_tables(
                 let next = chunk(std::mem::replace(&mut rows, Vec::with_capacity(job_rows)));
                 if let Some(previous) = held.replace(next) {
                     if !converting.start(previous, tx).await? {
-                        return Ok(());
+                        return Ok(None);
                     }
                 }
             }
@@ -477,7 +562,7 @@ async fn read_tables(
         if !rows.is_empty() {
             if let Some(previous) = held.replace(chunk(rows)) {
                 if !converting.start(previous, tx).await? {
-                    return Ok(());
+                    return Ok(None);
                 }
             }
         }
@@ -489,17 +574,17 @@ async fn read_tables(
                 "last_in_data_collection"
             });
             if !converting.start(last, tx).await? {
-                return Ok(());
+                return Ok(None);
             }
         }
         if !converting.finish(tx).await? {
-            return Ok(());
+            return Ok(None);
         }
     }
     conn.query_drop("COMMIT")
         .await
         .map_err(|e| mysql_err("cannot end the snapshot transaction", e))?;
-    Ok(())
+    Ok(Some(catalog))
 }
 
 /// Rows of a snapshot converted into events by one job on the blocking pool, and
@@ -579,63 +664,4 @@ impl Converting {
         }
         Ok(true)
     }
-}
-
-/// A table's columns in order, with keys and defaults.
-pub(crate) async fn columns(
-    conn: &mut Conn,
-    db: &str,
-    table: &str,
-) -> Result<Vec<ColumnInfo>, Error> {
-    type Row = (
-        String,
-        String,
-        String,
-        Option<u64>,
-        Option<u64>,
-        Option<u64>,
-        String,
-        String,
-        Option<String>,
-        Option<u64>,
-    );
-    let rows: Vec<Row> = conn
-        .exec(
-            "SELECT COLUMN_NAME, LOWER(DATA_TYPE), LOWER(COLUMN_TYPE), NUMERIC_PRECISION, NUMERIC_SCALE, \
-             DATETIME_PRECISION, IS_NULLABLE, COLUMN_KEY, COLUMN_DEFAULT, CHARACTER_OCTET_LENGTH FROM information_schema.COLUMNS \
-             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
-            (db, table),
-        )
-        .await
-        .map_err(|e| mysql_err(&format!("cannot read the columns of {db}.{table}"), e))?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(
-                name,
-                data_type,
-                column_type,
-                precision,
-                scale,
-                fraction,
-                nullable,
-                key,
-                default,
-                octets,
-            )| {
-                ColumnInfo {
-                    name,
-                    data_type,
-                    column_type,
-                    precision,
-                    scale,
-                    fraction_digits: fraction,
-                    nullable: nullable == "YES",
-                    key: key == "PRI",
-                    default,
-                    octet_length: octets,
-                }
-            },
-        )
-        .collect())
 }

@@ -16,6 +16,8 @@ use mysql_common::io::ParseBuf;
 use serde_json::{Map, Value as Json};
 
 use crate::config::MySqlConfig;
+use crate::ddl::{Catalog, DdlError, TableChange, TableId};
+use crate::history;
 use crate::jobs::OrderedJobs;
 use crate::server::{binlog_stream_err, connect, mysql_err, Flavor};
 use crate::table::{RowLayout, SourceInfo, TableSchema};
@@ -63,7 +65,7 @@ impl Position {
         })
     }
 
-    fn offset(&self, ts_sec: i64) -> SourceOffset {
+    pub(crate) fn offset(&self, ts_sec: i64) -> SourceOffset {
         let mut m = Map::new();
         m.insert("file".into(), Json::from(self.file.as_str()));
         m.insert("pos".into(), Json::from(self.pos));
@@ -129,6 +131,9 @@ pub(crate) struct Streaming {
     tx: Option<Tx>,
     /// Table id → the captured table (None: not captured).
     tables: HashMap<u64, Option<Captured>>,
+    /// The captured tables' columns at the position read, from the schema history and
+    /// the DDL read since.
+    catalog: Catalog,
     /// Rows events being decoded on the blocking pool, oldest first: decoding is most of
     /// the work, and runs there on every core while this task reads on.
     decoding: OrderedJobs<Decoded>,
@@ -155,6 +160,7 @@ impl Streaming {
         flavor: Flavor,
         partition: SourcePartition,
         from: Position,
+        catalog: Catalog,
     ) -> Result<Streaming, Error> {
         let mut meta = connect(&config, "cannot connect").await?;
         let checksum: Option<String> = meta
@@ -227,6 +233,7 @@ impl Streaming {
             resume: from,
             tx: None,
             tables: HashMap::new(),
+            catalog,
             decoding: OrderedJobs::new("the rows decoder"),
             decoded: VecDeque::new(),
             commit_at: None,
@@ -383,11 +390,11 @@ impl Streaming {
                     } else if sql.eq_ignore_ascii_case("COMMIT") {
                         self.commit_at = Some(next_pos);
                     } else if is_ddl(&sql) {
-                        // DDL: forget table versions of this database; the next TABLE_MAP
-                        // reads them again. (Schema history is still to come.)
                         let db = q.schema();
-                        self.tables
-                            .retain(|_, t| t.as_ref().is_none_or(|t| t.schema.database != db));
+                        self.schema_change(&sql, &db, next_pos).await?;
+                        // Table ids are assigned again after DDL; the next TABLE_MAP maps
+                        // them to the new versions.
+                        self.tables.clear();
                         if self.tx.as_ref().is_none_or(|t| t.gtid.is_some()) {
                             // A DDL is a transaction of its own.
                             self.commit_at = Some(next_pos);
@@ -395,20 +402,23 @@ impl Streaming {
                     }
                 }
                 Some(EventData::TableMapEvent(tme)) => {
-                    let id = tme.table_id();
-                    if let std::collections::hash_map::Entry::Vacant(e) = self.tables.entry(id) {
+                    let table_id = tme.table_id();
+                    if !self.tables.contains_key(&table_id) {
                         let (db, table) = (
                             tme.database_name().into_owned(),
                             tme.table_name().into_owned(),
                         );
                         let schema = if self.config.captures(&db, &table) {
-                            let columns =
-                                crate::source::columns(&mut self.meta, &db, &table).await?;
+                            let id = (db.clone(), table.clone());
+                            let columns = match self.catalog.get(&id) {
+                                Some(columns) => columns.clone(),
+                                None => self.table_not_in_history(id).await?,
+                            };
                             check_table_map(&tme, &columns).map_err(|mismatch| {
                                 Error::fatal(
                                     "mysql",
                                     format!(
-                                        "{db}.{table}: the binlog event at {}:{start_pos} does not match the table's current definition ({mismatch}): the table changed after this event, and replaying older events needs schema history, which is not implemented yet; snapshot again (remove the stored offset)",
+                                        "{db}.{table}: the binlog event at {}:{start_pos} does not match the table's columns in the schema history ({mismatch}): the history misses a change of this table (a DDL it could not follow, or a history kept for another server); rebuild it with snapshot.mode=recovery once no DDL is pending, or snapshot again",
                                         self.file
                                     ),
                                 )
@@ -432,7 +442,7 @@ impl Streaming {
                         } else {
                             None
                         };
-                        e.insert(schema);
+                        self.tables.insert(table_id, schema);
                     }
                 }
                 Some(EventData::XidEvent(_)) => self.commit_at = Some(next_pos),
@@ -449,6 +459,189 @@ impl Streaming {
                 _ => {}
             }
         }
+    }
+
+    /// The position right after the transaction being read (a DDL's).
+    fn after_current(&self, next_pos: u64) -> Position {
+        let mut gtids = self.gtids.clone();
+        if let Some((domain, gtid)) = self.tx.as_ref().and_then(|t| t.gtid.clone()) {
+            gtids.insert(domain, gtid);
+        }
+        Position {
+            file: self.file.clone(),
+            pos: next_pos,
+            gtids: (!gtids.is_empty())
+                .then(|| gtids.values().cloned().collect::<Vec<_>>().join(",")),
+            event: 0,
+            row: 0,
+        }
+    }
+
+    /// Follows a DDL statement in the catalog and records what it changed of captured
+    /// tables in the schema history. A statement that cannot be followed is read from the
+    /// server's catalog only while nothing follows it in the binlog (the catalog then is
+    /// the table as of this statement); otherwise it stops the connector naming it.
+    async fn schema_change(&mut self, sql: &str, db: &str, next_pos: u64) -> Result<(), Error> {
+        let config = self.config.clone();
+        let follows = |id: &TableId| config.captures(&id.0, &id.1);
+        let changes = match self.catalog.apply(sql, db, self.flavor, &follows) {
+            Ok(changes) => changes,
+            Err(e) => {
+                let named = match &e {
+                    DdlError::Unparsed { tables, .. } => tables.clone(),
+                    DdlError::Unfollowable { table, .. } => vec![table.clone()],
+                };
+                let affected: Vec<TableId> = if named.is_empty() {
+                    self.catalog
+                        .ids()
+                        .filter(|id| id.0 == db)
+                        .cloned()
+                        .collect()
+                } else {
+                    named.into_iter().filter(|id| follows(id)).collect()
+                };
+                if affected.is_empty() {
+                    tracing::warn!(%sql, error = %e, "a DDL statement on no captured table was not followed");
+                    return Ok(());
+                }
+                self.reread_if_caught_up(sql, next_pos, &affected, &e)
+                    .await?
+            }
+        };
+        if changes.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(%sql, tables = changes.len(), "schema change recorded");
+        let record = history::record(
+            &self.partition,
+            &self.after_current(next_pos),
+            db,
+            Some(sql),
+            &changes,
+            &self.catalog,
+        );
+        history::save(&self.config.schema_history, vec![record]).await
+    }
+
+    /// The first DDL statement in the binlog after `from` that may change one of
+    /// `tables` (or names no table that can be told), if any.
+    async fn later_ddl(
+        &mut self,
+        from: &(String, u64),
+        tables: &[TableId],
+    ) -> Result<Option<String>, Error> {
+        let files: Vec<mysql_async::Row> = self
+            .meta
+            .query("SHOW BINARY LOGS")
+            .await
+            .map_err(|e| mysql_err("cannot list the binlog files", e))?;
+        let files: Vec<String> = files.iter().filter_map(|r| r.get::<String, _>(0)).collect();
+        let start = files.iter().position(|f| *f == from.0).unwrap_or(0);
+        for file in &files[start..] {
+            let sql = if *file == from.0 {
+                format!(
+                    "SHOW BINLOG EVENTS IN '{}' FROM {}",
+                    file.replace('\'', "''"),
+                    from.1
+                )
+            } else {
+                format!("SHOW BINLOG EVENTS IN '{}'", file.replace('\'', "''"))
+            };
+            let events: Vec<mysql_async::Row> = self
+                .meta
+                .query(sql)
+                .await
+                .map_err(|e| mysql_err("cannot list the binlog's events", e))?;
+            for event in events {
+                let (Some(kind), Some(info)) =
+                    (event.get::<String, _>(2), event.get::<String, _>(5))
+                else {
+                    continue;
+                };
+                if kind != "Query" {
+                    continue;
+                }
+                // MariaDB writes `use `db`; statement`.
+                let (db, statement) =
+                    match info.strip_prefix("use `").and_then(|r| r.split_once("`; ")) {
+                        Some((db, statement)) => (db.to_owned(), statement.to_owned()),
+                        None => (String::new(), info.clone()),
+                    };
+                if !crate::ddl::changes_tables(&statement) {
+                    continue;
+                }
+                let named = crate::ddl::named_tables(&statement, &db);
+                if named.is_empty() || named.iter().any(|id| tables.contains(id)) {
+                    return Ok(Some(statement));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reads `tables` from the server's catalog, which is allowed only when no DDL that
+    /// may change them follows the statement that ends at `next_pos` in the binlog
+    /// (checked after reading, so that nothing slips in between).
+    async fn reread_if_caught_up(
+        &mut self,
+        sql: &str,
+        next_pos: u64,
+        tables: &[TableId],
+        why: &DdlError,
+    ) -> Result<Vec<TableChange>, Error> {
+        let here = (self.file.clone(), next_pos);
+        let mut read = Vec::new();
+        for id in tables {
+            read.push((
+                id.clone(),
+                crate::server::columns(&mut self.meta, &id.0, &id.1).await?,
+            ));
+        }
+        if let Some(later) = self.later_ddl(&here, tables).await? {
+            return Err(Error::fatal(
+                "mysql",
+                format!(
+                    "cannot follow the DDL at {}:{} ({why}): {sql:?}; the tables' current definitions cannot stand in for it, because the binlog goes on past it with more DDL on them ({later:?}). Snapshot again (a new schema history), or exclude the table",
+                    here.0, here.1
+                ),
+            ));
+        }
+        tracing::warn!(%sql, error = %why, "DDL not parsed: the tables were read from the server's catalog (no later DDL on them)");
+        Ok(read
+            .into_iter()
+            .map(|(id, columns)| {
+                let existed = self.catalog.get(&id).is_some();
+                if columns.is_empty() {
+                    self.catalog.remove(&id);
+                    TableChange::Drop(id)
+                } else {
+                    self.catalog.put(id.clone(), columns);
+                    if existed {
+                        TableChange::Alter { id, previous: None }
+                    } else {
+                        TableChange::Create(id)
+                    }
+                }
+            })
+            .collect())
+    }
+
+    /// The columns of a captured table the history does not hold (a table renamed from
+    /// an excluded name, a history started with `snapshot.mode=never`): the server's
+    /// catalog, checked against the TABLE_MAP, and recorded from this transaction on.
+    async fn table_not_in_history(&mut self, id: TableId) -> Result<Vec<ColumnInfo>, Error> {
+        let columns = crate::server::columns(&mut self.meta, &id.0, &id.1).await?;
+        self.catalog.put(id.clone(), columns.clone());
+        let record = history::record(
+            &self.partition,
+            &self.resume,
+            &id.0,
+            None,
+            &[TableChange::Create(id.clone())],
+            &self.catalog,
+        );
+        history::save(&self.config.schema_history, vec![record]).await?;
+        Ok(columns)
     }
 
     /// A batch cut inside the transaction after `events_done` of its events.

@@ -400,8 +400,12 @@ async fn resume_inside_a_transaction(by_gtid: bool) {
         .await
         .unwrap();
     let offsets = MemoryOffsetStore::new();
+    let history = std::sync::Arc::new(connect_core::MemorySchemaHistory::new());
     let start = || async {
-        let config = root().with_databases([db.name.as_str()]).unwrap();
+        let config = root()
+            .with_databases([db.name.as_str()])
+            .unwrap()
+            .with_schema_history(history.clone());
         Engine::builder()
             .name("mysql-resume")
             .source(connect_mysql::MySqlSource::new(config).unwrap())
@@ -596,8 +600,15 @@ async fn mysql_crash_child() {
     let engine = Engine::builder()
         .name("mysql-crash")
         .source(
-            connect_mysql::MySqlSource::new(root().with_databases([name.as_str()]).unwrap())
-                .unwrap(),
+            connect_mysql::MySqlSource::new(
+                root()
+                    .with_databases([name.as_str()])
+                    .unwrap()
+                    .with_schema_history(std::sync::Arc::new(
+                        connect_core::FileSchemaHistory::open(dir.join("history.jsonl")).unwrap(),
+                    )),
+            )
+            .unwrap(),
         )
         .transform("unwrap", ExtractNewRecordState::new())
         .offsets(FileOffsetStore::open(dir.join("offsets.json")).unwrap())
@@ -870,112 +881,188 @@ async fn heartbeats_commit_while_idle() {
     db.drop().await;
 }
 
-/// Events written before a DDL that the connector reads after it (it was down) do not fit
-/// the table's new definition: the connector stops with an error naming the table and
-/// column instead of misreading them; a column renamed or retyped while it is caught up
-/// is followed.
+/// Change events of the next `n` rows: (table, row), acknowledging every batch.
+async fn next_rows(
+    rx: &mut connect_core::BatchReceiver,
+    n: usize,
+) -> Vec<(String, connect_core::Struct)> {
+    let mut rows = Vec::new();
+    while rows.len() < n {
+        let batch = next_batch(rx).await;
+        for change in batch.changes() {
+            let table = change.source().and_then(|s| s.get("table").cloned());
+            if let (Some(connect_core::Value::String(table)), Some(row)) = (table, change.after()) {
+                rows.push((table.to_string(), row.clone()));
+            }
+        }
+        batch.ack();
+    }
+    rows
+}
+
+/// A DDL-following test's engine: the tables of `db`, offsets and schema history kept
+/// across restarts.
+async fn start_ddl_engine(
+    db: &str,
+    offsets: &connect_core::MemoryOffsetStore,
+    history: &std::sync::Arc<connect_core::MemorySchemaHistory>,
+) -> (connect_core::Engine, connect_core::BatchReceiver) {
+    let config = root()
+        .with_databases([db])
+        .unwrap()
+        .with_schema_history(history.clone());
+    connect_core::Engine::builder()
+        .name("mysql-ddl")
+        .source(connect_mysql::MySqlSource::new(config).unwrap())
+        .offsets(offsets.clone())
+        .commit_policy(connect_core::CommitPolicy::always())
+        .into_channel(4)
+        .start()
+        .await
+        .unwrap()
+}
+
+/// Add, rename and drop column, retype, rename table, each between rows: followed while
+/// streaming, and replayed after a restart whose binlog holds rows written before DDL
+/// that ran while the connector was down (each row read with the columns of its time,
+/// from the schema history, not with the table's current definition).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ddl_while_down_is_refused_by_name_and_followed_while_streaming() {
-    use connect_core::{CommitPolicy, Engine, MemoryOffsetStore, Value};
-    use std::time::Duration;
+async fn ddl_mid_stream_is_followed_and_replayed_across_a_restart() {
+    use connect_core::{MemoryOffsetStore, MemorySchemaHistory};
     let mut db = TestDb::new("ddl").await;
     db.conn
         .query_drop(
-            "CREATE TABLE renamed (id int PRIMARY KEY, v varchar(10)); CREATE TABLE retyped (id int PRIMARY KEY, n int);",
+            "CREATE TABLE t (id int PRIMARY KEY, v varchar(10)); INSERT INTO t VALUES (0, 'snap')",
         )
         .await
         .unwrap();
-    let start = |table: &str, offsets: &MemoryOffsetStore| {
-        let config = root()
-            .with_tables([format!("{}\\.{table}", db.name).as_str()])
-            .unwrap();
-        let offsets = offsets.clone();
-        async move {
-            Engine::builder()
-                .name("mysql-ddl")
-                .source(connect_mysql::MySqlSource::new(config).unwrap())
-                .offsets(offsets)
-                .commit_policy(CommitPolicy::always())
-                .into_channel(4)
-                .start()
-                .await
-                .unwrap()
-        }
+    let offsets = MemoryOffsetStore::new();
+    let history = std::sync::Arc::new(MemorySchemaHistory::new());
+    let shape = |rows: &[(String, connect_core::Struct)]| -> Vec<String> {
+        rows.iter()
+            .map(|(table, row)| {
+                let fields: Vec<String> = row
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| format!("{}={:?}", f.name(), row.get(f.name()).unwrap()))
+                    .collect();
+                format!("{table}({})", fields.join(", "))
+            })
+            .collect()
     };
-    let next_row = async |rx: &mut connect_core::BatchReceiver| loop {
-        let batch = next_batch(rx).await;
-        let row = batch.changes().find_map(|c| c.after().cloned());
-        batch.ack();
-        if let Some(row) = row {
-            return row;
-        }
-    };
-    let (renamed, retyped) = (MemoryOffsetStore::new(), MemoryOffsetStore::new());
-    for (table, offsets) in [("renamed", &renamed), ("retyped", &retyped)] {
-        let (engine, mut rx) = start(table, offsets).await;
-        let streaming = || {
-            let stored = offsets.snapshot("mysql-ddl");
-            !stored.is_empty() && stored.values().all(|o| o.get("snapshot").is_none())
-        };
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while !streaming() {
-            assert!(std::time::Instant::now() < deadline, "{table}: no snapshot");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        // Followed while streaming: DDL then a row with the new definition.
-        db.conn
-            .query_drop(format!(
-                "ALTER TABLE {table} ADD COLUMN extra int; INSERT INTO {table} VALUES (1, '1', 5)"
-            ))
-            .await
-            .unwrap();
-        let row = next_row(&mut rx).await;
-        assert_eq!(row.get("extra"), Some(&Value::Int32(5)), "{table}");
-        engine.shutdown().await.unwrap();
-    }
-    // While both connectors are down: a row in the old shape, then the DDL.
+    let (engine, mut rx) = start_ddl_engine(&db.name, &offsets, &history).await;
+    assert_eq!(next_rows(&mut rx, 1).await.len(), 1);
     db.conn
         .query_drop(
-            "INSERT INTO renamed VALUES (2, '2', 6); ALTER TABLE renamed CHANGE v w varchar(10);
-             INSERT INTO retyped VALUES (2, 2, 6); ALTER TABLE retyped MODIFY n bigint;",
+            "INSERT INTO t VALUES (1, 'a'); ALTER TABLE t ADD COLUMN extra int;
+             INSERT INTO t VALUES (2, 'b', 20); ALTER TABLE t CHANGE v w varchar(10);
+             INSERT INTO t VALUES (3, 'c', 30); ALTER TABLE t DROP COLUMN extra;
+             INSERT INTO t VALUES (4, 'd'); RENAME TABLE t TO t2; INSERT INTO t2 VALUES (5, 'e')",
         )
         .await
         .unwrap();
-    for (table, offsets, expected) in [
-        ("renamed", &renamed, "`v` in the event, `w` in the catalog"),
-        (
-            "retyped",
-            &retyped,
-            "column `n` is MYSQL_TYPE_LONG in the event, bigint",
-        ),
-    ] {
-        let (engine, mut rx) = start(table, offsets).await;
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        let err = loop {
-            let pipeline = engine.metrics().pipeline("mysql-ddl").cloned().unwrap();
-            if let Some(err) = pipeline.error {
-                break err;
-            }
-            if let Ok(Some(batch)) =
-                tokio::time::timeout(Duration::from_millis(50), rx.recv()).await
-            {
-                panic!(
-                    "{table}: {} events delivered instead of an error",
-                    batch.len()
-                );
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{table}: no error after 30 s ({} events seen)",
-                pipeline.events_seen
-            );
-        };
-        engine.shutdown().await.ok();
-        assert!(
-            err.contains(&format!("{}.{table}", db.name)) && err.contains(expected),
-            "{err}"
-        );
+    let streamed = next_rows(&mut rx, 5).await;
+    assert_eq!(
+        shape(&streamed),
+        [
+            r#"t(id=Int32(1), v=String("a"))"#,
+            r#"t(id=Int32(2), v=String("b"), extra=Int32(20))"#,
+            r#"t(id=Int32(3), w=String("c"), extra=Int32(30))"#,
+            r#"t(id=Int32(4), w=String("d"))"#,
+            r#"t2(id=Int32(5), w=String("e"))"#,
+        ]
+    );
+    engine.shutdown().await.unwrap();
+    // While down: rows before and after more DDL. The catalog now says id is a bigint
+    // and n comes first; rows 6 and 7 were written before that.
+    db.conn
+        .query_drop(
+            "INSERT INTO t2 VALUES (6, 'f'); ALTER TABLE t2 MODIFY id bigint;
+             INSERT INTO t2 VALUES (7, 'g'); ALTER TABLE t2 ADD COLUMN n int FIRST;
+             INSERT INTO t2 VALUES (80, 8, 'h')",
+        )
+        .await
+        .unwrap();
+    let (engine, mut rx) = start_ddl_engine(&db.name, &offsets, &history).await;
+    let replayed = next_rows(&mut rx, 3).await;
+    assert_eq!(
+        shape(&replayed),
+        [
+            r#"t2(id=Int32(6), w=String("f"))"#,
+            r#"t2(id=Int64(7), w=String("g"))"#,
+            r#"t2(n=Int32(80), id=Int64(8), w=String("h"))"#,
+        ]
+    );
+    engine.shutdown().await.unwrap();
+    // Each DDL on a captured table is recorded with its statement and position.
+    let records = connect_core::SchemaHistory::recover(&*history)
+        .await
+        .unwrap();
+    let ddl: Vec<&str> = records.iter().filter_map(|r| r.ddl.as_deref()).collect();
+    assert_eq!(ddl.len(), 6, "{ddl:?}");
+    assert!(ddl[3].starts_with("RENAME TABLE t TO t2"), "{ddl:?}");
+    assert!(records.iter().all(|r| r.position.contains_key("pos")));
+    db.drop().await;
+}
+
+/// A DDL the parser cannot read (`ORDER BY` in an ALTER) is read from the server's
+/// catalog when no later DDL on the table follows it in the binlog; when one does, the
+/// connector stops with an error naming both statements instead of guessing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unparsable_ddl_is_read_from_the_catalog_only_without_later_ddl() {
+    use connect_core::{MemoryOffsetStore, MemorySchemaHistory, SchemaHistory};
+    use std::time::{Duration, Instant};
+    let mut db = TestDb::new("ddl_unparsed").await;
+    db.conn
+        .query_drop("CREATE TABLE t (id int PRIMARY KEY, a int); INSERT INTO t VALUES (0, 0)")
+        .await
+        .unwrap();
+    let offsets = MemoryOffsetStore::new();
+    let history = std::sync::Arc::new(MemorySchemaHistory::new());
+    let (engine, mut rx) = start_ddl_engine(&db.name, &offsets, &history).await;
+    assert_eq!(next_rows(&mut rx, 1).await.len(), 1);
+    db.conn
+        .query_drop("ALTER TABLE t ADD COLUMN c int, ORDER BY id")
+        .await
+        .unwrap();
+    // Followed once its record is in the history.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(Some(batch)) = tokio::time::timeout(Duration::from_millis(20), rx.recv()).await {
+            batch.ack();
+        }
+        let records = SchemaHistory::recover(&*history).await.unwrap();
+        if records
+            .iter()
+            .any(|r| r.ddl.as_deref().is_some_and(|d| d.contains("ORDER BY")))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the DDL was not recorded");
     }
+    db.conn
+        .query_drop("INSERT INTO t VALUES (1, 1, 5)")
+        .await
+        .unwrap();
+    let rows = next_rows(&mut rx, 1).await;
+    assert_eq!(rows[0].1.get("c"), Some(&connect_core::Value::Int32(5)));
+    engine.shutdown().await.unwrap();
+    db.conn
+        .query_drop(
+            "ALTER TABLE t ADD COLUMN d int, ORDER BY id; INSERT INTO t VALUES (2, 2, 6, 7);
+             ALTER TABLE t DROP COLUMN a; INSERT INTO t VALUES (3, 6, 7)",
+        )
+        .await
+        .unwrap();
+    let (engine, _rx) = start_ddl_engine(&db.name, &offsets, &history).await;
+    let err = fatal_error(engine).await;
+    assert!(
+        err.contains("ADD COLUMN d int, ORDER BY id")
+            && err.contains("more DDL on them")
+            && err.contains("ALTER TABLE t DROP COLUMN a"),
+        "{err}"
+    );
     db.drop().await;
 }
 
@@ -1122,7 +1209,12 @@ async fn gtid_resume_finds_the_transaction_in_any_file_and_names_purged_gtids() 
         offset.insert("file".into(), "elsewhere-bin.000042".into());
         offset.insert("pos".into(), 1234.into());
         offset.insert("gtids".into(), gtids.into());
-        let config = server.clone().with_databases([db.name.as_str()]).unwrap();
+        // An offset from elsewhere and no history: rebuilt from the tables as they are.
+        let config = server
+            .clone()
+            .with_databases([db.name.as_str()])
+            .unwrap()
+            .with_snapshot_mode(connect_mysql::SnapshotMode::Recovery);
         async move {
             offsets
                 .write(
@@ -1483,4 +1575,89 @@ async fn column_filters_and_masks() {
         "{err}"
     );
     db.drop().await;
+}
+
+/// Every statement of `tests/data/ddl_corpus.sql` (real MariaDB DDL: versioned comments,
+/// `IF [NOT] EXISTS`, `ALGORITHM=`, partitions, `LIKE`, multi-table `RENAME`,
+/// `MODIFY`/`CHANGE`...) runs on the server and is followed by the schema history's DDL
+/// model; after each, the model's tables and columns are what information_schema says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ddl_corpus_is_followed_as_the_server_applies_it() {
+    use connect_mysql::ddl::Catalog;
+    let mut db = TestDb::new("ddl_corpus").await;
+    let corpus = include_str!("data/ddl_corpus.sql");
+    let statements: Vec<&str> = corpus
+        .split("\n;;\n")
+        .map(|s| {
+            s.lines()
+                .filter(|l| !l.starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .map(|s| Box::leak(s.into_boxed_str()) as &str)
+        .filter(|s| !s.trim().is_empty())
+        .collect();
+    assert!(statements.len() >= 35, "{} statements", statements.len());
+    let mut catalog = Catalog::new();
+    let mut mismatches = Vec::new();
+    let mut seen = Vec::new();
+    let name = db.name.clone();
+    for sql in &statements {
+        db.conn
+            .query_drop(*sql)
+            .await
+            .unwrap_or_else(|e| panic!("the server rejects {sql}: {e}"));
+        if let Err(e) = catalog.apply(sql, &name, Flavor::MariaDb, &|(d, _)| *d == name) {
+            mismatches.push(format!("{sql}\n  not followed: {e}"));
+            continue;
+        }
+        let tables: Vec<String> = db
+            .conn
+            .exec(
+                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'",
+                (&name,),
+            )
+            .await
+            .unwrap();
+        let mut tables = tables;
+        tables.sort();
+        let modelled: Vec<String> = catalog.ids().map(|(_, t)| t.clone()).collect();
+        if modelled != tables {
+            mismatches.push(format!("{sql}\n  tables {modelled:?}, server {tables:?}"));
+        }
+        for table in &tables {
+            let server = connect_mysql::server::columns(&mut db.conn, &name, table)
+                .await
+                .unwrap();
+            let model = catalog
+                .get(&(name.clone(), table.clone()))
+                .cloned()
+                .unwrap_or_default();
+            if model.len() != server.len() {
+                mismatches.push(format!(
+                    "{sql}\n  {table}: model {model:?}\n  server {server:?}"
+                ));
+                continue;
+            }
+            for (m, s) in model.iter().zip(&server) {
+                // Reported once, at the statement that made it differ.
+                if m != s && !seen.contains(&(m.clone(), s.clone())) {
+                    seen.push((m.clone(), s.clone()));
+                    mismatches.push(format!(
+                        "{}\n  {table}.{}: model {m:?}\n  server {s:?}",
+                        sql.lines().next().unwrap_or_default(),
+                        s.name
+                    ));
+                }
+            }
+        }
+    }
+    db.drop().await;
+    assert!(
+        mismatches.is_empty(),
+        "{} differences over {} statements:\n{}",
+        mismatches.len(),
+        statements.len(),
+        mismatches.join("\n\n")
+    );
 }
