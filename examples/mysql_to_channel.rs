@@ -1,6 +1,7 @@
 //! Prints every change of a MySQL / MariaDB database as Debezium's JSON, one event per
-//! line: the snapshot first, then the binlog. The position is kept in a file, so a
-//! restart continues where the last acknowledged event left off.
+//! line: the snapshot first, then the binlog. The position and the schema history (the
+//! tables' columns as of each DDL) are kept in files, so a restart continues where the
+//! last acknowledged event left off and reads older binlog rows with their columns.
 //!
 //! Needs a server with a ROW binlog (`scripts/services.sh` sets MariaDB up on 127.0.0.1)
 //! and a user with `SELECT, REPLICATION SLAVE, REPLICATION CLIENT`.
@@ -12,7 +13,9 @@
 //!     cargo run --example mysql_to_channel -- shop      # Ctrl-C to stop
 //! ```
 
-use connect_core::{Engine, FileOffsetStore};
+use std::sync::Arc;
+
+use connect_core::{Engine, FileOffsetStore, FileSchemaHistory};
 use connect_examples::env_or;
 use connect_mysql::{MySqlConfig, MySqlSource};
 
@@ -31,7 +34,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "shop",
     )
     .with_port(env_or("MYSQL_PORT", "3306").parse()?)
-    .with_databases([database.as_str()])?;
+    .with_databases([database.as_str()])?
+    .with_schema_history(Arc::new(FileSchemaHistory::open(
+        dir.join("history.jsonl"),
+    )?));
     let (engine, mut batches) = Engine::builder()
         .name("mysql-to-channel")
         .source(MySqlSource::new(config)?)

@@ -125,6 +125,23 @@ pub struct TransactionBlock {
     pub data_collection_order: i64,
 }
 
+impl TransactionBlock {
+    /// The block as an `event.block` struct.
+    pub fn to_value(&self) -> Value {
+        Value::Struct(
+            Struct::new(
+                transaction_block_schema().clone(),
+                vec![
+                    Value::string(&self.id),
+                    Value::Int64(self.total_order),
+                    Value::Int64(self.data_collection_order),
+                ],
+            )
+            .expect("transaction block has three fields"),
+        )
+    }
+}
+
 /// One table version's envelope schema, built once and reused for every event of it.
 #[derive(Debug, Clone)]
 pub struct EnvelopeSchema {
@@ -175,19 +192,7 @@ impl EnvelopeSchema {
         let ns = processed_at
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as i64);
-        let tx = transaction.map_or(Value::Null, |t| {
-            Value::Struct(
-                Struct::new(
-                    transaction_block_schema().clone(),
-                    vec![
-                        Value::string(&t.id),
-                        Value::Int64(t.total_order),
-                        Value::Int64(t.data_collection_order),
-                    ],
-                )
-                .expect("transaction block has three fields"),
-            )
-        });
+        let tx = transaction.map_or(Value::Null, TransactionBlock::to_value);
         let values = vec![
             before.map_or(Value::Null, Value::Struct),
             after.map_or(Value::Null, Value::Struct),

@@ -95,6 +95,7 @@ pub mod registry;
 pub mod schema;
 #[cfg(feature = "test-utils")]
 pub mod testing;
+pub mod transaction;
 pub mod transform;
 pub mod value;
 

@@ -89,6 +89,11 @@ pub struct MySqlConfig {
     /// which a restart in a new process does not find: give a durable store (a file)
     /// wherever offsets are durable.
     pub schema_history: HistoryStore,
+    /// `provide.transaction.metadata`: BEGIN/END records on `<prefix>.<topic.transaction>`
+    /// and a `transaction` block in each streamed event.
+    pub transaction_metadata: bool,
+    /// `topic.transaction` (default `transaction`).
+    pub transaction_topic: String,
 }
 
 impl MySqlConfig {
@@ -114,7 +119,15 @@ impl MySqlConfig {
             columns: ColumnFilter::default(),
             tls: TlsOptions::default(),
             schema_history: HistoryStore::default(),
+            transaction_metadata: false,
+            transaction_topic: "transaction".to_owned(),
         }
+    }
+
+    /// Sets `provide.transaction.metadata`.
+    pub fn with_transaction_metadata(mut self, on: bool) -> Self {
+        self.transaction_metadata = on;
+        self
     }
 
     /// Sets the schema history store (`schema.history.internal`).
@@ -237,6 +250,10 @@ impl MySqlConfig {
         }
         c.tombstones_on_delete = p.bool_or("tombstones.on.delete", true)?;
         c.columns = ColumnFilter::from_props(p)?;
+        c.transaction_metadata = p.bool_or("provide.transaction.metadata", false)?;
+        if let Some(topic) = p.get("topic.transaction") {
+            c.transaction_topic = topic.to_owned();
+        }
         c.heartbeat_interval = p.millis_or("heartbeat.interval.ms", Duration::ZERO)?;
         let keep_alive = p.millis_or("connect.keep.alive.interval.ms", DEFAULT_KEEP_ALIVE)?;
         c.keep_alive = p.bool_or("connect.keep.alive", true)?.then_some(keep_alive);

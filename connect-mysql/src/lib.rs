@@ -35,23 +35,32 @@
 //!   and a client certificate; a rejected certificate stops the connector naming the
 //!   setting.
 //!
-//! Not yet: schema history. A DDL makes the connector re-read the table from the catalog,
-//! which is right once the stream has caught up; an older event that no longer fits the
-//! catalog (count, names, binlog type) stops it with an error naming the table and
-//! column; changes within one binlog type (ENUM labels, DECIMAL scale) are not caught yet.
-//! Also not yet: transaction metadata, MySQL's binary JSON, MySQL's GTID sets (MySQL
-//! resumes by file and position).
+//! - schema history ([`ddl`], [`HistoryStore`]): every DDL on a captured table is followed
+//!   (parsed with `sqlparser`) and recorded with its position as Debezium history records,
+//!   so a restart reads older binlog rows with the columns of their time; a statement the
+//!   parser rejects is read from the catalog only when no later DDL on the table follows
+//!   it; `snapshot.mode=recovery` rebuilds a lost history.
+//!
+//! - `provide.transaction.metadata`: BEGIN/END records and each event's `transaction`
+//!   block, continued across a restart inside a transaction
+//!   ([`connect_core::transaction`]).
+//!
+//! Not yet: MySQL's binary JSON, MySQL's GTID sets (MySQL resumes by file and position).
 //!
 //! ```no_run
-//! use connect_core::Engine;
+//! use std::sync::Arc;
+//! use connect_core::{Engine, FileOffsetStore, FileSchemaHistory};
 //! use connect_mysql::{MySqlConfig, MySqlSource};
 //! # async fn run() -> connect_core::Result<()> {
-//! // host, user, password, a server id unique among the server's replicas, topic prefix
+//! // host, user, password, a server id unique among the server's replicas, topic prefix;
+//! // the schema history is kept beside the offsets (both describe one position).
 //! let config = MySqlConfig::new("127.0.0.1", "root", "", 184054, "shop")
-//!     .with_databases(["inventory"])?;
+//!     .with_databases(["inventory"])?
+//!     .with_schema_history(Arc::new(FileSchemaHistory::open("/var/lib/cdc/history.jsonl")?));
 //! let (engine, mut batches) = Engine::builder()
 //!     .name("inventory-cdc")
 //!     .source(MySqlSource::new(config)?)
+//!     .offsets(FileOffsetStore::open("/var/lib/cdc/offsets.json")?)
 //!     .into_channel(16)
 //!     .start()
 //!     .await?;

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use connect_core::envelope::{tombstone_for, Op};
+use connect_core::transaction::{transaction_record, with_transaction, TxCounts};
 use connect_core::{Error, EventId, Record, SourceBatch, SourceOffset, SourcePartition, Value};
 use futures::StreamExt;
 use mysql_async::binlog::events::{
@@ -89,6 +90,12 @@ struct Tx {
     /// What a restart inside this transaction skips.
     skip: (u64, u64),
     ts_us: i64,
+    /// Its id in transaction metadata: the GTID, else `<file>:<pos>` of its start.
+    id: String,
+    /// Event counts for the `transaction` blocks and the END record.
+    counts: TxCounts,
+    /// The BEGIN record is still to be emitted (metadata on, not a replay).
+    begin_pending: bool,
 }
 
 /// A captured table: its schema, and how its rows events' row images are laid out.
@@ -98,10 +105,20 @@ struct Captured {
     layout: Arc<RowLayout>,
 }
 
-/// The change events of decoded rows events, one entry per rows event, with the
-/// transaction's events read up to and including it: a batch cut after it resumes past
-/// them.
-type Decoded = Vec<(u64, Vec<Record>)>;
+/// The change events of one decoded rows event.
+struct DecodedEvent {
+    /// The transaction's events read up to and including it: a batch cut after it
+    /// resumes past them.
+    events_done: u64,
+    /// Its table's data collection (`db.table`).
+    collection: Arc<str>,
+    /// Rows delivered before a restart: not emitted, but counted in transaction metadata.
+    delivered: u64,
+    records: Vec<Record>,
+}
+
+/// The decoded rows events of one decoding job.
+type Decoded = Vec<DecodedEvent>;
 
 /// What the decoding of one rows event needs besides the event.
 struct RowsContext {
@@ -138,7 +155,9 @@ pub(crate) struct Streaming {
     /// the work, and runs there on every core while this task reads on.
     decoding: OrderedJobs<Decoded>,
     /// Decoded rows events not in a batch yet (a batch was cut inside a job's events).
-    decoded: VecDeque<(u64, Vec<Record>)>,
+    decoded: VecDeque<DecodedEvent>,
+    /// `<prefix>.<topic.transaction>`.
+    transaction_topic: Arc<str>,
     /// Where the transaction being read ended (its XID or COMMIT), once read: its last
     /// decoded rows are delivered before the commit.
     commit_at: Option<u64>,
@@ -220,6 +239,10 @@ impl Streaming {
         })?;
         tracing::info!(file = %from.file, pos = from.pos, gtids = ?from.gtids, gtid_mode, "binlog streaming started");
         let config_heartbeat = config.heartbeat_interval;
+        let transaction_topic = Arc::from(format!(
+            "{}.{}",
+            config.topic_prefix, config.transaction_topic
+        ));
         Ok(Streaming {
             server_value: Value::string(&config.topic_prefix),
             config,
@@ -236,6 +259,7 @@ impl Streaming {
             catalog,
             decoding: OrderedJobs::new("the rows decoder"),
             decoded: VecDeque::new(),
+            transaction_topic,
             commit_at: None,
             unsent: Vec::new(),
             unsent_bytes: 0,
@@ -268,7 +292,7 @@ impl Streaming {
                     return Ok(self.cut(records, events_done));
                 }
                 self.commit_at = None;
-                return Ok(self.commit(next_pos, records));
+                return self.commit(next_pos, records);
             }
             let heartbeat = self.config.heartbeat_interval;
             let keep_alive = self.config.keep_alive;
@@ -669,16 +693,25 @@ impl Streaming {
             event: 0,
             row: 0,
         };
+        let id = gtid
+            .as_ref()
+            .map_or_else(|| format!("{}:{start}", self.file), |(_, g)| g.clone());
         self.tx = Some(Tx {
             gtid,
             events: 0,
             skip,
             ts_us,
+            id,
+            counts: TxCounts::default(),
+            begin_pending: self.config.transaction_metadata && skip == (0, 0),
         });
     }
 
-    fn commit(&mut self, next_pos: u64, records: Vec<Record>) -> SourceBatch {
+    fn commit(&mut self, next_pos: u64, mut records: Vec<Record>) -> Result<SourceBatch, Error> {
         let tx = self.tx.take();
+        if let Some(tx) = tx.as_ref().filter(|t| t.counts.total > 0) {
+            records.push(self.transaction_record(tx, true)?);
+        }
         if let Some((domain, gtid)) = tx.as_ref().and_then(|t| t.gtid.clone()) {
             self.gtids.insert(domain, gtid);
         }
@@ -690,7 +723,54 @@ impl Streaming {
             row: 0,
         };
         let ts = tx.map_or(0, |t| t.ts_us);
-        self.batch(records, ts)
+        Ok(self.batch(records, ts))
+    }
+
+    /// The BEGIN or END record of a transaction (metadata on).
+    fn transaction_record(&self, tx: &Tx, end: bool) -> Result<Record, Error> {
+        let mut position = self.resume.file.as_bytes().to_vec();
+        position.extend_from_slice(&self.resume.pos.to_le_bytes());
+        transaction_record(
+            &self.transaction_topic,
+            &self.config.topic_prefix,
+            tx.id.clone(),
+            end.then_some(&tx.counts),
+            tx.ts_us,
+            &position,
+        )
+    }
+
+    /// Appends a decoded rows event's change events; with transaction metadata, a BEGIN
+    /// record before the transaction's first and a `transaction` block in each.
+    fn append(&mut self, event: DecodedEvent, records: &mut Vec<Record>) -> Result<(), Error> {
+        if !self.config.transaction_metadata {
+            records.extend(event.records);
+            return Ok(());
+        }
+        let mut tx = self
+            .tx
+            .take()
+            .ok_or_else(|| Error::fatal("mysql", "rows outside a transaction"))?;
+        for _ in 0..event.delivered {
+            tx.counts.count(&event.collection);
+        }
+        let mut result = Ok(());
+        for mut record in event.records {
+            if !record.is_tombstone() {
+                if tx.begin_pending {
+                    tx.begin_pending = false;
+                    match self.transaction_record(&tx, false) {
+                        Ok(begin) => records.push(begin),
+                        Err(e) => result = Err(e),
+                    }
+                }
+                let block = tx.counts.block(&tx.id, &event.collection);
+                record.value = with_transaction(record.value, &block);
+            }
+            records.push(record);
+        }
+        self.tx = Some(tx);
+        result
     }
 
     /// Hands a rows event of a captured table to the blocking pool for decoding, unless
@@ -725,12 +805,18 @@ impl Streaming {
             .as_ref()
             .ok_or_else(|| Error::fatal("mysql", "rows outside a transaction"))?;
         let events_done = tx.events;
-        // Delivered before a restart: events before the skip point, rows before it in
-        // the event it names.
-        if events_done <= tx.skip.0 || self.config.skipped.skips(op) {
+        if self.config.skipped.skips(op) {
             return Ok(());
         }
-        let skip_rows = if events_done == tx.skip.0 + 1 {
+        // Delivered before a restart: events before the skip point, rows before it in
+        // the event it names. Transaction metadata still counts their rows.
+        let delivered = events_done <= tx.skip.0;
+        if delivered && !self.config.transaction_metadata {
+            return Ok(());
+        }
+        let skip_rows = if delivered {
+            u64::MAX
+        } else if events_done == tx.skip.0 + 1 {
             tx.skip.1
         } else {
             0
@@ -774,7 +860,13 @@ impl Streaming {
             events
                 .iter()
                 .map(|(event, events_done, context)| {
-                    Ok((*events_done, decode_rows(event, context)?))
+                    let (delivered, records) = decode_rows(event, context)?;
+                    Ok(DecodedEvent {
+                        events_done: *events_done,
+                        collection: context.captured.schema.collection.clone(),
+                        delivered,
+                        records,
+                    })
                 })
                 .collect()
         });
@@ -793,8 +885,9 @@ impl Streaming {
             self.send_unsent();
         }
         loop {
-            while let Some((events_done, decoded)) = self.decoded.pop_front() {
-                records.extend(decoded);
+            while let Some(event) = self.decoded.pop_front() {
+                let events_done = event.events_done;
+                self.append(event, records)?;
                 if records.len() >= MAX_TX_BATCH {
                     return Ok(Some(events_done));
                 }
@@ -807,8 +900,9 @@ impl Streaming {
     }
 }
 
-/// Decodes the rows of one rows event into change events (on the blocking pool).
-fn decode_rows(event: &Event, context: &RowsContext) -> Result<Vec<Record>, Error> {
+/// Decodes the rows of one rows event into change events (on the blocking pool), and
+/// counts the rows delivered before a restart, which it skips.
+fn decode_rows(event: &Event, context: &RowsContext) -> Result<(u64, Vec<Record>), Error> {
     let table = &context.captured.schema;
     let file = context.info.file.as_str().unwrap_or_default();
     let undecodable = |e: &dyn std::fmt::Display| {
@@ -838,6 +932,7 @@ fn decode_rows(event: &Event, context: &RowsContext) -> Result<Vec<Record>, Erro
     let layout = &context.captured.layout;
     let mut buf = ParseBuf(rows.rows_data());
     let mut out = Vec::new();
+    let mut delivered = 0;
     let mut info = context.info.clone();
     for index in 0usize.. {
         if buf.0.is_empty() {
@@ -852,6 +947,7 @@ fn decode_rows(event: &Event, context: &RowsContext) -> Result<Vec<Record>, Erro
         let before = image(&before_image)?;
         let after = image(&after_image)?;
         if (index as u64) < context.skip_rows {
+            delivered += 1;
             continue;
         }
         info.row = index as i32;
@@ -867,7 +963,7 @@ fn decode_rows(event: &Event, context: &RowsContext) -> Result<Vec<Record>, Erro
         out.push(record);
         out.extend(tombstone);
     }
-    Ok(out)
+    Ok((delivered, out))
 }
 
 /// Whether a query event changes a schema (other queries in a transaction, such as

@@ -128,6 +128,8 @@ pub struct TableSchema {
     pub table: String,
     /// `<prefix>.<db>.<table>`.
     pub topic: Arc<str>,
+    /// `<db>.<table>`, the data collection name of transaction metadata.
+    pub collection: Arc<str>,
     codecs: Vec<Codec>,
     plans: Vec<ColumnPlan>,
     /// Names of the columns emitted.
@@ -209,6 +211,7 @@ impl TableSchema {
             database: database.to_owned(),
             table: table.to_owned(),
             topic: Arc::from(base),
+            collection: Arc::from(format!("{database}.{table}")),
             codecs,
             plans,
             names,

@@ -1661,3 +1661,185 @@ async fn ddl_corpus_is_followed_as_the_server_applies_it() {
         mismatches.join("\n\n")
     );
 }
+
+/// `provide.transaction.metadata`: BEGIN, the events with their `transaction` block
+/// (`total_order`, `data_collection_order`, the GTID as id), END with the counts per
+/// table; after a restart inside a large transaction the orders continue where the
+/// delivered part ended, and its END counts every event of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_metadata_orders_events_across_a_restart_inside_a_transaction() {
+    use connect_core::{
+        CommitPolicy, Engine, MemoryOffsetStore, MemorySchemaHistory, Record, SourcePartition,
+        Value,
+    };
+    use std::time::{Duration, Instant};
+    let mut db = TestDb::new("tx_meta").await;
+    db.conn
+        .query_drop("CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    let offsets = MemoryOffsetStore::new();
+    let history = std::sync::Arc::new(MemorySchemaHistory::new());
+    let start = || async {
+        let config = root()
+            .with_databases([db.name.as_str()])
+            .unwrap()
+            .with_schema_history(history.clone())
+            .with_transaction_metadata(true);
+        Engine::builder()
+            .name("mysql-tx")
+            .source(connect_mysql::MySqlSource::new(config).unwrap())
+            .offsets(offsets.clone())
+            .commit_policy(CommitPolicy::always())
+            .into_channel(2)
+            .start()
+            .await
+            .unwrap()
+    };
+    let field = |r: &Record, name: &str| r.value.as_struct().and_then(|s| s.get(name)).cloned();
+    let block = |r: &Record| -> Option<(String, i64, i64)> {
+        let t = field(r, "transaction")?;
+        let t = t.as_struct()?;
+        Some((
+            t.get("id")?.as_str()?.to_owned(),
+            t.get("total_order")?.as_i64()?,
+            t.get("data_collection_order")?.as_i64()?,
+        ))
+    };
+    // Records until the END of a transaction (acknowledging each batch).
+    async fn until_end(rx: &mut connect_core::BatchReceiver) -> Vec<Record> {
+        let mut out: Vec<Record> = Vec::new();
+        loop {
+            let batch = next_batch(rx).await;
+            out.extend(batch.records().iter().cloned());
+            batch.ack();
+            let ended = out.last().is_some_and(|r| {
+                r.value
+                    .as_struct()
+                    .and_then(|s| s.get("status"))
+                    .is_some_and(|s| s.as_str() == Some("END"))
+            });
+            if ended {
+                return out;
+            }
+        }
+    }
+    let (engine, mut rx) = start().await;
+    // Streaming once the (empty) snapshot's position is committed.
+    let partition = SourcePartition::server("srv");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while offsets
+        .snapshot("mysql-tx")
+        .get(&partition)
+        .is_none_or(|o| o.get("snapshot").is_some())
+    {
+        assert!(Instant::now() < deadline, "snapshot never committed");
+        if let Ok(Some(batch)) = tokio::time::timeout(Duration::from_millis(50), rx.recv()).await {
+            batch.ack();
+        }
+    }
+    db.conn
+        .query_drop("BEGIN; INSERT INTO a VALUES (1); INSERT INTO b VALUES (1); INSERT INTO a VALUES (2); COMMIT")
+        .await
+        .unwrap();
+    let records = until_end(&mut rx).await;
+    let records: Vec<&Record> = records.iter().filter(|r| !r.is_tombstone()).collect();
+    assert_eq!(records.len(), 5, "{records:?}");
+    let gtid = field(records[1], "source")
+        .and_then(|s| s.as_struct()?.get("gtid")?.as_str().map(str::to_owned))
+        .expect("a GTID");
+    assert_eq!(&*records[0].topic, "srv.transaction");
+    assert_eq!(field(records[0], "status"), Some(Value::from("BEGIN")));
+    assert_eq!(field(records[0], "id"), Some(Value::from(gtid.as_str())));
+    let blocks: Vec<_> = records[1..4].iter().map(|r| block(r).unwrap()).collect();
+    assert_eq!(
+        blocks,
+        [
+            (gtid.clone(), 1, 1),
+            (gtid.clone(), 2, 1),
+            (gtid.clone(), 3, 2)
+        ]
+    );
+    assert_eq!(field(records[4], "status"), Some(Value::from("END")));
+    assert_eq!(field(records[4], "event_count"), Some(Value::Int64(3)));
+    let collections: Vec<(String, i64)> = match field(records[4], "data_collections") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| {
+                let s = i.as_struct().unwrap();
+                (
+                    s.get("data_collection")
+                        .unwrap()
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                    s.get("event_count").unwrap().as_i64().unwrap(),
+                )
+            })
+            .collect(),
+        other => panic!("{other:?}"),
+    };
+    let mut sorted = collections.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [(format!("{}.a", db.name), 2), (format!("{}.b", db.name), 1)]
+    );
+    engine.shutdown().await.unwrap();
+
+    // While down: one transaction of 6000 rows, cut into batches of about 2048 events.
+    db.conn
+        .query_drop(
+            "SET SESSION max_recursive_iterations = 10000; INSERT INTO a WITH RECURSIVE g(n) AS (SELECT 10 UNION ALL SELECT n + 1 FROM g WHERE n < 6009) SELECT n FROM g",
+        )
+        .await
+        .unwrap();
+    let (engine, mut rx) = start().await;
+    // Acknowledged until an offset inside the transaction is committed (the engine may
+    // hand a source batch over in parts); then the consumer goes away.
+    let mut first: Vec<Record> = Vec::new();
+    let inside = || {
+        offsets.snapshot("mysql-tx")[&partition]
+            .get("event")
+            .is_some()
+    };
+    'parts: loop {
+        let batch = next_batch(&mut rx).await;
+        first.extend(batch.records().iter().cloned());
+        batch.ack();
+        // The commit follows the ack of a part that carries an offset.
+        let settle = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < settle {
+            if inside() {
+                break 'parts;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    assert_eq!(field(&first[0], "status"), Some(Value::from("BEGIN")));
+    assert!(
+        first.len() < 6001,
+        "the whole transaction came before a commit"
+    );
+    drop(rx);
+    assert!(engine.wait().await.is_err());
+    let (engine, mut rx) = start().await;
+    let rest = until_end(&mut rx).await;
+    engine.shutdown().await.unwrap();
+    assert!(
+        rest.iter()
+            .all(|r| field(r, "status") != Some(Value::from("BEGIN"))),
+        "a BEGIN again in the replayed part"
+    );
+    let (events, end) = rest.split_at(rest.len() - 1);
+    assert_eq!(field(&end[0], "event_count"), Some(Value::Int64(6000)));
+    assert!(!events.is_empty());
+    for r in events {
+        let id = field(r, "after")
+            .and_then(|a| a.as_struct()?.get("id")?.as_i64())
+            .unwrap();
+        let (_, total, per_table) = block(r).unwrap();
+        assert_eq!((total, per_table), (id - 9, id - 9), "row {id}");
+    }
+    db.drop().await;
+}

@@ -23,11 +23,12 @@ use tokio::sync::watch;
 use tokio_postgres::{Client, CopyOutStream, SimpleQueryMessage};
 
 use crate::config::{PostgresConfig, PublicationMode, SnapshotMode};
-use crate::metadata::{transaction_record, MessageSchemas, TxCounts};
+use crate::metadata::MessageSchemas;
 use crate::parallel::{ParallelSnapshot, SnapshotSource};
 use crate::pgoutput::{self, Column, Message};
 use crate::table::{interned, ColumnDef, ColumnDefault, SourceInfo, TableSchema};
 use crate::types::{PgType, SESSION_OPTIONS};
+use connect_core::transaction::{transaction_record, TxCounts};
 
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
 const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
@@ -164,12 +165,8 @@ impl Tx {
     /// Counts an emitted event of `collection` and returns its `transaction` block; the id
     /// is `<txId>:<lsn>` as Debezium's PostgreSQL connector writes it.
     fn block(&mut self, collection: &Arc<str>, lsn: u64) -> TransactionBlock {
-        let data_collection_order = self.counts.count(collection) as i64;
-        TransactionBlock {
-            id: format!("{}:{lsn}", self.xid),
-            total_order: self.counts.total as i64,
-            data_collection_order,
-        }
+        self.counts
+            .block(&format!("{}:{lsn}", self.xid), collection)
     }
 }
 
@@ -1303,7 +1300,7 @@ impl PostgresTask {
                             format!("{}:{}", tx.xid, end_lsn.as_u64()),
                             Some(&tx.counts),
                             tx.ts_us,
-                            tx.final_lsn,
+                            &tx.final_lsn.to_le_bytes(),
                         )?);
                     }
                     self.resume_lsn = end_lsn.as_u64();
@@ -1436,7 +1433,7 @@ impl PostgresTask {
             format!("{}:{lsn}", tx.xid),
             None,
             tx.ts_us,
-            tx.final_lsn,
+            &tx.final_lsn.to_le_bytes(),
         )?);
         Ok(())
     }

@@ -16,6 +16,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use connect_core::calendar::{civil_from_days, days_from_civil};
 use connect_core::schema::logical;
+use connect_core::transaction::java_hashmap_order;
 use connect_core::{Schema, SchemaBuilder, SchemaType, Struct, Value};
 
 /// Session settings that fix the text formats parsed here.
@@ -763,28 +764,6 @@ fn hstore_token(s: &str) -> Option<(String, &str)> {
         }
     }
     None
-}
-
-/// The iteration order of a `java.util.HashMap<String, _>` filled with these keys in order:
-/// buckets by `(h ^ h >>> 16) & (capacity - 1)` of Java's `String.hashCode`, insertion
-/// order within a bucket; capacity 16, doubled while size exceeds 3/4 of it.
-pub(crate) fn java_hashmap_order<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<usize> {
-    let hashes: Vec<u32> = keys
-        .map(|k| {
-            let h = k
-                .encode_utf16()
-                .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
-                as u32;
-            h ^ (h >> 16)
-        })
-        .collect();
-    let mut capacity = 16usize;
-    while hashes.len() * 4 > capacity * 3 {
-        capacity *= 2;
-    }
-    let mut order: Vec<usize> = (0..hashes.len()).collect();
-    order.sort_by_key(|&i| hashes[i] as usize & (capacity - 1));
-    order
 }
 
 /// An ISO-8601 interval from PostgreSQL → Debezium's `Interval` string
