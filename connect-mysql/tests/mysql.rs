@@ -631,7 +631,7 @@ fn stored_position(offsets: &std::path::Path) -> Option<bool> {
 }
 
 /// SIGKILL at random points (`CONNECT_KILL_RUNS`, default 16) while a 150k-row snapshot
-/// runs and then while a growing binlog backlog streams. At the end every row is in the
+/// runs and then while a growing binlog backlog (with DDL in it) streams. At the end every row is in the
 /// output and none was skipped (repeats only where a restart replays uncommitted work or
 /// an interrupted snapshot).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -644,7 +644,7 @@ async fn kill_9_during_snapshot_and_streaming() {
         .unwrap_or(16);
     let mut db = TestDb::new("crash").await;
     let insert = |from: i64, to: i64| {
-        format!("INSERT INTO items WITH RECURSIVE g(n) AS (SELECT {from} UNION ALL SELECT n + 1 FROM g WHERE n < {to}) SELECT n, CONCAT('v', n) FROM g")
+        format!("INSERT INTO items (id, v) WITH RECURSIVE g(n) AS (SELECT {from} UNION ALL SELECT n + 1 FROM g WHERE n < {to}) SELECT n, CONCAT('v', n) FROM g")
     };
     db.conn
         .query_drop(format!(
@@ -681,8 +681,18 @@ async fn kill_9_during_snapshot_and_streaming() {
             connect_core::testing::kill_child(child);
         }
         if streaming_phase {
-            // A backlog of 100k rows in several transactions grows while the child is down.
-            for _ in 0..5 {
+            // A backlog of 100k rows in several transactions grows while the child is down,
+            // with a column added in its middle: rows on both sides of the DDL are read
+            // with their own columns after a kill (the schema history is in a file).
+            for batch in 0..5 {
+                if batch == 2 {
+                    db.conn
+                        .query_drop(format!(
+                            "ALTER TABLE items ADD COLUMN c{run} int DEFAULT {run}"
+                        ))
+                        .await
+                        .unwrap();
+                }
                 db.conn
                     .query_drop(insert(next_id, next_id + 19_999))
                     .await
@@ -713,6 +723,15 @@ async fn kill_9_during_snapshot_and_streaming() {
     eprintln!(
         "{runs} kills ({during_snapshot} during the snapshot, {during_stream} mid-stream), {total} rows, {repeats} repeats"
     );
+    // Every DDL is in the history file (a replay after a kill may record one twice).
+    let recorded: std::collections::BTreeSet<String> =
+        std::fs::read_to_string(dir.path().join("history.jsonl"))
+            .unwrap()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|r| r.get("ddl")?.as_str().map(str::to_owned))
+            .collect();
+    assert_eq!(recorded.len() as u64, runs - runs / 2, "{recorded:?}");
     assert!(during_snapshot >= 1, "no kill hit the snapshot");
     assert!(
         during_stream >= 3,
