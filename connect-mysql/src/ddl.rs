@@ -656,21 +656,9 @@ fn alter_columns(
             options,
             column_position,
         } => {
-            replace_column(
-                columns,
-                &col_name.value,
-                ColumnDef {
-                    name: col_name.clone(),
-                    data_type,
-                    options: options
-                        .into_iter()
-                        .map(|option| sqlparser::ast::ColumnOptionDef { name: None, option })
-                        .collect(),
-                },
-                column_position.as_ref(),
-                id,
-                flavor,
-            )?;
+            let old = col_name.value.clone();
+            let def = column_def(col_name, data_type, options);
+            replace_column(columns, &old, def, column_position.as_ref(), id, flavor)?;
         }
         AlterTableOperation::ChangeColumn {
             old_name,
@@ -679,17 +667,11 @@ fn alter_columns(
             options,
             column_position,
         } => {
+            let def = column_def(new_name, data_type, options);
             replace_column(
                 columns,
                 &old_name.value,
-                ColumnDef {
-                    name: new_name,
-                    data_type,
-                    options: options
-                        .into_iter()
-                        .map(|option| sqlparser::ast::ColumnOptionDef { name: None, option })
-                        .collect(),
-                },
+                def,
                 column_position.as_ref(),
                 id,
                 flavor,
@@ -741,6 +723,22 @@ fn alter_columns(
         _ => {}
     }
     Ok(())
+}
+
+/// The column definition of `MODIFY` and `CHANGE`.
+fn column_def(
+    name: sqlparser::ast::Ident,
+    data_type: DataType,
+    options: Vec<ColumnOption>,
+) -> ColumnDef {
+    ColumnDef {
+        name,
+        data_type,
+        options: options
+            .into_iter()
+            .map(|option| sqlparser::ast::ColumnOptionDef { name: None, option })
+            .collect(),
+    }
 }
 
 fn replace_column(
@@ -910,18 +908,8 @@ fn quoted_labels(labels: &[String]) -> String {
 
 /// The type part of a column: `DATA_TYPE`, `COLUMN_TYPE`, precision, scale, fraction.
 fn type_info(data_type: &DataType, flavor: Flavor) -> Result<ColumnInfo, String> {
-    let blank = |data_type: &str, column_type: String| ColumnInfo {
-        name: String::new(),
-        data_type: data_type.to_owned(),
-        column_type,
-        precision: None,
-        scale: None,
-        fraction_digits: None,
-        nullable: true,
-        key: false,
-        default: None,
-        octet_length: None,
-    };
+    let blank =
+        |data_type: &str, column_type: String| ColumnInfo::nullable("", data_type, &column_type);
     match data_type {
         DataType::Enum(members, _) => {
             let labels: Vec<String> = members

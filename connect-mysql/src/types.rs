@@ -38,6 +38,24 @@ pub struct ColumnInfo {
     pub octet_length: Option<u64>,
 }
 
+impl ColumnInfo {
+    /// A nullable column without key, default or numeric details.
+    pub fn nullable(name: &str, data_type: &str, column_type: &str) -> ColumnInfo {
+        ColumnInfo {
+            name: name.to_owned(),
+            data_type: data_type.to_owned(),
+            column_type: column_type.to_owned(),
+            precision: None,
+            scale: None,
+            fraction_digits: None,
+            nullable: true,
+            key: false,
+            default: None,
+            octet_length: None,
+        }
+    }
+}
+
 /// How a column's text value becomes a value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Codec {
@@ -577,18 +595,7 @@ mod tests {
     use super::*;
 
     fn column(data_type: &str, column_type: &str) -> ColumnInfo {
-        ColumnInfo {
-            name: "c".into(),
-            data_type: data_type.into(),
-            column_type: column_type.into(),
-            precision: None,
-            scale: None,
-            fraction_digits: None,
-            nullable: true,
-            key: false,
-            default: None,
-            octet_length: None,
-        }
+        ColumnInfo::nullable("c", data_type, column_type)
     }
 
     fn parse(c: &ColumnInfo, raw: &[u8]) -> Value {
