@@ -88,6 +88,7 @@ pub mod engine;
 pub mod envelope;
 pub mod error;
 pub mod history;
+pub mod jobs;
 pub mod offsets;
 pub mod properties;
 pub mod record;

@@ -78,7 +78,6 @@
 pub mod config;
 pub mod ddl;
 mod history;
-mod jobs;
 pub mod server;
 mod source;
 mod stream;

@@ -18,10 +18,10 @@ use tokio::task::JoinHandle;
 use crate::config::{MySqlConfig, SnapshotMode};
 use crate::ddl::{Catalog, TableChange, TableId};
 use crate::history;
-use crate::jobs::OrderedJobs;
 use crate::server::{columns, mysql_err, preflight, Flavor, ServerInfo};
 use crate::stream::{gtid_seq, parse_gtid_set, Position, Streaming};
 use crate::table::{SourceInfo, TableSchema};
+use connect_core::jobs::OrderedJobs;
 
 /// The MySQL/MariaDB CDC source connector.
 #[derive(Debug, Clone)]

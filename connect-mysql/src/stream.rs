@@ -19,10 +19,10 @@ use serde_json::{Map, Value as Json};
 use crate::config::MySqlConfig;
 use crate::ddl::{Catalog, DdlError, TableChange, TableId};
 use crate::history;
-use crate::jobs::OrderedJobs;
 use crate::server::{binlog_stream_err, connect, mysql_err, Flavor};
 use crate::table::{RowLayout, SourceInfo, TableSchema};
 use crate::types::{binlog_type_matches, ColumnInfo};
+use connect_core::jobs::OrderedJobs;
 
 /// Header flag of events the server makes up (the first Rotate), not read from a file.
 const LOG_EVENT_ARTIFICIAL_F: u16 = 0x20;

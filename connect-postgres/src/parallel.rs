@@ -37,6 +37,22 @@ pub(crate) struct SnapshotSource {
     pub lsn: u64,
 }
 
+impl SnapshotSource {
+    /// The `source` block's values of a snapshot event marked `marker`.
+    pub(crate) fn info(&self, marker: &'static str) -> SourceInfo<'_> {
+        SourceInfo {
+            server: &self.server,
+            db: &self.db,
+            ts_us: self.ts_us,
+            snapshot: marker,
+            sequence: self.sequence.clone(),
+            tx_id: Some(self.tx_id),
+            lsn: Some(self.lsn),
+            transaction: None,
+        }
+    }
+}
+
 /// Workers reading tables and the state of merging their output.
 pub(crate) struct ParallelSnapshot {
     rx: mpsc::Receiver<Result<Chunk, Error>>,
@@ -143,16 +159,7 @@ async fn work(
         ))
         .await
         .map_err(|e| pg_err("a snapshot worker cannot import the snapshot", e))?;
-    let info = SourceInfo {
-        server: &source.server,
-        db: &source.db,
-        ts_us: source.ts_us,
-        snapshot: "true",
-        sequence: source.sequence.clone(),
-        tx_id: Some(source.tx_id),
-        lsn: Some(source.lsn),
-        transaction: None,
-    };
+    let info = source.info("true");
     loop {
         let job = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let Some((table, columns)) = job else {

@@ -28,6 +28,7 @@ use crate::parallel::{ParallelSnapshot, SnapshotSource};
 use crate::pgoutput::{self, Column, Message};
 use crate::table::{interned, ColumnDef, ColumnDefault, SourceInfo, TableSchema};
 use crate::types::{PgType, SESSION_OPTIONS};
+use connect_core::jobs::OrderedJobs;
 use connect_core::transaction::{transaction_record, TxCounts};
 
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
@@ -219,16 +220,48 @@ struct Tx {
     begin_pending: bool,
 }
 
+/// Rows of a table read by the sequential snapshot, to convert on the blocking pool.
+struct RawRows {
+    table: Arc<TableSchema>,
+    rows: Vec<Bytes>,
+    /// Its first row is the snapshot's first.
+    first: bool,
+}
+
+impl RawRows {
+    /// `r` events of the rows; `last` marks the last one (the table's or snapshot's).
+    fn convert(
+        self,
+        source: &SnapshotSource,
+        last: Option<&'static str>,
+    ) -> Result<Vec<Record>, Error> {
+        let n = self.rows.len();
+        let mut records = Vec::with_capacity(n);
+        for (i, row) in self.rows.into_iter().enumerate() {
+            let marker = match last {
+                Some(last) if i + 1 == n => last,
+                _ if self.first && i == 0 => "first",
+                _ => "true",
+            };
+            records.push(read_record(&self.table, row, &source.info(marker))?);
+        }
+        Ok(records)
+    }
+}
+
+/// Rows converted into events per job of the sequential snapshot.
+const SNAPSHOT_JOB_ROWS: usize = 1024;
+
 struct Snapshot {
     tables: Vec<(String, String, u32)>,
     /// The table being read and its COPY stream.
     current: Option<(Arc<TableSchema>, Pin<Box<CopyOutStream>>)>,
-    pending: Option<Record>,
-    consistent_point: u64,
-    /// The snapshot transaction's id (`source.txId` of its events).
-    tx_id: i64,
-    /// `source.sequence` of its events: `[null,"<consistent point>"]`.
-    sequence: connect_core::Value,
+    /// The newest rows read: they wait until the next row shows whether they end the table.
+    held: Option<RawRows>,
+    /// Conversions in flight, oldest first: the events and whether they end the snapshot.
+    converting: OrderedJobs<(Vec<Record>, bool)>,
+    /// What every event's `source` block shares.
+    source: Arc<SnapshotSource>,
     first: bool,
     ts_us: i64,
     /// `snapshot.max.threads` > 1: the workers reading the tables.
@@ -901,10 +934,16 @@ impl PostgresTask {
         self.phase = Phase::Snapshot(Box::new(Snapshot {
             tables,
             current: None,
-            pending: None,
-            consistent_point,
-            tx_id,
-            sequence,
+            held: None,
+            converting: OrderedJobs::new("snapshot conversion"),
+            source: Arc::new(SnapshotSource {
+                server: self.server_value.clone(),
+                db: self.db_value.clone(),
+                ts_us,
+                tx_id,
+                sequence: sequence.clone(),
+                lsn: consistent_point,
+            }),
             first: true,
             ts_us,
             parallel,
@@ -926,8 +965,21 @@ impl PostgresTask {
                     None => self.finish_snapshot().await.map(Some),
                 };
             }
+            // Converted rows, oldest first, as soon as they are done.
+            if let Some((records, last)) = snap.converting.next(false).await? {
+                return Ok(Some(SourceBatch {
+                    records,
+                    offsets: self.snapshot_offset(last),
+                }));
+            }
             if snap.current.is_none() {
                 let Some((schema, table, oid)) = snap.tables.pop() else {
+                    if let Some((records, last)) = snap.converting.next(true).await? {
+                        return Ok(Some(SourceBatch {
+                            records,
+                            offsets: self.snapshot_offset(last),
+                        }));
+                    }
                     return self.finish_snapshot().await.map(Some);
                 };
                 let columns = self.columns(oid).await?;
@@ -943,65 +995,50 @@ impl PostgresTask {
                 snap.current = Some((ts, Box::pin(stream)));
                 continue;
             }
-            let (ts_us, consistent_point, tx_id) = (snap.ts_us, snap.consistent_point, snap.tx_id);
-            let sequence = snap.sequence.clone();
-            let info = |marker| SourceInfo {
-                server: &self.server_value,
-                db: &self.db_value,
-                ts_us,
-                snapshot: marker,
-                sequence: sequence.clone(),
-                tx_id: Some(tx_id),
-                lsn: Some(consistent_point),
-                transaction: None,
-            };
             let (table, stream) = snap.current.as_mut().expect("a table is open");
-            let table = table.clone();
-            let mut records = Vec::with_capacity(self.config.fetch_size.min(4096));
+            let chunk_rows = SNAPSHOT_JOB_ROWS.min(self.config.fetch_size);
+            let mut rows = Vec::with_capacity(chunk_rows);
             let mut table_done = false;
-            // One CopyData message is one row; up to `snapshot.fetch.size` rows per batch.
-            while records.len() < self.config.fetch_size {
+            // One CopyData message is one row.
+            while rows.len() < chunk_rows {
                 let Some(row) = stream.next().await else {
                     table_done = true;
                     break;
                 };
-                let row = row.map_err(|e| {
+                rows.push(row.map_err(|e| {
                     pg_err(
                         &format!("snapshot of {}.{} failed", table.schema, table.table),
                         e,
                     )
-                })?;
-                let marker = if std::mem::take(&mut snap.first) {
-                    "first"
-                } else {
-                    "true"
-                };
-                let record = read_record(&table, row, &info(marker))?;
-                // One record is held back so the last of a table can be marked as such.
-                records.extend(snap.pending.replace(record));
+                })?);
             }
-            let mut last = false;
-            if table_done {
-                snap.current = None;
-                last = snap.tables.is_empty();
-                if let Some(held) = snap.pending.take() {
-                    records.push(remark(
-                        held,
-                        if last {
-                            "last"
-                        } else {
-                            "last_in_data_collection"
-                        },
-                    ));
+            let source = snap.source.clone();
+            if !rows.is_empty() {
+                let next = RawRows {
+                    table: table.clone(),
+                    rows,
+                    first: std::mem::take(&mut snap.first),
+                };
+                // More rows follow the held ones: they do not end the table.
+                if let Some(held) = snap.held.replace(next) {
+                    let source = source.clone();
+                    snap.converting
+                        .start(move || Ok((held.convert(&source, None)?, false)));
                 }
             }
-            if records.is_empty() {
-                continue;
+            if table_done {
+                snap.current = None;
+                let last = snap.tables.is_empty();
+                if let Some(held) = snap.held.take() {
+                    let marker = if last {
+                        "last"
+                    } else {
+                        "last_in_data_collection"
+                    };
+                    snap.converting
+                        .start(move || Ok((held.convert(&source, Some(marker))?, last)));
+                }
             }
-            return Ok(Some(SourceBatch {
-                records,
-                offsets: self.snapshot_offset(last),
-            }));
         }
     }
 
@@ -1175,7 +1212,7 @@ impl PostgresTask {
             &final_lsn.to_le_bytes(),
             &index.to_le_bytes(),
         ]);
-        let record = table.event(op, before, after, &info, id)?;
+        let record = table.measured_event(op, before, after, &info, id)?;
         let tombstone =
             (op == Op::Delete && self.config.tombstones_on_delete).then(|| tombstone_for(&record));
         out.push(record);
@@ -1602,7 +1639,9 @@ pub(crate) fn read_record(
 ) -> Result<Record, Error> {
     let after = table.row_from_copy(&row)?;
     let id = table.snapshot_id(&after);
-    table.event(Op::Read, None, Some(after), info, id)
+    Ok(table
+        .event(Op::Read, None, Some(after), info, id)?
+        .with_size_estimate(table.snapshot_event_size(row.len())))
 }
 
 /// Replaces the `source.snapshot` marker of a snapshot record.

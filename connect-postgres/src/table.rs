@@ -117,6 +117,9 @@ pub struct TableSchema {
     key_positions: Vec<usize>,
     key_schema: Option<Arc<Schema>>,
     row_schema: Arc<Schema>,
+    /// A snapshot event's memory beside its row's text: record, envelope, `source` and
+    /// key slots (the engine's walk over the values would find about this much).
+    event_overhead: usize,
     envelope: EnvelopeSchema,
     /// `source.schema` and `source.table`, built once (clones share the buffer).
     schema_value: Value,
@@ -293,7 +296,16 @@ impl TableSchema {
         }
         let row_schema = row.build();
         let envelope = EnvelopeSchema::new(&base, row_schema.clone(), source_schema().clone())?;
+        // Envelope (8) and `source` (16) slots, the row's and key's, and the short
+        // strings of `source`.
+        let slots = 8 + 16 + names.len() + key_positions.len() + 3;
+        let event_overhead = std::mem::size_of::<Record>()
+            + base.len()
+            + slots * std::mem::size_of::<Value>()
+            + 2 * (schema.len() + table.len())
+            + 64;
         Ok(TableSchema {
+            event_overhead,
             schema: schema.to_owned(),
             table: table.to_owned(),
             topic: Arc::from(base),
@@ -307,6 +319,12 @@ impl TableSchema {
             schema_value: interned(schema),
             table_value: interned(table),
         })
+    }
+
+    /// The memory of a snapshot event whose `COPY` row is `row_len` bytes (its size
+    /// estimate, given so that the engine does not walk the values).
+    pub fn snapshot_event_size(&self, row_len: usize) -> usize {
+        self.event_overhead + row_len
     }
 
     /// Column count.
@@ -333,7 +351,10 @@ impl TableSchema {
                 CopyField::Unescaped(text) => plan.codec.parse(text),
             }
             .map_err(|e| self.column_error(out.len(), &e))?;
-            out.push(plan.masked(value));
+            out.push(match plan.mask {
+                None => value,
+                Some(_) => plan.masked(value),
+            });
         }
         if fields.next().is_some() {
             return Err(self.width_error(self.plan.len() + 1));
@@ -391,7 +412,10 @@ impl TableSchema {
                     .parse(t)
                     .map_err(|e| self.column_error(out.len(), &e))?,
             };
-            out.push(plan.masked(value));
+            out.push(match plan.mask {
+                None => value,
+                Some(_) => plan.masked(value),
+            });
         }
         Ok(Struct::new(self.row_schema.clone(), out)?)
     }
@@ -408,7 +432,7 @@ impl TableSchema {
         Ok(Value::Struct(Struct::new(schema.clone(), values)?))
     }
 
-    /// A change event record.
+    /// A change event record (its size estimate left to the caller).
     pub fn event(
         &self,
         op: Op,
@@ -438,7 +462,20 @@ impl TableSchema {
         .with_key(self.key_schema.clone(), key)
         .with_timestamp_ms(info.ts_us / 1000)
         .with_event_id(id);
-        // Measured now, while the values are in cache, rather than by the engine later.
+        Ok(record)
+    }
+
+    /// A streamed change event, its size measured now, while its values are in cache,
+    /// rather than by the engine later.
+    pub fn measured_event(
+        &self,
+        op: Op,
+        before: Option<Struct>,
+        after: Option<Struct>,
+        info: &SourceInfo<'_>,
+        id: EventId,
+    ) -> Result<Record, Error> {
+        let record = self.event(op, before, after, info, id)?;
         let size = record.size_estimate();
         Ok(record.with_size_estimate(size))
     }

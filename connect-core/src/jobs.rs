@@ -1,14 +1,14 @@
-//! CPU work on tokio's blocking pool, taken back in the order it was started: the
-//! snapshot's row conversion and the binlog's row decoding run there on every core while
-//! the reading task only reads.
+//! CPU work on tokio's blocking pool, taken back in the order it was started: a source's
+//! snapshot row conversion or log decoding runs there on every core while its reading
+//! task only reads.
 
 use std::collections::VecDeque;
 
-use connect_core::Error;
+use crate::error::Error;
 use tokio::task::JoinHandle;
 
 /// Jobs in flight, oldest first.
-pub(crate) struct OrderedJobs<T> {
+pub struct OrderedJobs<T> {
     jobs: VecDeque<JoinHandle<Result<T, Error>>>,
     /// Two per core keep every core busy while the oldest is taken back.
     max: usize,
@@ -17,7 +17,8 @@ pub(crate) struct OrderedJobs<T> {
 }
 
 impl<T: Send + 'static> OrderedJobs<T> {
-    pub(crate) fn new(what: &'static str) -> Self {
+    /// No jobs yet; `what` names the work in the error when a job panics.
+    pub fn new(what: &'static str) -> Self {
         OrderedJobs {
             jobs: VecDeque::new(),
             max: std::thread::available_parallelism()
@@ -28,13 +29,13 @@ impl<T: Send + 'static> OrderedJobs<T> {
     }
 
     /// Starts a job.
-    pub(crate) fn start(&mut self, job: impl FnOnce() -> Result<T, Error> + Send + 'static) {
+    pub fn start(&mut self, job: impl FnOnce() -> Result<T, Error> + Send + 'static) {
         self.jobs.push_back(tokio::task::spawn_blocking(job));
     }
 
     /// The oldest job's output: once it is done, or waited for when `wait` or while too
     /// many are in flight; None when nothing is to be taken now.
-    pub(crate) async fn next(&mut self, wait: bool) -> Result<Option<T>, Error> {
+    pub async fn next(&mut self, wait: bool) -> Result<Option<T>, Error> {
         let Some(front) = self.jobs.front() else {
             return Ok(None);
         };
@@ -44,7 +45,7 @@ impl<T: Send + 'static> OrderedJobs<T> {
         let job = self.jobs.pop_front().expect("a front job");
         let output = job
             .await
-            .map_err(|e| Error::fatal("mysql", format!("{} failed: {e}", self.what)))??;
+            .map_err(|e| Error::fatal("jobs", format!("{} failed: {e}", self.what)))??;
         Ok(Some(output))
     }
 }
