@@ -375,14 +375,18 @@ impl TableSchema {
         let value = self
             .envelope
             .event(op, before, after, source, None, SystemTime::now());
-        Ok(Record::new(
+        let record = Record::new(
             self.topic.clone(),
             Some(self.envelope.schema().clone()),
             value,
         )
         .with_key(self.key_schema.clone(), key)
         .with_timestamp_ms(info.ts_us / 1000)
-        .with_event_id(id))
+        .with_event_id(id);
+        // Measured here, on the blocking pool while the values are in cache, not by the
+        // engine's one task later.
+        let size = record.size_estimate();
+        Ok(record.with_size_estimate(size))
     }
 
     /// The event id of a snapshot read: (table, primary key).

@@ -1,6 +1,7 @@
 //! Benchmark helpers shared by the connector crates' benches: our engine drained into a
 //! channel (typed, or serialised as Debezium JSON), the Debezium embedded engine run on
-//! the same workload (`../shared/bench/DbzBench.java`), rates and peak RSS.
+//! the same workload (`../shared/bench/DbzBench.java`), rates, peak RSS, and the best of
+//! repeated runs for the ratios against a raw rate.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -143,6 +144,28 @@ pub fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// How many times a ratio's two sides are measured (`BENCH_REPEAT`, default 3).
+pub fn repeats() -> usize {
+    env_or("BENCH_REPEAT", 3usize).max(1)
+}
+
+/// The fastest of [`repeats`] runs of a measurement (None if it cannot run). These
+/// machines are noisy: the fastest run is the least disturbed one, and both sides of a
+/// ratio are taken the same way.
+pub async fn best_of<F, Fut>(mut measure: F) -> Option<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<Duration>>,
+{
+    let mut best: Option<Duration> = None;
+    for _ in 0..repeats() {
+        if let Some(d) = measure().await {
+            best = Some(best.map_or(d, |b| b.min(d)));
+        }
+    }
+    best
 }
 
 /// Prints this process's peak RSS and, when Debezium ran (its runs' peaks, in MB), the
