@@ -246,7 +246,8 @@ async fn main() {
                 .await
                 .unwrap();
             ours(
-                config(port, id, &orders_stream, SnapshotMode::Initial),
+                // An offset without a schema history: rebuilt from the table as it is.
+                config(port, id, &orders_stream, SnapshotMode::Recovery),
                 offsets,
                 rows,
                 json,

@@ -609,11 +609,15 @@ impl RowsChunk {
         let mut source = self.source;
         let mut out = Vec::with_capacity(count);
         for (i, row) in self.rows.into_iter().enumerate() {
+            let mut raw_len = 0;
             let values: Vec<Option<Vec<u8>>> = row
                 .unwrap()
                 .into_iter()
                 .map(|v| match v {
-                    mysql_async::Value::Bytes(b) => Some(b),
+                    mysql_async::Value::Bytes(b) => {
+                        raw_len += b.len();
+                        Some(b)
+                    }
                     mysql_async::Value::NULL => None,
                     other => Some(other.as_sql(true).into_bytes()),
                 })
@@ -625,7 +629,11 @@ impl RowsChunk {
                 _ => "true",
             };
             let id = self.table.snapshot_id(&after);
-            out.push(self.table.event(Op::Read, None, Some(after), &source, id)?);
+            out.push(
+                self.table
+                    .event(Op::Read, None, Some(after), &source, id)?
+                    .with_size_estimate(self.table.snapshot_event_size(raw_len)),
+            );
         }
         Ok(out)
     }

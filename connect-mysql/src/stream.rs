@@ -957,7 +957,7 @@ fn decode_rows(event: &Event, context: &RowsContext) -> Result<(u64, Vec<Record>
             &info.pos.to_le_bytes(),
             &(index as u64).to_le_bytes(),
         ]);
-        let record = table.event(context.op, before, after, &info, id)?;
+        let record = table.measured_event(context.op, before, after, &info, id)?;
         let tombstone = (context.op == Op::Delete && context.config.tombstones_on_delete)
             .then(|| tombstone_for(&record));
         out.push(record);

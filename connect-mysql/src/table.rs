@@ -141,6 +141,9 @@ pub struct TableSchema {
     key_schema: Option<Arc<Schema>>,
     row_schema: Arc<Schema>,
     envelope: EnvelopeSchema,
+    /// A snapshot event's memory beside its row's text: record, envelope, `source` and
+    /// key slots (the engine's walk over the values would find about this much).
+    event_overhead: usize,
     flavor: Flavor,
     db_value: Value,
     table_value: Value,
@@ -207,7 +210,16 @@ impl TableSchema {
         let row_schema = row.build();
         let envelope =
             EnvelopeSchema::new(&base, row_schema.clone(), source_schema(flavor).clone())?;
+        // Envelope (8) and `source` (17) slots, the row's and key's, and the short
+        // strings of `source`.
+        let slots = 8 + 17 + names.len() + key_positions.len() + 3;
+        let event_overhead = std::mem::size_of::<Record>()
+            + base.len()
+            + slots * std::mem::size_of::<Value>()
+            + 2 * (database.len() + table.len())
+            + 64;
         Ok(TableSchema {
+            event_overhead,
             database: database.to_owned(),
             table: table.to_owned(),
             topic: Arc::from(base),
@@ -255,7 +267,13 @@ impl TableSchema {
             }
             out.push(match raw {
                 None => Value::Null,
-                Some(raw) => plan.masked(codec.parse(raw).map_err(|e| self.column_error(i, &e))?),
+                Some(raw) => {
+                    let value = codec.parse(raw).map_err(|e| self.column_error(i, &e))?;
+                    match plan.mask {
+                        None => value,
+                        Some(_) => plan.masked(value),
+                    }
+                }
             });
         }
         Ok(Struct::new(self.row_schema.clone(), out)?)
@@ -331,7 +349,7 @@ impl TableSchema {
         )
     }
 
-    /// A change event record.
+    /// A change event record (its size estimate left to the caller).
     pub fn event(
         &self,
         op: Op,
@@ -375,18 +393,35 @@ impl TableSchema {
         let value = self
             .envelope
             .event(op, before, after, source, None, SystemTime::now());
-        let record = Record::new(
+        Ok(Record::new(
             self.topic.clone(),
             Some(self.envelope.schema().clone()),
             value,
         )
         .with_key(self.key_schema.clone(), key)
         .with_timestamp_ms(info.ts_us / 1000)
-        .with_event_id(id);
-        // Measured here, on the blocking pool while the values are in cache, not by the
-        // engine's one task later.
+        .with_event_id(id))
+    }
+
+    /// A change event with its size measured here, on the blocking pool while the values
+    /// are in cache, not by the engine's one task later.
+    pub fn measured_event(
+        &self,
+        op: Op,
+        before: Option<Struct>,
+        after: Option<Struct>,
+        info: &SourceInfo,
+        id: EventId,
+    ) -> Result<Record, Error> {
+        let record = self.event(op, before, after, info, id)?;
         let size = record.size_estimate();
         Ok(record.with_size_estimate(size))
+    }
+
+    /// The memory of a snapshot event whose row's values are `raw_len` bytes of text (its
+    /// size estimate, cheaper than walking the values).
+    pub fn snapshot_event_size(&self, raw_len: usize) -> usize {
+        self.event_overhead + raw_len
     }
 
     /// The event id of a snapshot read: (table, primary key).

@@ -33,7 +33,10 @@ pub async fn drain(
     let mut buf = Vec::with_capacity(8192);
     let mut n = 0u64;
     while n < expected {
-        let batch = rx.recv().await.expect("engine running");
+        let Some(batch) = rx.recv().await else {
+            let stopped = engine.wait().await.err();
+            panic!("the engine stopped after {n} of {expected} events: {stopped:?}");
+        };
         for r in batch.records() {
             if r.is_tombstone() {
                 continue;
