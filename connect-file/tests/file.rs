@@ -122,7 +122,13 @@ fn kill_9_at_random_points_loses_nothing() {
         let start = committed_line(&offsets);
         starts.push(start);
         let mut child = spawn_child(dir.path());
-        std::thread::sleep(Duration::from_millis(rng.random_range(2..60)));
+        // Once the copy is under way (a loaded machine starts the child slowly), at a
+        // random point of it.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while committed_line(&offsets) == start && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..40)));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let reached = committed_line(&offsets);

@@ -230,7 +230,12 @@ pub fn column_type(c: &ColumnInfo) -> (Codec, SchemaBuilder) {
         | "multipolygon" | "geometrycollection" | "geomcollection" => {
             (Codec::Geometry, logical::geometry())
         }
-        // char, varchar, the texts, and JSON on MariaDB (a LONGTEXT).
+        // MySQL's JSON type (MariaDB's JSON is a LONGTEXT, a plain string in Debezium).
+        "json" => (
+            Codec::Text,
+            named(SchemaType::String, "io.debezium.data.Json"),
+        ),
+        // char, varchar and the texts.
         _ => (Codec::Text, plain(SchemaType::String)),
     }
 }
@@ -648,6 +653,16 @@ mod tests {
             .parse(b"x".to_vec())
             .unwrap_err();
         assert!(e.contains("integer"), "{e}");
+        // MySQL's JSON is Debezium's Json string; MariaDB's (a LONGTEXT) a plain one.
+        let json = column_type(&column("json", "json")).1.build();
+        assert_eq!(json.name(), Some("io.debezium.data.Json"));
+        assert_eq!(
+            column_type(&column("longtext", "longtext"))
+                .1
+                .build()
+                .name(),
+            None
+        );
     }
 
     #[test]
