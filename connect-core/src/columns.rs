@@ -6,7 +6,7 @@
 use regex::Regex;
 
 use crate::error::Error;
-use crate::properties::{whole_match_regexes, Scope};
+use crate::properties::{whole_match_regex, whole_match_regexes, Scope};
 
 /// A hash function of `column.mask.hash.<algorithm>.with.salt.<salt>` (Java's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,6 +251,45 @@ fn split_list(list: &str) -> Vec<&str> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .collect()
+}
+
+/// `message.key.columns`: per table (a `<schema or database>.<table>` regex), the columns
+/// forming the key instead of the primary key.
+#[derive(Debug, Clone, Default)]
+pub struct MessageKeyColumns(Vec<(Regex, Vec<String>)>);
+
+impl MessageKeyColumns {
+    /// Parses `<table regex>:<column>,<column>;<table regex>:<column>`.
+    pub fn parse(key: &str, text: &str) -> Result<Self, Error> {
+        let mut out = Vec::new();
+        for entry in text.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+            let (table, columns) = entry.rsplit_once(':').ok_or_else(|| {
+                Error::config(
+                    key,
+                    format!("`{entry}`: expected <table regex>:<column>,..."),
+                )
+            })?;
+            let columns: Vec<String> = columns
+                .split(',')
+                .map(|c| c.trim().to_owned())
+                .filter(|c| !c.is_empty())
+                .collect();
+            if columns.is_empty() {
+                return Err(Error::config(key, format!("`{entry}` names no column")));
+            }
+            out.push((whole_match_regex(key, table.trim())?, columns));
+        }
+        Ok(MessageKeyColumns(out))
+    }
+
+    /// The key columns configured for `schema.table` (`database.table`), if any.
+    pub fn for_table(&self, schema: &str, table: &str) -> Option<&[String]> {
+        let full = format!("{schema}.{table}");
+        self.0
+            .iter()
+            .find(|(r, _)| r.is_match(&full))
+            .map(|(_, c)| c.as_slice())
+    }
 }
 
 #[cfg(test)]

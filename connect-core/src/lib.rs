@@ -89,6 +89,7 @@ pub mod envelope;
 pub mod error;
 pub mod history;
 pub mod jobs;
+pub mod modes;
 pub mod offsets;
 pub mod properties;
 pub mod record;

@@ -4,14 +4,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use connect_core::columns::ColumnFilter;
+use connect_core::columns::{ColumnFilter, MessageKeyColumns};
 use connect_core::envelope::SkippedOperations;
+use connect_core::modes::{BinaryMode, DecimalMode};
 use connect_core::properties::{whole_match_regexes, Scope};
 use connect_core::{Error, FileSchemaHistory, SchemaHistory};
 use regex::Regex;
 
 use crate::history::HistoryStore;
 use crate::tls::{SslMode, TlsOptions};
+use crate::types::TypeModes;
 
 /// Default `snapshot.fetch.size`: the most rows in one snapshot batch (batches hold at
 /// most 1024 rows, converted on the blocking pool; a smaller value makes them smaller).
@@ -94,6 +96,10 @@ pub struct MySqlConfig {
     pub transaction_metadata: bool,
     /// `topic.transaction` (default `transaction`).
     pub transaction_topic: String,
+    /// `decimal.handling.mode`, `binary.handling.mode`, `bigint.unsigned.handling.mode`.
+    pub types: TypeModes,
+    /// `message.key.columns`: keys other than the primary key (`<db>.<table>` regexes).
+    pub message_key_columns: MessageKeyColumns,
 }
 
 impl MySqlConfig {
@@ -121,7 +127,21 @@ impl MySqlConfig {
             schema_history: HistoryStore::default(),
             transaction_metadata: false,
             transaction_topic: "transaction".to_owned(),
+            types: TypeModes::default(),
+            message_key_columns: MessageKeyColumns::default(),
         }
+    }
+
+    /// Sets the value representations (`decimal.handling.mode`, ...).
+    pub fn with_types(mut self, types: TypeModes) -> Self {
+        self.types = types;
+        self
+    }
+
+    /// Sets `message.key.columns`.
+    pub fn with_message_key_columns(mut self, keys: MessageKeyColumns) -> Self {
+        self.message_key_columns = keys;
+        self
     }
 
     /// Sets `provide.transaction.metadata`.
@@ -251,6 +271,18 @@ impl MySqlConfig {
         c.tombstones_on_delete = p.bool_or("tombstones.on.delete", true)?;
         c.columns = ColumnFilter::from_props(p)?;
         c.transaction_metadata = p.bool_or("provide.transaction.metadata", false)?;
+        c.types = TypeModes {
+            decimal: DecimalMode::from_props(p)?,
+            binary: BinaryMode::from_props(p)?,
+            bigint_unsigned_precise: p.one_of(
+                "bigint.unsigned.handling.mode",
+                &["long", "precise"],
+                "long",
+            )? == "precise",
+        };
+        if let Some(text) = p.get("message.key.columns") {
+            c.message_key_columns = MessageKeyColumns::parse(&p.key("message.key.columns"), text)?;
+        }
         if let Some(topic) = p.get("topic.transaction") {
             c.transaction_topic = topic.to_owned();
         }
@@ -348,11 +380,30 @@ mod tests {
             ("database.include.list", "inventory"),
             ("table.exclude.list", "inventory\\.audit"),
             ("snapshot.mode", "schema_only"),
+            ("decimal.handling.mode", "double"),
+            ("binary.handling.mode", "base64-url-safe"),
+            ("bigint.unsigned.handling.mode", "precise"),
+            ("message.key.columns", "inventory\\.orders:code,region"),
+            ("provide.transaction.metadata", "true"),
+            ("topic.transaction", "tx"),
         ]);
         let c = MySqlConfig::from_props(&p.root()).unwrap();
         assert!(c.captures("inventory", "orders") && !c.captures("inventory", "audit"));
         assert!(!c.captures("other", "orders"));
         assert_eq!(c.snapshot_mode, SnapshotMode::NoData);
+        assert_eq!(
+            c.types,
+            TypeModes {
+                decimal: DecimalMode::Double,
+                binary: BinaryMode::Base64UrlSafe,
+                bigint_unsigned_precise: true,
+            }
+        );
+        assert_eq!(
+            c.message_key_columns.for_table("inventory", "orders"),
+            Some(&["code".to_owned(), "region".to_owned()][..])
+        );
+        assert!(c.transaction_metadata && c.transaction_topic == "tx");
         assert!(p.reject_unused().is_ok());
         for (key, value) in [
             ("database.server.id", "0"),
@@ -366,6 +417,11 @@ mod tests {
             ("connect.keep.alive.interval.ms", "5"),
             ("column.mask.with.x.chars", "a"),
             ("column.exclude.list", "("),
+            ("decimal.handling.mode", "float"),
+            ("binary.handling.mode", "octal"),
+            ("bigint.unsigned.handling.mode", "huge"),
+            ("message.key.columns", "orders"),
+            ("schema.history.internal", "com.example.Nowhere"),
         ] {
             let p = Properties::from_pairs([
                 ("database.user", "u"),

@@ -41,6 +41,8 @@
 //!   parser rejects is read from the catalog only when no later DDL on the table follows
 //!   it; `snapshot.mode=recovery` rebuilds a lost history.
 //!
+//! - value representations ([`types::TypeModes`]: `decimal.handling.mode`,
+//!   `binary.handling.mode`, `bigint.unsigned.handling.mode`) and `message.key.columns`;
 //! - `provide.transaction.metadata`: BEGIN/END records and each event's `transaction`
 //!   block, continued across a restart inside a transaction
 //!   ([`connect_core::transaction`]).

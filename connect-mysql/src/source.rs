@@ -510,14 +510,7 @@ async fn read_tables(
         let columns = catalog
             .get(&(db.clone(), name.clone()))
             .expect("a listed table");
-        let table = Arc::new(TableSchema::new(
-            &config.topic_prefix,
-            info.flavor,
-            db,
-            name,
-            columns,
-            &config.columns,
-        )?);
+        let table = Arc::new(TableSchema::new(config, info.flavor, db, name, columns)?);
         let list: Vec<String> = columns
             .iter()
             .map(|c| format!("`{}`", c.name.replace('`', "``")))

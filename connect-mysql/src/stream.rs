@@ -449,12 +449,11 @@ impl Streaming {
                             })?;
                             Some(Captured {
                                 schema: Arc::new(TableSchema::new(
-                                    &self.config.topic_prefix,
+                                    &self.config,
                                     self.flavor,
                                     &db,
                                     &table,
                                     &columns,
-                                    &self.config.columns,
                                 )?),
                                 layout: Arc::new(RowLayout::new(&tme).map_err(|e| {
                                     Error::fatal(

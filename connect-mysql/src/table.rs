@@ -3,7 +3,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
-use connect_core::columns::{ColumnFilter, Mask};
+use connect_core::columns::Mask;
 use connect_core::envelope::{source_schema_builder, EnvelopeSchema, Op};
 use connect_core::{Error, EventId, Record, Schema, SchemaType, Struct, Value};
 use mysql_async::binlog::events::{OptionalMetaExtractor, TableMapEvent};
@@ -11,6 +11,7 @@ use mysql_async::binlog::value::BinlogValue;
 use mysql_async::consts::ColumnType;
 use mysql_common::io::ParseBuf;
 
+use crate::config::MySqlConfig;
 use crate::server::Flavor;
 use crate::types::{column_type, Codec, ColumnInfo};
 
@@ -150,16 +151,29 @@ pub struct TableSchema {
 }
 
 impl TableSchema {
-    /// Builds the schemas of a table from its columns; `filter` drops and masks columns
-    /// (a key column cannot be dropped).
+    /// Builds the schemas of a table from its columns, as `config` says: column filters
+    /// and masks (a key column cannot be dropped), value representations, and the key
+    /// (`message.key.columns`, else the primary key).
     pub fn new(
-        prefix: &str,
+        config: &MySqlConfig,
         flavor: Flavor,
         database: &str,
         table: &str,
         columns: &[ColumnInfo],
-        filter: &ColumnFilter,
     ) -> Result<Self, Error> {
+        let (prefix, filter) = (&config.topic_prefix, &config.columns);
+        let key_columns = config.message_key_columns.for_table(database, table);
+        if let Some(missing) = key_columns
+            .into_iter()
+            .flatten()
+            .find(|k| !columns.iter().any(|c| c.name == **k))
+        {
+            return Err(Error::config(
+                "message.key.columns",
+                format!("{database}.{table} has no column `{missing}`"),
+            ));
+        }
+        let is_key = |c: &ColumnInfo| key_columns.map_or(c.key, |k| k.contains(&c.name));
         let base = format!("{prefix}.{database}.{table}");
         let mut row = Schema::struct_builder()
             .name(format!("{base}.Value"))
@@ -170,9 +184,9 @@ impl TableSchema {
         let mut key_positions = Vec::new();
         let mut plans = Vec::with_capacity(columns.len());
         for c in columns {
-            let (codec, mut builder) = column_type(c);
+            let (codec, mut builder) = column_type(c, &config.types);
             let keep = filter.keeps(database, table, &c.name);
-            if !keep && c.key {
+            if !keep && is_key(c) {
                 return Err(Error::config(
                     "column.exclude.list",
                     format!(
@@ -200,7 +214,7 @@ impl TableSchema {
                 continue;
             }
             let field = builder.with_optional(c.nullable).build();
-            if c.key {
+            if is_key(c) {
                 key = key.field(c.name.as_str(), field.clone());
                 key_positions.push(names.len());
             }

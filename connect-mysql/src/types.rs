@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use connect_core::calendar::{civil_from_days, days_from_civil};
+use connect_core::modes::{BinaryMode, DecimalMode};
 use connect_core::schema::logical;
 use connect_core::{Schema, SchemaBuilder, SchemaType, Struct, Value};
 use mysql_async::consts::ColumnType;
@@ -56,6 +57,18 @@ impl ColumnInfo {
     }
 }
 
+/// How values of each kind of type are represented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TypeModes {
+    /// `decimal.handling.mode`.
+    pub decimal: DecimalMode,
+    /// `binary.handling.mode` (BINARY, VARBINARY, the BLOBs).
+    pub binary: BinaryMode,
+    /// `bigint.unsigned.handling.mode=precise`: BIGINT UNSIGNED as a Decimal of scale 0,
+    /// instead of an int64 that wraps above 2^63 - 1 (`long`, the default).
+    pub bigint_unsigned_precise: bool,
+}
+
 /// How a column's text value becomes a value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Codec {
@@ -69,12 +82,13 @@ pub enum Codec {
     Float32,
     /// double.
     Float64,
-    /// decimal(p,s): Kafka Decimal bytes.
-    Decimal(u32),
+    /// decimal(p,s) (and BIGINT UNSIGNED in `precise` mode) as `decimal.handling.mode`
+    /// says: Kafka Decimal bytes of this scale, a double, or the text.
+    Decimal(u32, DecimalMode),
     /// Text of any kind (char, varchar, text, enum, set, json on MariaDB).
     Text,
-    /// binary, varbinary, blobs: the raw bytes.
-    Binary,
+    /// binary, varbinary, blobs: the raw bytes, as `binary.handling.mode` says.
+    Binary(BinaryMode),
     /// bit(1): a boolean.
     Bit,
     /// bit(n): `io.debezium.data.Bits`, little-endian in ceil(n/8) bytes.
@@ -152,7 +166,7 @@ fn spatial(raw: Vec<u8>, point: bool) -> Result<Value, String> {
 }
 
 /// The codec and schema of a column.
-pub fn column_type(c: &ColumnInfo) -> (Codec, SchemaBuilder) {
+pub fn column_type(c: &ColumnInfo, modes: &TypeModes) -> (Codec, SchemaBuilder) {
     let unsigned = c.column_type.contains("unsigned");
     let named = |ty, name: &str| Schema::builder(ty).name(name).version(1);
     let plain = |ty| Schema::builder(ty);
@@ -163,14 +177,21 @@ pub fn column_type(c: &ColumnInfo) -> (Codec, SchemaBuilder) {
         "mediumint" => (Codec::Int32, plain(SchemaType::Int32)),
         "int" | "integer" if unsigned => (Codec::Int64, plain(SchemaType::Int64)),
         "int" | "integer" => (Codec::Int32, plain(SchemaType::Int32)),
+        // Debezium's Decimal.builder(0): a scale and no precision parameter.
+        "bigint" if unsigned && modes.bigint_unsigned_precise => (
+            Codec::Decimal(0, DecimalMode::Precise),
+            Schema::builder(SchemaType::Bytes)
+                .name(logical::DECIMAL)
+                .version(1)
+                .parameter("scale", "0"),
+        ),
         "bigint" => (Codec::Int64, plain(SchemaType::Int64)),
         "float" => (Codec::Float32, plain(SchemaType::Float32)),
         "double" | "real" => (Codec::Float64, plain(SchemaType::Float64)),
         "decimal" | "numeric" => {
             let scale = c.scale.unwrap_or(0) as u32;
-            (
-                Codec::Decimal(scale),
-                Schema::builder(SchemaType::Bytes)
+            let builder = match modes.decimal {
+                DecimalMode::Precise => Schema::builder(SchemaType::Bytes)
                     .name(logical::DECIMAL)
                     .version(1)
                     .parameter("scale", scale.to_string())
@@ -178,7 +199,10 @@ pub fn column_type(c: &ColumnInfo) -> (Codec, SchemaBuilder) {
                         "connect.decimal.precision",
                         c.precision.unwrap_or(10).to_string(),
                     ),
-            )
+                DecimalMode::Double => plain(SchemaType::Float64),
+                DecimalMode::String => plain(SchemaType::String),
+            };
+            (Codec::Decimal(scale, modes.decimal), builder)
         }
         "bit" => match c.precision.unwrap_or(1) {
             1 => (Codec::Bit, plain(SchemaType::Boolean)),
@@ -188,9 +212,10 @@ pub fn column_type(c: &ColumnInfo) -> (Codec, SchemaBuilder) {
                     .parameter("length", n.to_string()),
             ),
         },
-        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => {
-            (Codec::Binary, plain(SchemaType::Bytes))
-        }
+        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => (
+            Codec::Binary(modes.binary),
+            plain(modes.binary.schema_type()),
+        ),
         "date" => (
             Codec::Date,
             named(SchemaType::Int32, "io.debezium.time.Date"),
@@ -376,7 +401,7 @@ impl Codec {
     /// Parses a text-protocol value (raw bytes for BIT and binary types).
     pub fn parse(&self, raw: Vec<u8>) -> Result<Value, String> {
         match self {
-            Codec::Binary => return Ok(Value::Bytes(Bytes::from(raw))),
+            Codec::Binary(mode) => return Ok(mode.encode(Bytes::from(raw))),
             Codec::Geometry | Codec::Point => return spatial(raw, *self == Codec::Point),
             _ => {}
         }
@@ -406,7 +431,13 @@ impl Codec {
             }),
             Codec::Float32 => Value::Float32(s.parse().map_err(|_| bad("float"))?),
             Codec::Float64 => Value::Float64(s.parse().map_err(|_| bad("double"))?),
-            Codec::Decimal(scale) => decimal(&s, *scale).ok_or_else(|| bad("decimal"))?,
+            Codec::Decimal(scale, DecimalMode::Precise) => {
+                decimal(&s, *scale).ok_or_else(|| bad("decimal"))?
+            }
+            Codec::Decimal(_, DecimalMode::Double) => {
+                Value::Float64(s.parse().map_err(|_| bad("decimal"))?)
+            }
+            Codec::Decimal(_, DecimalMode::String) => Value::from(s),
             Codec::Text => Value::from(s),
             Codec::Date => match parse_date(&s) {
                 Some(days) => Value::Int32(days as i32),
@@ -428,7 +459,7 @@ impl Codec {
                     _ => Value::from(iso_utc(micros)),
                 }
             }
-            Codec::Binary | Codec::Bit | Codec::Bits(_) | Codec::Geometry | Codec::Point => {
+            Codec::Binary(_) | Codec::Bit | Codec::Bits(_) | Codec::Geometry | Codec::Point => {
                 unreachable!("handled above")
             }
         })
@@ -604,7 +635,10 @@ mod tests {
     }
 
     fn parse(c: &ColumnInfo, raw: &[u8]) -> Value {
-        column_type(c).0.parse(raw.to_vec()).unwrap()
+        column_type(c, &TypeModes::default())
+            .0
+            .parse(raw.to_vec())
+            .unwrap()
     }
 
     #[test]
@@ -648,16 +682,18 @@ mod tests {
         assert_eq!(parse(&dec, b"123.45"), Value::decimal(12345));
         assert_eq!(parse(&dec, b"-1.5"), Value::decimal(-150));
         assert_eq!(enum_labels("enum('a','it''s','c')"), ["a", "it's", "c"]);
-        let e = column_type(&column("int", "int(11)"))
+        let e = column_type(&column("int", "int(11)"), &TypeModes::default())
             .0
             .parse(b"x".to_vec())
             .unwrap_err();
         assert!(e.contains("integer"), "{e}");
         // MySQL's JSON is Debezium's Json string; MariaDB's (a LONGTEXT) a plain one.
-        let json = column_type(&column("json", "json")).1.build();
+        let json = column_type(&column("json", "json"), &TypeModes::default())
+            .1
+            .build();
         assert_eq!(json.name(), Some("io.debezium.data.Json"));
         assert_eq!(
-            column_type(&column("longtext", "longtext"))
+            column_type(&column("longtext", "longtext"), &TypeModes::default())
                 .1
                 .build()
                 .name(),
@@ -668,7 +704,11 @@ mod tests {
     #[test]
     fn binlog_integers_and_timestamps_read_as_their_text_would() {
         use mysql_async::Value as V;
-        let binlog = |c: &ColumnInfo, v: V| column_type(c).0.from_binlog(c, &[], v);
+        let binlog = |c: &ColumnInfo, v: V| {
+            column_type(c, &TypeModes::default())
+                .0
+                .from_binlog(c, &[], v)
+        };
         for (c, value, text) in [
             (column("tinyint", "tinyint(3) unsigned"), V::Int(255), "255"),
             (column("smallint", "smallint(6)"), V::Int(-32768), "-32768"),

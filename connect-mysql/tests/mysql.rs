@@ -1862,3 +1862,92 @@ async fn transaction_metadata_orders_events_across_a_restart_inside_a_transactio
     }
     db.drop().await;
 }
+
+/// `decimal.handling.mode=string`, `binary.handling.mode=hex`,
+/// `bigint.unsigned.handling.mode=precise` and `message.key.columns`, in the snapshot and
+/// streamed: the same representation both ways, and the key made of the named column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn value_modes_and_message_key_columns() {
+    use connect_core::columns::MessageKeyColumns;
+    use connect_core::modes::{BinaryMode, DecimalMode};
+    use connect_core::{Engine, MemorySchemaHistory, Value};
+    use connect_mysql::types::TypeModes;
+    let mut db = TestDb::new("modes").await;
+    db.conn
+        .query_drop(
+            "CREATE TABLE t (id int PRIMARY KEY, code varchar(10) NOT NULL, amount decimal(10,2),
+               raw varbinary(8), fixed binary(4), big bigint unsigned);
+             INSERT INTO t VALUES (1, 'a', 12.3, x'fbff', x'41', 18446744073709551615)",
+        )
+        .await
+        .unwrap();
+    let config = root()
+        .with_databases([db.name.as_str()])
+        .unwrap()
+        .with_schema_history(std::sync::Arc::new(MemorySchemaHistory::new()))
+        .with_types(TypeModes {
+            decimal: DecimalMode::String,
+            binary: BinaryMode::Hex,
+            bigint_unsigned_precise: true,
+        })
+        .with_message_key_columns(
+            MessageKeyColumns::parse("message.key.columns", &format!("{}\\.t:code", db.name))
+                .unwrap(),
+        );
+    let (engine, mut rx) = Engine::builder()
+        .name("mysql-modes")
+        .source(connect_mysql::MySqlSource::new(config).unwrap())
+        .into_channel(4)
+        .start()
+        .await
+        .unwrap();
+    let expect = |record: &connect_core::Record,
+                  code: &str,
+                  amount: &str,
+                  raw: &str,
+                  fixed: &str,
+                  big: i128| {
+        let after = record
+            .value
+            .as_struct()
+            .unwrap()
+            .get("after")
+            .unwrap()
+            .as_struct()
+            .unwrap();
+        assert_eq!(after.get("amount"), Some(&Value::from(amount)));
+        assert_eq!(after.get("raw"), Some(&Value::from(raw)));
+        assert_eq!(after.get("fixed"), Some(&Value::from(fixed)));
+        assert_eq!(after.get("big"), Some(&Value::decimal(big)));
+        let key = record.key.as_struct().unwrap();
+        assert_eq!(key.values(), [Value::from(code)]);
+        assert_eq!(key.schema().fields()[0].name(), "code");
+    };
+    async fn next_record(rx: &mut connect_core::BatchReceiver) -> connect_core::Record {
+        loop {
+            let batch = next_batch(rx).await;
+            let record = batch.records().iter().find(|r| !r.is_tombstone()).cloned();
+            batch.ack();
+            if let Some(record) = record {
+                return record;
+            }
+        }
+    }
+    let snapshot = next_record(&mut rx).await;
+    expect(
+        &snapshot,
+        "a",
+        "12.30",
+        "fbff",
+        "41000000",
+        18_446_744_073_709_551_615,
+    );
+    db.conn
+        .query_drop("INSERT INTO t VALUES (2, 'b', 0.5, x'00', x'42', 5)")
+        .await
+        .unwrap();
+    let streamed = next_record(&mut rx).await;
+    expect(&streamed, "b", "0.50", "00", "42000000", 5);
+    engine.shutdown().await.unwrap();
+    db.drop().await;
+}

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
+pub use connect_core::columns::MessageKeyColumns;
 use connect_core::envelope::SkippedOperations;
-use connect_core::properties::{whole_match_regex, whole_match_regexes, Scope};
+use connect_core::properties::{whole_match_regexes, Scope};
 use connect_core::Error;
 use regex::Regex;
 
@@ -51,44 +52,6 @@ pub enum SnapshotMode {
     WhenNeeded,
     /// Alias of `no_data` kept by Debezium.
     Never,
-}
-
-/// `message.key.columns`: per table (a `schema.table` regex), the columns forming the key.
-#[derive(Debug, Clone, Default)]
-pub struct MessageKeyColumns(Vec<(Regex, Vec<String>)>);
-
-impl MessageKeyColumns {
-    /// Parses `<table regex>:<column>,<column>;<table regex>:<column>`.
-    pub fn parse(key: &str, text: &str) -> Result<Self, Error> {
-        let mut out = Vec::new();
-        for entry in text.split(';').map(str::trim).filter(|e| !e.is_empty()) {
-            let (table, columns) = entry.rsplit_once(':').ok_or_else(|| {
-                Error::config(
-                    key,
-                    format!("`{entry}`: expected <schema.table>:<column>,..."),
-                )
-            })?;
-            let columns: Vec<String> = columns
-                .split(',')
-                .map(|c| c.trim().to_owned())
-                .filter(|c| !c.is_empty())
-                .collect();
-            if columns.is_empty() {
-                return Err(Error::config(key, format!("`{entry}` names no column")));
-            }
-            out.push((whole_match_regex(key, table.trim())?, columns));
-        }
-        Ok(MessageKeyColumns(out))
-    }
-
-    /// The key columns configured for `schema.table`, if any.
-    pub fn for_table(&self, schema: &str, table: &str) -> Option<&[String]> {
-        let full = format!("{schema}.{table}");
-        self.0
-            .iter()
-            .find(|(r, _)| r.is_match(&full))
-            .map(|(_, c)| c.as_slice())
-    }
 }
 
 /// Configuration of [`crate::PostgresSource`].
@@ -370,15 +333,7 @@ impl PostgresConfig {
         c.status_interval = p.millis_or("status.update.interval.ms", DEFAULT_STATUS_INTERVAL)?;
         c.drop_slot_on_stop = p.bool_or("slot.drop.on.stop", false)?;
         c.types = TypeModes {
-            decimal: match p.one_of(
-                "decimal.handling.mode",
-                &["precise", "double", "string"],
-                "precise",
-            )? {
-                "double" => DecimalMode::Double,
-                "string" => DecimalMode::String,
-                _ => DecimalMode::Precise,
-            },
+            decimal: DecimalMode::from_props(p)?,
             time: match p.one_of(
                 "time.precision.mode",
                 &["adaptive", "adaptive_time_microseconds", "connect"],
@@ -388,16 +343,7 @@ impl PostgresConfig {
                 "connect" => TimePrecisionMode::Connect,
                 _ => TimePrecisionMode::Adaptive,
             },
-            binary: match p.one_of(
-                "binary.handling.mode",
-                &["bytes", "base64", "base64-url-safe", "hex"],
-                "bytes",
-            )? {
-                "base64" => BinaryMode::Base64,
-                "base64-url-safe" => BinaryMode::Base64UrlSafe,
-                "hex" => BinaryMode::Hex,
-                _ => BinaryMode::Bytes,
-            },
+            binary: BinaryMode::from_props(p)?,
             interval: match p.one_of("interval.handling.mode", &["numeric", "string"], "numeric")? {
                 "string" => IntervalMode::String,
                 _ => IntervalMode::Numeric,

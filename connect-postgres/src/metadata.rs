@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use base64::Engine as _;
 use bytes::Bytes;
 use connect_core::envelope::Op;
 use connect_core::{Error, EventId, Record, Schema, SchemaType, Struct, Value};
@@ -65,21 +64,7 @@ impl MessageSchemas {
         info: &SourceInfo<'_>,
         id: EventId,
     ) -> Result<Record, Error> {
-        let content = match self.binary {
-            BinaryMode::Bytes => Value::Bytes(content),
-            BinaryMode::Base64 => {
-                Value::from(base64::engine::general_purpose::STANDARD.encode(&content))
-            }
-            BinaryMode::Base64UrlSafe => {
-                Value::from(base64::engine::general_purpose::URL_SAFE.encode(&content))
-            }
-            BinaryMode::Hex => Value::from(
-                content
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<String>(),
-            ),
-        };
+        let content = self.binary.encode(content);
         let block = Struct::new(self.block.clone(), vec![Value::string(prefix), content])?;
         let empty = Value::static_str("");
         let transaction = info

@@ -12,7 +12,6 @@
 
 use std::sync::{Arc, OnceLock};
 
-use base64::Engine as _;
 use bytes::Bytes;
 use connect_core::calendar::{civil_from_days, days_from_civil};
 use connect_core::schema::logical;
@@ -29,17 +28,7 @@ const MICROS_PER_DAY: i64 = 86_400_000_000;
 /// microseconds (PgJDBC's `DATE_NEGATIVE_INFINITY`; its positive twin overflows into it).
 const INFINITY_TIMESTAMP_MICROS: i64 = -9_223_372_036_832_400_000;
 
-/// `decimal.handling.mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DecimalMode {
-    /// Kafka Connect `Decimal` (bytes), or `VariableScaleDecimal` for unconstrained numeric.
-    #[default]
-    Precise,
-    /// `float64`.
-    Double,
-    /// The plain decimal text.
-    String,
-}
+pub use connect_core::modes::{BinaryMode, DecimalMode};
 
 /// `time.precision.mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -51,20 +40,6 @@ pub enum TimePrecisionMode {
     AdaptiveTimeMicroseconds,
     /// Kafka Connect's `Date`, `Time`, `Timestamp` (millisecond precision).
     Connect,
-}
-
-/// `binary.handling.mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum BinaryMode {
-    /// Bytes (base64 in JSON).
-    #[default]
-    Bytes,
-    /// A base64 string.
-    Base64,
-    /// A URL-safe base64 string.
-    Base64UrlSafe,
-    /// A lower-case hex string.
-    Hex,
 }
 
 /// `interval.handling.mode`.
@@ -477,16 +452,10 @@ impl Codec {
                 let hex = s.strip_prefix("\\x").ok_or_else(|| bad("bytea"))?;
                 let raw = decode_hex(hex).ok_or_else(|| bad("bytea"))?;
                 match mode {
-                    BinaryMode::Bytes => Value::Bytes(Bytes::from(raw)),
-                    BinaryMode::Base64 => {
-                        Value::from(base64::engine::general_purpose::STANDARD.encode(raw))
-                    }
-                    BinaryMode::Base64UrlSafe => {
-                        Value::from(base64::engine::general_purpose::URL_SAFE.encode(raw))
-                    }
                     // PostgreSQL's hex output is already Debezium's (lower case).
                     BinaryMode::Hex => Value::string_from_bytes(buf.slice(start + 2..end))
                         .map_err(|_| bad("bytea"))?,
+                    other => other.encode(Bytes::from(raw)),
                 }
             }
             Codec::Date => Value::Int32(match s {
