@@ -502,6 +502,7 @@ async fn read_tables(
         file: Value::string(file),
         pos,
         row: 0,
+        processed_at: SystemTime::now(),
     };
     let mut converting = Converting(OrderedJobs::new("snapshot conversion"));
     let job_rows = SNAPSHOT_JOB_ROWS.min(config.fetch_size);
@@ -600,6 +601,7 @@ impl RowsChunk {
     fn convert(self) -> Result<Vec<Record>, Error> {
         let count = self.rows.len();
         let mut source = self.source;
+        source.processed_at = SystemTime::now();
         let mut out = Vec::with_capacity(count);
         for (i, row) in self.rows.into_iter().enumerate() {
             let mut raw_len = 0;

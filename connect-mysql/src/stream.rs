@@ -838,6 +838,7 @@ impl Streaming {
                 file: Value::string(&self.file),
                 pos: start_pos,
                 row: 0,
+                processed_at: std::time::SystemTime::now(),
             },
         };
         self.unsent_bytes += event.data().len();

@@ -64,6 +64,9 @@ pub struct SourceInfo {
     pub pos: u64,
     /// Row within the rows event.
     pub row: i32,
+    /// When the events were made (`ts_ms`/`ts_us`/`ts_ns` of the envelope): taken once per
+    /// chunk of rows, not per event.
+    pub processed_at: SystemTime,
 }
 
 /// What reading a table's row images needs from its TABLE_MAP, per column: the binlog
@@ -406,7 +409,7 @@ impl TableSchema {
         )?;
         let value = self
             .envelope
-            .event(op, before, after, source, None, SystemTime::now());
+            .event(op, before, after, source, None, info.processed_at);
         Ok(Record::new(
             self.topic.clone(),
             Some(self.envelope.schema().clone()),
