@@ -40,6 +40,20 @@ pub enum SnapshotMode {
     Recovery,
 }
 
+/// `snapshot.locking.mode`: how a snapshot on MySQL pins its binlog position (MariaDB's
+/// snapshot is consistent with its position without any lock, whatever this says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SnapshotLockingMode {
+    /// A global read lock only while the position is read and the snapshot transaction
+    /// starts.
+    #[default]
+    Minimal,
+    /// The global read lock held until the snapshot ends (writes wait that long).
+    Extended,
+    /// No lock: right only when nothing writes while the snapshot starts.
+    None,
+}
+
 /// Configuration of [`crate::MySqlSource`].
 #[derive(Debug, Clone)]
 pub struct MySqlConfig {
@@ -68,6 +82,8 @@ pub struct MySqlConfig {
     pub snapshot_mode: SnapshotMode,
     /// `snapshot.fetch.size`.
     pub fetch_size: usize,
+    /// `snapshot.locking.mode` (MySQL only).
+    pub locking: SnapshotLockingMode,
     /// `skipped.operations` (default `t`).
     pub skipped: SkippedOperations,
     /// `tombstones.on.delete` (default true).
@@ -118,6 +134,7 @@ impl MySqlConfig {
             table_exclude: Vec::new(),
             snapshot_mode: SnapshotMode::Initial,
             fetch_size: DEFAULT_FETCH_SIZE,
+            locking: SnapshotLockingMode::default(),
             skipped: SkippedOperations::default(),
             tombstones_on_delete: true,
             heartbeat_interval: Duration::ZERO,
@@ -265,6 +282,15 @@ impl MySqlConfig {
             _ => SnapshotMode::Initial,
         };
         c.fetch_size = p.parse_or("snapshot.fetch.size", DEFAULT_FETCH_SIZE)?;
+        c.locking = match p.one_of(
+            "snapshot.locking.mode",
+            &["minimal", "extended", "none"],
+            "minimal",
+        )? {
+            "extended" => SnapshotLockingMode::Extended,
+            "none" => SnapshotLockingMode::None,
+            _ => SnapshotLockingMode::Minimal,
+        };
         if let Some(s) = p.get("skipped.operations") {
             c.skipped = SkippedOperations::parse(s)?;
         }
@@ -386,6 +412,7 @@ mod tests {
             ("message.key.columns", "inventory\\.orders:code,region"),
             ("provide.transaction.metadata", "true"),
             ("topic.transaction", "tx"),
+            ("snapshot.locking.mode", "extended"),
         ]);
         let c = MySqlConfig::from_props(&p.root()).unwrap();
         assert!(c.captures("inventory", "orders") && !c.captures("inventory", "audit"));
@@ -404,6 +431,7 @@ mod tests {
             Some(&["code".to_owned(), "region".to_owned()][..])
         );
         assert!(c.transaction_metadata && c.transaction_topic == "tx");
+        assert_eq!(c.locking, SnapshotLockingMode::Extended);
         assert!(p.reject_unused().is_ok());
         for (key, value) in [
             ("database.server.id", "0"),
@@ -417,6 +445,7 @@ mod tests {
             ("connect.keep.alive.interval.ms", "5"),
             ("column.mask.with.x.chars", "a"),
             ("column.exclude.list", "("),
+            ("snapshot.locking.mode", "sometimes"),
             ("decimal.handling.mode", "float"),
             ("binary.handling.mode", "octal"),
             ("bigint.unsigned.handling.mode", "huge"),

@@ -87,6 +87,6 @@ pub mod table;
 pub mod tls;
 pub mod types;
 
-pub use config::{MySqlConfig, SnapshotMode};
+pub use config::{MySqlConfig, SnapshotLockingMode, SnapshotMode};
 pub use history::HistoryStore;
 pub use source::MySqlSource;

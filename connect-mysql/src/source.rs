@@ -15,7 +15,7 @@ use serde_json::{Map, Value as Json};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::config::{MySqlConfig, SnapshotMode};
+use crate::config::{MySqlConfig, SnapshotLockingMode, SnapshotMode};
 use crate::ddl::{Catalog, TableChange, TableId};
 use crate::history;
 use crate::server::{columns, mysql_err, preflight, Flavor, ServerInfo};
@@ -195,7 +195,7 @@ impl Task for MySqlTask {
             );
             return Ok(());
         }
-        let position = consistent_snapshot(&mut conn, &info).await?;
+        let position = consistent_snapshot(&mut conn, &info, self.config.locking).await?;
         // One chunk read ahead keeps reader and engine busy; more only holds memory.
         let (tx, rx) = mpsc::channel(1);
         let config = self.config.clone();
@@ -355,6 +355,7 @@ async fn position_purged(
 async fn consistent_snapshot(
     conn: &mut Conn,
     info: &ServerInfo,
+    locking: SnapshotLockingMode,
 ) -> Result<(String, u64, Option<String>), Error> {
     for sql in [
         "SET SESSION time_zone = '+00:00'",
@@ -397,9 +398,14 @@ async fn consistent_snapshot(
             Ok((file, pos, gtids.filter(|g| !g.is_empty())))
         }
         Flavor::MySql => {
-            conn.query_drop("FLUSH TABLES WITH READ LOCK")
-                .await
-                .map_err(|e| mysql_err("cannot lock for the snapshot", e))?;
+            let lock = locking != SnapshotLockingMode::None;
+            if lock {
+                conn.query_drop("FLUSH TABLES WITH READ LOCK")
+                    .await
+                    .map_err(|e| {
+                        mysql_err("cannot lock for the snapshot (snapshot.locking.mode)", e)
+                    })?;
+            }
             let started = conn
                 .query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
                 .await
@@ -408,9 +414,12 @@ async fn consistent_snapshot(
                 .query_first("SHOW MASTER STATUS")
                 .await
                 .map_err(|e| mysql_err("cannot read the snapshot position", e));
-            conn.query_drop("UNLOCK TABLES")
-                .await
-                .map_err(|e| mysql_err("cannot unlock after the snapshot started", e))?;
+            // `extended` keeps the lock until the snapshot's transaction ends.
+            if lock && (locking == SnapshotLockingMode::Minimal || started.is_err()) {
+                conn.query_drop("UNLOCK TABLES")
+                    .await
+                    .map_err(|e| mysql_err("cannot unlock after the snapshot started", e))?;
+            }
             started?;
             let row = position?.ok_or_else(|| Error::fatal("mysql", "no binlog position"))?;
             let file: String = row.get(0).unwrap_or_default();
@@ -578,6 +587,11 @@ async fn read_tables(
     conn.query_drop("COMMIT")
         .await
         .map_err(|e| mysql_err("cannot end the snapshot transaction", e))?;
+    if info.flavor == Flavor::MySql && config.locking == SnapshotLockingMode::Extended {
+        conn.query_drop("UNLOCK TABLES")
+            .await
+            .map_err(|e| mysql_err("cannot unlock after the snapshot", e))?;
+    }
     Ok(Some(catalog))
 }
 
