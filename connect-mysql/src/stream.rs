@@ -96,6 +96,8 @@ struct Tx {
     counts: TxCounts,
     /// The BEGIN record is still to be emitted (metadata on, not a replay).
     begin_pending: bool,
+    /// A group without BEGIN/COMMIT (MariaDB's GTID flag): its DDL ends it.
+    standalone: bool,
 }
 
 /// A captured table: its schema, and how its rows events' row images are laid out.
@@ -356,6 +358,11 @@ impl Streaming {
                         Some((domain, format!("{domain}-{server_id}-{seq}"))),
                         ts_us,
                     );
+                    // FL_STANDALONE: no BEGIN/COMMIT around the group (a plain DDL). A
+                    // CREATE TABLE ... SELECT is a DDL followed by rows and an XID.
+                    if let Some(tx) = self.tx.as_mut() {
+                        tx.standalone = data[12] & 1 != 0;
+                    }
                     continue;
                 }
                 // MariaDB GTID_LIST, BINLOG_CHECKPOINT: nothing to do.
@@ -419,7 +426,7 @@ impl Streaming {
                         // Table ids are assigned again after DDL; the next TABLE_MAP maps
                         // them to the new versions.
                         self.tables.clear();
-                        if self.tx.as_ref().is_none_or(|t| t.gtid.is_some()) {
+                        if self.tx.as_ref().is_none_or(|t| t.standalone) {
                             // A DDL is a transaction of its own.
                             self.commit_at = Some(next_pos);
                         }
@@ -703,6 +710,7 @@ impl Streaming {
             id,
             counts: TxCounts::default(),
             begin_pending: self.config.transaction_metadata && skip == (0, 0),
+            standalone: false,
         });
     }
 
