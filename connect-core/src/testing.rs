@@ -436,3 +436,102 @@ pub fn kill_child(mut child: std::process::Child) {
     child.kill().expect("SIGKILL the child");
     child.wait().expect("reap the child");
 }
+
+/// What a kill -9 test of a change-data-capture source varies (see
+/// [`kill_during_snapshot_and_streaming`]).
+#[async_trait]
+pub trait CrashScenario: Send {
+    /// Starts the child pipeline (typically [`spawn_test_child`]).
+    fn spawn(&self) -> std::process::Child;
+    /// The stored offset: None before the first, `Some(true)` while it is the snapshot's,
+    /// `Some(false)` once streaming.
+    fn in_snapshot(&self) -> Option<bool>;
+    /// Adds rows `next_id..` while the child is down (in run `run`); returns the next id.
+    async fn grow(&mut self, run: u64, next_id: i64) -> i64;
+    /// The source's own checks after a kill, and waiting until a new child may start.
+    async fn after_kill(&mut self, _run: u64, _streaming: bool) {}
+}
+
+/// What [`kill_during_snapshot_and_streaming`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrashReport {
+    /// Kills while the stored offset was none or the snapshot's.
+    pub during_snapshot: u64,
+    /// Kills while streaming with rows still missing from the output.
+    pub during_stream: u64,
+    /// Rows in the source at the end.
+    pub total: i64,
+    /// Output lines beyond one per row (replays of uncommitted work or of the snapshot).
+    pub repeats: usize,
+}
+
+/// SIGKILLs a source's child pipeline `runs` times after `kill_after()` each: the first
+/// half while a snapshot of rows `1..=initial_rows` runs, the second half (after one run
+/// that completes the snapshot) while a backlog that `grow` adds between runs streams.
+/// Then one run to completion: every row must be in `output` with no gap (repeats only
+/// from replays). Asserts that at least one kill hit the snapshot and three hit a stream
+/// with rows still missing.
+pub async fn kill_during_snapshot_and_streaming(
+    scenario: &mut dyn CrashScenario,
+    output: &CrashOutput,
+    runs: u64,
+    initial_rows: i64,
+    mut kill_after: impl FnMut() -> std::time::Duration,
+) -> CrashReport {
+    use std::time::{Duration, Instant};
+    let mut next_id = initial_rows + 1;
+    let (mut during_snapshot, mut during_stream) = (0, 0);
+    for run in 0..runs {
+        let streaming = run >= runs / 2;
+        if run == runs / 2 {
+            // Let one run finish the snapshot, then kill it while streaming.
+            let child = scenario.spawn();
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while scenario.in_snapshot() != Some(false) {
+                assert!(Instant::now() < deadline, "snapshot never completed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            kill_child(child);
+            scenario.after_kill(run, true).await;
+        }
+        if streaming {
+            next_id = scenario.grow(run, next_id).await;
+        }
+        let child = scenario.spawn();
+        tokio::time::sleep(kill_after()).await;
+        kill_child(child);
+        match scenario.in_snapshot() {
+            Some(true) | None => during_snapshot += 1,
+            Some(false) => {
+                if (output.distinct() as i64) < next_id - 1 {
+                    during_stream += 1;
+                }
+            }
+        }
+        scenario
+            .after_kill(run, scenario.in_snapshot() == Some(false))
+            .await;
+    }
+    let total = next_id - 1;
+    let child = scenario.spawn();
+    output
+        .wait_for(total as usize, Duration::from_secs(120))
+        .await;
+    kill_child(child);
+    let repeats = output.assert_complete_without_gaps(total as usize);
+    let report = CrashReport {
+        during_snapshot,
+        during_stream,
+        total,
+        repeats,
+    };
+    eprintln!(
+        "{runs} kills ({during_snapshot} during the snapshot, {during_stream} mid-stream), {total} rows, {repeats} repeats"
+    );
+    assert!(during_snapshot >= 1, "no kill hit the snapshot");
+    assert!(
+        during_stream >= 3,
+        "only {during_stream} kills hit a stream with rows still missing"
+    );
+    report
+}

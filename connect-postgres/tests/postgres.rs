@@ -726,97 +726,87 @@ async fn kill_9_during_snapshot_and_streaming() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let offsets = dir.path().join("offsets.json");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0xc0ffee);
-    let mut next_id = 150_001;
-    let spawn = || {
-        connect_core::testing::spawn_test_child(
-            "pg_crash_child",
-            &[
-                (CRASH_DB_ENV, db.name.as_ref()),
-                (CRASH_DIR_ENV, dir.path().as_os_str()),
-            ],
-        )
-    };
-    let output = connect_core::testing::CrashOutput::new(dir.path().join("out.txt"));
-    let (mut during_snapshot, mut during_stream) = (0, 0);
-    for run in 0..runs {
-        let streaming_phase = run >= runs / 2;
-        if run == runs / 2 {
-            // Let one run finish the snapshot, then kill it while streaming.
-            let child = spawn();
-            let deadline = Instant::now() + Duration::from_secs(120);
-            while !matches!(stored_lsn(&offsets), Some((_, false))) {
-                assert!(Instant::now() < deadline, "snapshot never completed");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            connect_core::testing::kill_child(child);
+    /// The backlog grows while the child is down (100k rows in several transactions);
+    /// after every kill the slot is never ahead of the stored offset, and the killed
+    /// walsender lets go of the slot before the next start.
+    struct Scenario<'a> {
+        db: &'a TestDb,
+        client: &'a Client,
+        dir: &'a std::path::Path,
+    }
+    #[connect_core::async_trait]
+    impl connect_core::testing::CrashScenario for Scenario<'_> {
+        fn spawn(&self) -> std::process::Child {
+            connect_core::testing::spawn_test_child(
+                "pg_crash_child",
+                &[
+                    (CRASH_DB_ENV, self.db.name.as_ref()),
+                    (CRASH_DIR_ENV, self.dir.as_os_str()),
+                ],
+            )
         }
-        if streaming_phase {
-            // A backlog of 100k rows in several transactions grows while the child is down.
+        fn in_snapshot(&self) -> Option<bool> {
+            stored_lsn(&self.dir.join("offsets.json")).map(|(_, snapshot)| snapshot)
+        }
+        async fn grow(&mut self, _run: u64, mut next_id: i64) -> i64 {
             for _ in 0..5 {
-                client
+                self.client
                     .batch_execute(&format!("INSERT INTO items SELECT g, 'v' || g FROM generate_series({next_id}, {}) g", next_id + 19_999))
                     .await
                     .unwrap();
                 next_id += 20_000;
             }
+            next_id
         }
-        let child = spawn();
-        tokio::time::sleep(Duration::from_millis(rng.random_range(20..250))).await;
-        connect_core::testing::kill_child(child);
-        match stored_lsn(&offsets) {
-            Some((_, true)) | None => during_snapshot += 1,
-            Some((lsn, false)) => {
-                if (output.distinct() as i64) < next_id - 1 {
-                    during_stream += 1;
-                }
-                let confirmed = db.confirmed_flush().await.unwrap_or(0);
+        async fn after_kill(&mut self, run: u64, streaming: bool) {
+            if let (true, Some((lsn, false))) =
+                (streaming, stored_lsn(&self.dir.join("offsets.json")))
+            {
+                let confirmed = self.db.confirmed_flush().await.unwrap_or(0);
                 assert!(
                     confirmed <= lsn,
                     "run {run}: slot confirmed {confirmed} past the stored offset {lsn}"
                 );
             }
-        }
-        // The killed walsender must let go of the slot before the next start.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !db
-            .admin
-            .query(
-                "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active",
-                &[&db.name],
-            )
-            .await
-            .unwrap()
-            .is_empty()
-        {
-            let _ = db
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !self
+                .db
                 .admin
-                .execute("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active", &[&db.name])
-                .await;
-            assert!(
-                Instant::now() < deadline,
-                "slot stays active after the kill"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+                .query(
+                    "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active",
+                    &[&self.db.name],
+                )
+                .await
+                .unwrap()
+                .is_empty()
+            {
+                let _ = self
+                    .db
+                    .admin
+                    .execute("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active", &[&self.db.name])
+                    .await;
+                assert!(
+                    Instant::now() < deadline,
+                    "slot stays active after the kill"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
     }
-    // A last run to completion.
-    let total = next_id - 1;
-    let child = spawn();
-    output
-        .wait_for(total as usize, Duration::from_secs(120))
-        .await;
-    connect_core::testing::kill_child(child);
-    let repeats = output.assert_complete_without_gaps(total as usize);
-    eprintln!(
-        "{runs} kills ({during_snapshot} during the snapshot, {during_stream} mid-stream), {total} rows, {repeats} repeats"
-    );
-    assert!(during_snapshot >= 1, "no kill hit the snapshot");
-    assert!(
-        during_stream >= 3,
-        "only {during_stream} kills hit a stream with rows still missing"
-    );
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0xc0ffee);
+    let output = connect_core::testing::CrashOutput::new(dir.path().join("out.txt"));
+    connect_core::testing::kill_during_snapshot_and_streaming(
+        &mut Scenario {
+            db: &db,
+            client: &client,
+            dir: dir.path(),
+        },
+        &output,
+        runs,
+        150_000,
+        || Duration::from_millis(rng.random_range(20..250)),
+    )
+    .await;
     db.drop().await;
 }
 
