@@ -896,7 +896,14 @@ impl PostgresTask {
             "snapshot started"
         );
         let ts_us = now_us();
-        let sequence = sequence_value(None, consistent_point);
+        let source = SnapshotSource {
+            server: self.server_value.clone(),
+            db: self.db_value.clone(),
+            ts_us,
+            tx_id,
+            sequence: sequence_value(None, consistent_point),
+            lsn: consistent_point,
+        };
         let parallel = if threads > 1 {
             // Workers import this transaction's snapshot (the slot's, where there is one).
             let name = match exported {
@@ -919,14 +926,7 @@ impl PostgresTask {
                 name,
                 jobs,
                 threads,
-                SnapshotSource {
-                    server: self.server_value.clone(),
-                    db: self.db_value.clone(),
-                    ts_us,
-                    tx_id,
-                    sequence: sequence.clone(),
-                    lsn: consistent_point,
-                },
+                source.clone(),
             ))
         } else {
             None
@@ -936,14 +936,7 @@ impl PostgresTask {
             current: None,
             held: None,
             converting: OrderedJobs::new("snapshot conversion"),
-            source: Arc::new(SnapshotSource {
-                server: self.server_value.clone(),
-                db: self.db_value.clone(),
-                ts_us,
-                tx_id,
-                sequence: sequence.clone(),
-                lsn: consistent_point,
-            }),
+            source: Arc::new(source),
             first: true,
             ts_us,
             parallel,
