@@ -217,8 +217,10 @@ fn file_index(file: &str) -> u64 {
 /// Whether a record made at `recorded` holds at `at`: by GTIDs where both have them
 /// (they survive a failover to a replica whose files differ), else by file and position.
 fn holds_at(recorded: &Map<String, Json>, at: &Position) -> bool {
-    let gtids = recorded.get("gtids").and_then(Json::as_str);
-    if let (Some(recorded), Some(at)) = (gtids, at.gtids.as_deref()) {
+    // MariaDB GTIDs (`domain-server-seq`); MySQL's sets (`uuid:1-5`) compare by position.
+    let mariadb = |g: &&str| !g.is_empty() && !g.contains(':');
+    let gtids = recorded.get("gtids").and_then(Json::as_str).filter(mariadb);
+    if let (Some(recorded), Some(at)) = (gtids, at.gtids.as_deref().filter(mariadb)) {
         let at: BTreeMap<u32, String> = parse_gtid_set(at);
         return parse_gtid_set(recorded).iter().all(|(domain, gtid)| {
             at.get(domain)
@@ -359,6 +361,18 @@ mod tests {
         assert!(!holds_at(
             &at,
             &position("mariadb-bin.000009", 4, Some("0-1-9"))
+        ));
+        // MySQL's GTID sets are not compared: file and position decide.
+        let uuid = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+        at.insert("gtids".into(), format!("{uuid}:1-5").into());
+        let mysql = format!("{uuid}:1-9");
+        assert!(!holds_at(
+            &at,
+            &position("mariadb-bin.000002", 399, Some(&mysql))
+        ));
+        assert!(holds_at(
+            &at,
+            &position("mariadb-bin.000003", 4, Some(&mysql))
         ));
     }
 }
