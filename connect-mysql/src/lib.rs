@@ -47,7 +47,10 @@
 //!   block, continued across a restart inside a transaction
 //!   ([`connect_core::transaction`]).
 //!
-//! Not yet: MySQL's binary JSON, MySQL's GTID sets (MySQL resumes by file and position).
+//! - on MySQL with `gtid_mode=ON`, resume by GTID set ([`gtid`]; written against the
+//!   protocol, not run here).
+//!
+//! Not yet: `gtid.source.includes`/`excludes`.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -79,6 +82,7 @@
 
 pub mod config;
 pub mod ddl;
+pub mod gtid;
 mod history;
 pub mod server;
 mod source;

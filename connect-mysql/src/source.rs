@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{MySqlConfig, SnapshotLockingMode, SnapshotMode};
 use crate::ddl::{Catalog, TableChange, TableId};
+use crate::gtid::{is_mysql_gtid_set, MySqlGtidSet};
 use crate::history;
 use crate::server::{columns, mysql_err, preflight, Flavor, ServerInfo};
 use crate::stream::{gtid_seq, parse_gtid_set, Position, Streaming};
@@ -319,6 +320,19 @@ async fn position_purged(
     if files.contains(&position.file) {
         return Ok(false);
     }
+    if let (Some(gtids), Flavor::MySql) = (&position.gtids, flavor) {
+        // Resumed by GTID set: gone only if the server purged transactions the set lacks.
+        if is_mysql_gtid_set(gtids) {
+            let kept: Option<i64> = conn
+                .exec_first(
+                    "SELECT GTID_SUBSET(@@global.gtid_purged, ?)",
+                    (gtids.as_str(),),
+                )
+                .await
+                .map_err(|e| mysql_err("cannot compare the stored GTID set with gtid_purged", e))?;
+            return Ok(kept != Some(1));
+        }
+    }
     let stored = match (&position.gtids, flavor) {
         (Some(gtids), Flavor::MariaDb) if !gtids.is_empty() => parse_gtid_set(gtids),
         _ => return Ok(true),
@@ -424,8 +438,15 @@ async fn consistent_snapshot(
             let row = position?.ok_or_else(|| Error::fatal("mysql", "no binlog position"))?;
             let file: String = row.get(0).unwrap_or_default();
             let pos: u64 = row.get(1).unwrap_or(0);
-            let gtids: Option<String> = row.get::<Option<String>, _>(4).flatten();
-            Ok((file, pos, gtids.filter(|g| !g.is_empty())))
+            // Executed_Gtid_Set, printed over several lines when long.
+            let gtids = row
+                .get::<Option<String>, _>(4)
+                .flatten()
+                .filter(|g| !g.trim().is_empty())
+                .map(|g| MySqlGtidSet::parse(&g).map(|set| set.to_string()))
+                .transpose()
+                .map_err(|e| Error::fatal("mysql", format!("unreadable Executed_Gtid_Set: {e}")))?;
+            Ok((file, pos, gtids))
         }
     }
 }

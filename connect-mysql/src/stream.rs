@@ -18,6 +18,7 @@ use serde_json::{Map, Value as Json};
 
 use crate::config::MySqlConfig;
 use crate::ddl::{Catalog, DdlError, TableChange, TableId};
+use crate::gtid::{is_mysql_gtid_set, uuid_text, MySqlGtidSet};
 use crate::history;
 use crate::server::{binlog_stream_err, connect, mysql_err, Flavor};
 use crate::table::{RowLayout, SourceInfo, TableSchema};
@@ -142,6 +143,12 @@ pub(crate) struct Streaming {
     file: String,
     /// The completed GTID set, per MariaDB domain.
     gtids: BTreeMap<u32, String>,
+    /// On MySQL, the completed GTID set, when the offset had one (a set known from the
+    /// start: tracking one from the middle would claim too little).
+    mysql_gtids: Option<MySqlGtidSet>,
+    /// MySQL's GTID of the transaction being read (its GTID event precedes its BEGIN, or
+    /// its DDL).
+    pending_mysql_gtid: Option<(String, u64)>,
     /// Resume point: the start of the next transaction (and what of it to skip).
     resume: Position,
     /// What the first transaction read skips: the stream starts at the stored offset's
@@ -196,9 +203,23 @@ impl Streaming {
         let gtids = from
             .gtids
             .as_deref()
+            .filter(|_| flavor == Flavor::MariaDb)
             .map(parse_gtid_set)
             .unwrap_or_default();
         let gtid_mode = flavor == Flavor::MariaDb && !gtids.is_empty();
+        let mysql_gtids = from
+            .gtids
+            .as_deref()
+            .filter(|g| flavor == Flavor::MySql && is_mysql_gtid_set(g))
+            .map(|g| {
+                MySqlGtidSet::parse(g).map_err(|e| {
+                    Error::fatal(
+                        "mysql",
+                        format!("the stored offset's GTID set is unreadable: {e}"),
+                    )
+                })
+            })
+            .transpose()?;
         if flavor == Flavor::MariaDb {
             // Without it MariaDB replaces its GTID events by BEGIN queries.
             conn.query_drop("SET @mariadb_slave_capability = 4")
@@ -223,6 +244,16 @@ impl Streaming {
         let request = BinlogStreamRequest::new(config.server_id);
         let request = if gtid_mode {
             request.with_filename(b"").with_pos(4u64)
+        } else if let Some(set) = mysql_gtids.as_ref().filter(|s| !s.is_empty()) {
+            // COM_BINLOG_DUMP_GTID: the server sends what the set lacks, from any file.
+            let sids = set
+                .sids()
+                .map_err(|e| Error::fatal("mysql", format!("the GTID set to resume from: {e}")))?;
+            request
+                .with_gtid()
+                .with_gtid_set(sids)
+                .with_filename(b"")
+                .with_pos(4u64)
         } else {
             request
                 .with_filename(from.file.as_bytes())
@@ -254,6 +285,8 @@ impl Streaming {
             meta,
             file: from.file.clone(),
             gtids,
+            mysql_gtids,
+            pending_mysql_gtid: None,
             first_tx_skip: Some((from.event, from.row)),
             resume: from,
             tx: None,
@@ -271,6 +304,9 @@ impl Streaming {
     }
 
     fn gtid_string(&self) -> Option<String> {
+        if let Some(set) = &self.mysql_gtids {
+            return (!set.is_empty()).then(|| set.to_string());
+        }
         (!self.gtids.is_empty()).then(|| self.gtids.values().cloned().collect::<Vec<_>>().join(","))
     }
 
@@ -476,6 +512,11 @@ impl Streaming {
                     }
                 }
                 Some(EventData::XidEvent(_)) => self.commit_at = Some(next_pos),
+                // MySQL's GTID of the next transaction (anonymous ones, gno 0, when
+                // gtid_mode is off, are not part of any set).
+                Some(EventData::GtidEvent(g)) if self.mysql_gtids.is_some() && g.gno() > 0 => {
+                    self.pending_mysql_gtid = Some((uuid_text(&g.sid()), g.gno()));
+                }
                 // Any other rows event (MySQL's partial JSON updates) would be rows lost.
                 Some(EventData::RowsEvent(_)) => {
                     return Err(Error::fatal(
@@ -493,15 +534,26 @@ impl Streaming {
 
     /// The position right after the transaction being read (a DDL's).
     fn after_current(&self, next_pos: u64) -> Position {
-        let mut gtids = self.gtids.clone();
-        if let Some((domain, gtid)) = self.tx.as_ref().and_then(|t| t.gtid.clone()) {
-            gtids.insert(domain, gtid);
-        }
+        let gtids = match (&self.mysql_gtids, &self.pending_mysql_gtid) {
+            (Some(set), pending) => {
+                let mut set = set.clone();
+                if let Some((uuid, gno)) = pending {
+                    set.add(uuid, *gno);
+                }
+                (!set.is_empty()).then(|| set.to_string())
+            }
+            (None, _) => {
+                let mut gtids = self.gtids.clone();
+                if let Some((domain, gtid)) = self.tx.as_ref().and_then(|t| t.gtid.clone()) {
+                    gtids.insert(domain, gtid);
+                }
+                (!gtids.is_empty()).then(|| gtids.values().cloned().collect::<Vec<_>>().join(","))
+            }
+        };
         Position {
             file: self.file.clone(),
             pos: next_pos,
-            gtids: (!gtids.is_empty())
-                .then(|| gtids.values().cloned().collect::<Vec<_>>().join(",")),
+            gtids,
             event: 0,
             row: 0,
         }
@@ -699,9 +751,11 @@ impl Streaming {
             event: 0,
             row: 0,
         };
-        let id = gtid
-            .as_ref()
-            .map_or_else(|| format!("{}:{start}", self.file), |(_, g)| g.clone());
+        let id = match (&gtid, &self.pending_mysql_gtid) {
+            (Some((_, g)), _) => g.clone(),
+            (None, Some((uuid, gno))) => format!("{uuid}:{gno}"),
+            (None, None) => format!("{}:{start}", self.file),
+        };
         self.tx = Some(Tx {
             gtid,
             events: 0,
@@ -721,6 +775,11 @@ impl Streaming {
         }
         if let Some((domain, gtid)) = tx.as_ref().and_then(|t| t.gtid.clone()) {
             self.gtids.insert(domain, gtid);
+        }
+        if let (Some(set), Some((uuid, gno))) =
+            (self.mysql_gtids.as_mut(), self.pending_mysql_gtid.take())
+        {
+            set.add(&uuid, gno);
         }
         self.resume = Position {
             file: self.file.clone(),
