@@ -1,7 +1,7 @@
 //! MySQL's GTID sets (`3e11fa47-...:1-5:7,...`): the transactions a MySQL reader has
 //! seen, kept in the offset's `gtids` and sent to resume (`COM_BINLOG_DUMP_GTID`), so a
 //! stored offset survives a failover to a replica whose binlog files differ. MariaDB's
-//! GTIDs (`domain-server-seq`) are handled in [`crate::stream`].
+//! GTIDs (`domain-server-seq`) are handled by the binlog reader itself.
 
 use std::collections::BTreeMap;
 use std::fmt;
