@@ -9,6 +9,7 @@ use connect_core::{Error, EventId, Record, Schema, SchemaType, Struct, Value};
 use mysql_async::binlog::events::{OptionalMetaExtractor, TableMapEvent};
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::consts::ColumnType;
+use mysql_common::binlog::jsonb;
 use mysql_common::io::ParseBuf;
 
 use crate::config::MySqlConfig;
@@ -115,6 +116,63 @@ impl ColumnPlan {
             (_, value) => value,
         }
     }
+}
+
+/// MySQL's binary JSON as text, object members in their stored order (MySQL's own:
+/// by key length, then bytes), as Debezium writes it; mysql_common's own conversion goes
+/// through a sorted map.
+fn jsonb_text(value: jsonb::Value<'_>) -> Result<String, String> {
+    fn write(value: jsonb::Value<'_>, out: &mut String) -> Result<(), String> {
+        let member = |key: &str, out: &mut String| {
+            out.push_str(&serde_json::to_string(key).expect("a string serialises"));
+            out.push(':');
+        };
+        match value {
+            jsonb::Value::SmallObject(o) => write_members(o.iter(), out, member),
+            jsonb::Value::LargeObject(o) => write_members(o.iter(), out, member),
+            jsonb::Value::SmallArray(a) => write_items(a.iter(), out),
+            jsonb::Value::LargeArray(a) => write_items(a.iter(), out),
+            scalar => {
+                let json = serde_json::Value::try_from(scalar).map_err(|e| e.to_string())?;
+                out.push_str(&json.to_string());
+                Ok(())
+            }
+        }
+    }
+    fn write_members<'a>(
+        members: impl Iterator<Item = std::io::Result<(jsonb::ObjectKey<'a>, jsonb::Value<'a>)>>,
+        out: &mut String,
+        member: impl Fn(&str, &mut String),
+    ) -> Result<(), String> {
+        out.push('{');
+        for (n, entry) in members.enumerate() {
+            let (key, value) = entry.map_err(|e| e.to_string())?;
+            if n > 0 {
+                out.push(',');
+            }
+            member(&key.value(), out);
+            write(value, out)?;
+        }
+        out.push('}');
+        Ok(())
+    }
+    fn write_items<'a>(
+        items: impl Iterator<Item = std::io::Result<jsonb::Value<'a>>>,
+        out: &mut String,
+    ) -> Result<(), String> {
+        out.push('[');
+        for (n, item) in items.enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            write(item.map_err(|e| e.to_string())?, out)?;
+        }
+        out.push(']');
+        Ok(())
+    }
+    let mut out = String::new();
+    write(value, &mut out)?;
+    Ok(out)
 }
 
 /// `varchar(200)` → 200.
@@ -339,7 +397,14 @@ impl TableSchema {
                 let value: BinlogValue<'_> = buf
                     .parse((column_type, metadata.as_slice(), unsigned, false))
                     .map_err(|e| undecodable(i, &e))?;
-                mysql_async::Value::try_from(value).map_err(|e| undecodable(i, &e))?
+                match value {
+                    BinlogValue::Jsonb(json) => mysql_async::Value::Bytes(
+                        jsonb_text(json)
+                            .map_err(|e| undecodable(i, &e))?
+                            .into_bytes(),
+                    ),
+                    other => mysql_async::Value::try_from(other).map_err(|e| undecodable(i, &e))?,
+                }
             };
             let plan = &self.plans[i];
             if !plan.keep {
@@ -476,4 +541,42 @@ fn schema_default(c: &ColumnInfo, codec: &Codec) -> Option<Value> {
     (temporal && !c.nullable && text.to_ascii_lowercase().starts_with("current_timestamp"))
         .then(|| codec.parse(b"1970-01-01 00:00:00".to_vec()).ok())
         .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mysql_binary_json_keeps_its_stored_member_order() {
+        // A small object {"b": 1, "aa": [2, "x"]} as MySQL stores it: keys by length.
+        let mut object = vec![0x00u8]; // small object
+        let body: Vec<u8> = [
+            &2u16.to_le_bytes()[..], // members
+            &0u16.to_le_bytes(),     // size, set below
+            &18u16.to_le_bytes(),
+            &1u16.to_le_bytes(), // key "b"
+            &19u16.to_le_bytes(),
+            &2u16.to_le_bytes(), // key "aa"
+            &[0x05],
+            &1i16.to_le_bytes(), // int16 1, inlined
+            &[0x02],
+            &21u16.to_le_bytes(), // small array at 21
+            b"baa",
+            // the array: 2 elements, size, int16 2 inlined, string at offset 10
+            &2u16.to_le_bytes(),
+            &12u16.to_le_bytes(),
+            &[0x05],
+            &2i16.to_le_bytes(),
+            &[0x0c],
+            &10u16.to_le_bytes(),
+            &[1, b'x'],
+        ]
+        .concat();
+        object.extend_from_slice(&body);
+        let size = (object.len() - 1) as u16;
+        object[3..5].copy_from_slice(&size.to_le_bytes());
+        let value: jsonb::Value<'_> = ParseBuf(&object).parse(()).unwrap();
+        assert_eq!(jsonb_text(value).unwrap(), r#"{"b":1,"aa":[2,"x"]}"#);
+    }
 }
