@@ -116,6 +116,10 @@ pub struct MySqlConfig {
     pub types: TypeModes,
     /// `message.key.columns`: keys other than the primary key (`<db>.<table>` regexes).
     pub message_key_columns: MessageKeyColumns,
+    /// `gtid.source.includes` (MySQL): the source UUIDs whose GTIDs a resume sends.
+    pub gtid_source_include: Vec<Regex>,
+    /// `gtid.source.excludes` (MySQL).
+    pub gtid_source_exclude: Vec<Regex>,
 }
 
 impl MySqlConfig {
@@ -146,6 +150,8 @@ impl MySqlConfig {
             transaction_topic: "transaction".to_owned(),
             types: TypeModes::default(),
             message_key_columns: MessageKeyColumns::default(),
+            gtid_source_include: Vec::new(),
+            gtid_source_exclude: Vec::new(),
         }
     }
 
@@ -306,6 +312,20 @@ impl MySqlConfig {
                 "long",
             )? == "precise",
         };
+        c.gtid_source_include = whole_match_regexes(
+            &p.key("gtid.source.includes"),
+            p.list("gtid.source.includes"),
+        )?;
+        c.gtid_source_exclude = whole_match_regexes(
+            &p.key("gtid.source.excludes"),
+            p.list("gtid.source.excludes"),
+        )?;
+        if !c.gtid_source_include.is_empty() && !c.gtid_source_exclude.is_empty() {
+            return Err(Error::config(
+                "gtid.source.excludes",
+                "set either gtid.source.includes or gtid.source.excludes, not both",
+            ));
+        }
         if let Some(text) = p.get("message.key.columns") {
             c.message_key_columns = MessageKeyColumns::parse(&p.key("message.key.columns"), text)?;
         }
@@ -380,6 +400,13 @@ impl MySqlConfig {
         self.tls.validate()
     }
 
+    /// Whether a resume sends the GTIDs of MySQL source `uuid` (`gtid.source.*`).
+    pub fn uses_gtid_source(&self, uuid: &str) -> bool {
+        (self.gtid_source_include.is_empty()
+            || self.gtid_source_include.iter().any(|r| r.is_match(uuid)))
+            && !self.gtid_source_exclude.iter().any(|r| r.is_match(uuid))
+    }
+
     /// Whether a table is captured by the include/exclude lists.
     pub fn captures(&self, database: &str, table: &str) -> bool {
         let full = format!("{database}.{table}");
@@ -413,6 +440,7 @@ mod tests {
             ("provide.transaction.metadata", "true"),
             ("topic.transaction", "tx"),
             ("snapshot.locking.mode", "extended"),
+            ("gtid.source.includes", "3e11fa47-.*"),
         ]);
         let c = MySqlConfig::from_props(&p.root()).unwrap();
         assert!(c.captures("inventory", "orders") && !c.captures("inventory", "audit"));
@@ -432,6 +460,19 @@ mod tests {
         );
         assert!(c.transaction_metadata && c.transaction_topic == "tx");
         assert_eq!(c.locking, SnapshotLockingMode::Extended);
+        assert!(c.uses_gtid_source("3e11fa47-71ca-11e1-9e33-c80aa9429562"));
+        assert!(!c.uses_gtid_source("4f22ab58-82db-22f2-af44-d91bb0530673"));
+        let both = Properties::from_pairs([
+            ("database.user", "u"),
+            ("database.server.id", "1"),
+            ("topic.prefix", "srv"),
+            ("gtid.source.includes", "a.*"),
+            ("gtid.source.excludes", "b.*"),
+        ]);
+        let e = MySqlConfig::from_props(&both.root())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("gtid.source.excludes"), "{e}");
         assert!(p.reject_unused().is_ok());
         for (key, value) in [
             ("database.server.id", "0"),

@@ -86,6 +86,17 @@ impl MySqlGtidSet {
         *intervals = merged;
     }
 
+    /// The set without the sources `keep` refuses (`gtid.source.includes`/`excludes`).
+    pub fn sources(&self, keep: impl Fn(&str) -> bool) -> MySqlGtidSet {
+        MySqlGtidSet(
+            self.0
+                .iter()
+                .filter(|(uuid, _)| keep(uuid))
+                .map(|(uuid, intervals)| (uuid.clone(), intervals.clone()))
+                .collect(),
+        )
+    }
+
     /// The set as the server's replication protocol takes it.
     pub fn sids(&self) -> Result<Vec<Sid<'static>>, String> {
         self.to_string()
@@ -135,6 +146,10 @@ mod tests {
         assert_eq!(sids.len(), 2);
         assert_eq!(sids[0].to_string(), format!("{A}:1-7"));
         assert!(is_mysql_gtid_set(&set.to_string()) && !is_mysql_gtid_set("0-1-5,1-1-2"));
+        assert_eq!(
+            set.sources(|uuid| uuid == B).to_string(),
+            format!("{B}:1-5")
+        );
         for bad in [
             "0-1-5",
             &format!("{A}:x"),

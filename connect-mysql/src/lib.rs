@@ -47,10 +47,8 @@
 //!   block, continued across a restart inside a transaction
 //!   ([`connect_core::transaction`]).
 //!
-//! - on MySQL with `gtid_mode=ON`, resume by GTID set ([`gtid`]; written against the
-//!   protocol, not run here).
-//!
-//! Not yet: `gtid.source.includes`/`excludes`.
+//! - on MySQL with `gtid_mode=ON`, resume by GTID set ([`gtid`], `gtid.source.includes`
+//!   and `excludes`; written against the protocol, not run here: no MySQL server).
 //!
 //! ```no_run
 //! use std::sync::Arc;

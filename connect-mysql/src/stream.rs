@@ -247,6 +247,7 @@ impl Streaming {
         } else if let Some(set) = mysql_gtids.as_ref().filter(|s| !s.is_empty()) {
             // COM_BINLOG_DUMP_GTID: the server sends what the set lacks, from any file.
             let sids = set
+                .sources(|uuid| config.uses_gtid_source(uuid))
                 .sids()
                 .map_err(|e| Error::fatal("mysql", format!("the GTID set to resume from: {e}")))?;
             request
