@@ -1937,3 +1937,87 @@ async fn value_modes_and_message_key_columns() {
     engine.shutdown().await.unwrap();
     db.drop().await;
 }
+
+/// An offset without its schema history is refused with an error naming
+/// `schema.history.internal.file.filename` (never a silent guess at old rows' columns);
+/// `snapshot.mode=recovery` rebuilds the history from the current tables and streams on
+/// from the offset, without a new snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_history_is_refused_by_name_and_rebuilt_by_recovery() {
+    use connect_core::{CommitPolicy, Engine, MemoryOffsetStore, MemorySchemaHistory, Value};
+    let mut db = TestDb::new("lost_history").await;
+    db.conn
+        .query_drop("CREATE TABLE items (id int PRIMARY KEY, v varchar(10)); INSERT INTO items VALUES (1, 'snap')")
+        .await
+        .unwrap();
+    let offsets = MemoryOffsetStore::new();
+    let name = db.name.clone();
+    let start = |history: MemorySchemaHistory, mode: connect_mysql::SnapshotMode| {
+        let config = root()
+            .with_databases([name.as_str()])
+            .unwrap()
+            .with_schema_history(std::sync::Arc::new(history))
+            .with_snapshot_mode(mode);
+        let offsets = offsets.clone();
+        async move {
+            Engine::builder()
+                .name("mysql-lost-history")
+                .source(connect_mysql::MySqlSource::new(config).unwrap())
+                .offsets(offsets)
+                .commit_policy(CommitPolicy::always())
+                .into_channel(4)
+                .start()
+                .await
+                .unwrap()
+        }
+    };
+    let (engine, mut rx) = start(
+        MemorySchemaHistory::new(),
+        connect_mysql::SnapshotMode::Initial,
+    )
+    .await;
+    let mut last_id = 1;
+    db.stream_a_row(&mut rx, &mut last_id, ", 'live'").await;
+    engine.shutdown().await.unwrap();
+    db.conn
+        .query_drop(format!(
+            "INSERT INTO items VALUES ({}, 'down')",
+            last_id + 1
+        ))
+        .await
+        .unwrap();
+    // A new, empty history with the old offsets.
+    let (engine, _rx) = start(
+        MemorySchemaHistory::new(),
+        connect_mysql::SnapshotMode::Initial,
+    )
+    .await;
+    let err = fatal_error(engine).await;
+    assert!(
+        err.contains("schema.history.internal.file.filename") && err.contains("recovery"),
+        "{err}"
+    );
+    let history = MemorySchemaHistory::new();
+    let (engine, mut rx) = start(history.clone(), connect_mysql::SnapshotMode::Recovery).await;
+    // Rows after the stored offset (the last live one again at most), never the snapshot's.
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|(_, row): &(String, connect_core::Struct)| row.get("v") == Some(&Value::from("down")))
+    {
+        seen.extend(next_rows(&mut rx, 1).await);
+    }
+    engine.shutdown().await.unwrap();
+    assert!(
+        seen.iter()
+            .all(|(_, row)| row.get("v") != Some(&Value::from("snap"))),
+        "a new snapshot: {seen:?}"
+    );
+    let down = seen.last().unwrap();
+    assert_eq!(down.1.get("id"), Some(&Value::Int32(last_id + 1)));
+    let records = connect_core::SchemaHistory::recover(&history)
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 1, "the table recorded at the stored offset");
+    db.drop().await;
+}
