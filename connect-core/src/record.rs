@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value as Json};
 
 use crate::schema::Schema;
-use crate::value::Value;
+use crate::value::{Struct, Value};
 
 /// Where a record came from: Debezium's source partition, e.g. `{"server":"shop"}`, or the
 /// file source's `{"filename":"/var/log/app.log"}`. Compared by its canonical JSON.
@@ -105,9 +105,54 @@ impl EventId {
         EventId(h.digest128())
     }
 
+    /// The id of a snapshot read of `row` on `topic`: its table and primary key (the
+    /// values at `key_positions`, or the whole row for a table without one), so a re-run
+    /// snapshot gives the same ids.
+    pub fn of_row(topic: &str, row: &Struct, key_positions: &[usize]) -> Self {
+        thread_local! {
+            // Reused for every row: one key buffer per thread, not one per event.
+            static KEY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        KEY.with_borrow_mut(|key| {
+            key.clear();
+            let values = row.values();
+            if key_positions.is_empty() {
+                values.iter().for_each(|v| write_key_value(key, v));
+            } else {
+                key_positions
+                    .iter()
+                    .for_each(|&i| write_key_value(key, &values[i]));
+            }
+            EventId::from_parts(&[topic.as_bytes(), key])
+        })
+    }
+
     /// The id as a number.
     pub fn as_u128(self) -> u128 {
         self.0
+    }
+}
+
+/// A key value's bytes for [`EventId::of_row`]: tagged and length-prefixed, so different
+/// keys never give the same bytes; integers and text directly, the rest as JSON.
+fn write_key_value(out: &mut Vec<u8>, value: &Value) {
+    let mut tagged = |tag: u8, bytes: &[u8]| {
+        out.push(tag);
+        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(bytes);
+    };
+    match value {
+        Value::Null => tagged(0, &[]),
+        Value::Int8(_) | Value::Int16(_) | Value::Int32(_) | Value::Int64(_) => {
+            tagged(1, &value.as_i64().unwrap_or_default().to_le_bytes())
+        }
+        Value::String(s) => tagged(2, s.as_bytes()),
+        Value::Bytes(b) => tagged(3, b),
+        other => {
+            let mut json = Vec::new();
+            crate::convert::json::write_value(&mut json, None, other);
+            tagged(4, &json);
+        }
     }
 }
 
@@ -259,6 +304,28 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snapshot_ids_follow_the_key_only() {
+        use crate::schema::{Schema, SchemaType};
+        let schema = Schema::struct_builder()
+            .field("id", Schema::required(SchemaType::Int32))
+            .field("name", Schema::optional(SchemaType::String))
+            .build();
+        let row = |id: i32, name: &str| {
+            Struct::new(schema.clone(), vec![Value::Int32(id), Value::from(name)]).unwrap()
+        };
+        let id = |row: &Struct, key: &[usize]| EventId::of_row("srv.db.t", row, key);
+        assert_eq!(id(&row(1, "a"), &[0]), id(&row(1, "b"), &[0]));
+        assert_ne!(id(&row(1, "a"), &[0]), id(&row(2, "a"), &[0]));
+        assert_ne!(id(&row(1, "a"), &[]), id(&row(1, "b"), &[]));
+        assert_ne!(
+            EventId::of_row("srv.db.t", &row(1, "a"), &[0]),
+            EventId::of_row("srv.db.u", &row(1, "a"), &[0])
+        );
+        // Tagged and length-prefixed: ("ab", "c") and ("a", "bc") differ.
+        assert_ne!(id(&row(1, "ab"), &[]), id(&row(1, "a"), &[]));
+    }
 
     #[test]
     fn partitions_compare_by_canonical_json() {

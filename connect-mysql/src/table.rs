@@ -508,16 +508,7 @@ impl TableSchema {
 
     /// The event id of a snapshot read: (table, primary key).
     pub fn snapshot_id(&self, row: &Struct) -> EventId {
-        let mut key = Vec::with_capacity(32);
-        if self.key_positions.is_empty() {
-            connect_core::convert::json::write_value(&mut key, None, &Value::Struct(row.clone()));
-        } else {
-            for &i in &self.key_positions {
-                connect_core::convert::json::write_value(&mut key, None, &row.values()[i]);
-                key.push(0);
-            }
-        }
-        EventId::from_parts(&[self.topic.as_bytes(), &key])
+        EventId::of_row(&self.topic, row, &self.key_positions)
     }
 }
 

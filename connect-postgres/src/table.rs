@@ -483,22 +483,6 @@ impl TableSchema {
     /// The event id of a snapshot read: (table, primary key), so a re-run snapshot gives
     /// the same ids.
     pub fn snapshot_id(&self, row: &Struct) -> EventId {
-        thread_local! {
-            // Reused for every row: one key buffer per thread, not one per event.
-            static KEY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
-        KEY.with_borrow_mut(|key| {
-            key.clear();
-            let values = row.values();
-            if self.key_positions.is_empty() {
-                connect_core::convert::json::write_value(key, None, &Value::Struct(row.clone()));
-            } else {
-                for &i in &self.key_positions {
-                    connect_core::convert::json::write_value(key, None, &values[i]);
-                    key.push(0);
-                }
-            }
-            EventId::from_parts(&[self.topic.as_bytes(), key])
-        })
+        EventId::of_row(&self.topic, row, &self.key_positions)
     }
 }
