@@ -47,6 +47,29 @@ impl Value {
         Value::String(ByteString::from(s))
     }
 
+    /// A string value for a name repeated in every event (server, database, schema,
+    /// table). Names are interned as `'static` strings, so cloning the value per event
+    /// touches no reference count shared with the threads that drop events (one leaked
+    /// copy per distinct name, which a process has few of).
+    pub fn interned(name: &str) -> Value {
+        static NAMES: std::sync::OnceLock<
+            std::sync::Mutex<std::collections::HashSet<&'static str>>,
+        > = std::sync::OnceLock::new();
+        let mut names = NAMES
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let name = match names.get(name) {
+            Some(known) => *known,
+            None => {
+                let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+                names.insert(leaked);
+                leaked
+            }
+        };
+        Value::static_str(name)
+    }
+
     /// A string value from a `&'static str`, without copying.
     pub fn static_str(s: &'static str) -> Value {
         Value::String(ByteString::from_static(s))

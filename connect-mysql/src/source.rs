@@ -524,12 +524,13 @@ async fn read_tables(
     let (file, pos) = (&position.file, position.pos);
     let template = SourceInfo {
         flavor: info.flavor,
-        server: Value::string(&config.topic_prefix),
+        server: Value::interned(&config.topic_prefix),
         ts_us,
         snapshot: "true",
         server_id: 0,
         gtid: Value::Null,
-        file: Value::string(file),
+        // One file per snapshot: interned like the names.
+        file: Value::interned(file),
         pos,
         row: 0,
         processed_at: SystemTime::now(),

@@ -278,7 +278,7 @@ impl Streaming {
             config.topic_prefix, config.transaction_topic
         ));
         Ok(Streaming {
-            server_value: Value::string(&config.topic_prefix),
+            server_value: Value::interned(&config.topic_prefix),
             config,
             flavor,
             partition,

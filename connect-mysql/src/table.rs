@@ -315,8 +315,8 @@ impl TableSchema {
             row_schema,
             envelope,
             flavor,
-            db_value: Value::string(database),
-            table_value: Value::string(table),
+            db_value: Value::interned(database),
+            table_value: Value::interned(table),
         })
     }
 

@@ -26,7 +26,7 @@ use crate::config::{PostgresConfig, PublicationMode, SnapshotMode};
 use crate::metadata::MessageSchemas;
 use crate::parallel::{ParallelSnapshot, SnapshotSource};
 use crate::pgoutput::{self, Column, Message};
-use crate::table::{interned, ColumnDef, ColumnDefault, SourceInfo, TableSchema};
+use crate::table::{ColumnDef, ColumnDefault, SourceInfo, TableSchema};
 use crate::types::{PgType, SESSION_OPTIONS};
 use connect_core::jobs::OrderedJobs;
 use connect_core::transaction::{transaction_record, TxCounts};
@@ -313,7 +313,7 @@ impl PostgresTask {
     fn new(config: Arc<PostgresConfig>) -> Self {
         PostgresTask {
             partition: SourcePartition::server(&config.topic_prefix),
-            server_value: interned(&config.topic_prefix),
+            server_value: connect_core::Value::interned(&config.topic_prefix),
             transaction_topic: Arc::from(format!(
                 "{}.{}",
                 config.topic_prefix, config.transaction_topic
@@ -326,7 +326,7 @@ impl PostgresTask {
             discovered_announce: false,
             discovered_rows: std::collections::VecDeque::new(),
             next_discovery: tokio::time::Instant::now(),
-            db_value: interned(&config.dbname),
+            db_value: connect_core::Value::interned(&config.dbname),
             config,
             client: None,
             repl: None,

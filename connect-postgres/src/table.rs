@@ -126,28 +126,6 @@ pub struct TableSchema {
     table_value: Value,
 }
 
-/// A string value for a name repeated in every event (server, database, schema, table).
-/// Names are interned as `'static` strings, so cloning the value per event touches no
-/// reference count shared with the threads that drop events (one leaked copy per
-/// distinct name, which a process has few of).
-pub(crate) fn interned(name: &str) -> Value {
-    static NAMES: OnceLock<std::sync::Mutex<std::collections::HashSet<&'static str>>> =
-        OnceLock::new();
-    let mut names = NAMES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    let name = match names.get(name) {
-        Some(known) => *known,
-        None => {
-            let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
-            names.insert(leaked);
-            leaked
-        }
-    };
-    Value::static_str(name)
-}
-
 /// Debezium 3.x's `io.debezium.connector.postgresql.Source` schema.
 pub fn source_schema() -> &'static Arc<Schema> {
     static S: OnceLock<Arc<Schema>> = OnceLock::new();
@@ -316,8 +294,8 @@ impl TableSchema {
             key_positions,
             row_schema,
             envelope,
-            schema_value: interned(schema),
-            table_value: interned(table),
+            schema_value: Value::interned(schema),
+            table_value: Value::interned(table),
         })
     }
 
