@@ -179,6 +179,25 @@ impl EnvelopeSchema {
         &self.schema
     }
 
+    /// The memory of a read event on `topic` beside its row's text: the record and the
+    /// envelope's, `source`'s, the row's and `key_fields` key slots, plus `names_len`
+    /// bytes of short `source` strings; about what [`crate::Record::size_estimate`]'s
+    /// walk finds, so a snapshot can give it without walking each event.
+    pub fn read_event_overhead(&self, topic: &str, key_fields: usize, names_len: usize) -> usize {
+        let nested = |name| {
+            self.schema
+                .field(name)
+                .map_or(0, |(_, f)| f.schema().fields().len())
+        };
+        let slots =
+            self.schema.fields().len() + nested("source") + nested("after") + key_fields + 3;
+        std::mem::size_of::<crate::Record>()
+            + topic.len()
+            + slots * std::mem::size_of::<Value>()
+            + names_len
+            + 64
+    }
+
     /// Builds an event value. `ts_ms/us/ns` are the processing time, as Debezium sets them.
     pub fn event(
         &self,

@@ -149,9 +149,13 @@ fn write_key_value(out: &mut Vec<u8>, value: &Value) {
         Value::String(s) => tagged(2, s.as_bytes()),
         Value::Bytes(b) => tagged(3, b),
         other => {
-            let mut json = Vec::new();
-            crate::convert::json::write_value(&mut json, None, other);
-            tagged(4, &json);
+            // Written in place, its length filled in after.
+            out.push(4);
+            let at = out.len();
+            out.extend_from_slice(&[0; 4]);
+            crate::convert::json::write_value(out, None, other);
+            let len = (out.len() - at - 4) as u32;
+            out[at..at + 4].copy_from_slice(&len.to_le_bytes());
         }
     }
 }
@@ -237,6 +241,13 @@ impl Record {
     pub fn with_size_estimate(mut self, bytes: usize) -> Self {
         self.size_hint = SizeHint(Some(bytes));
         self
+    }
+
+    /// Measures the record's size now (a walk over its values, while they are in cache)
+    /// and keeps it as the estimate, so the engine's single task does not walk it later.
+    pub fn measured(self) -> Self {
+        let size = self.size_estimate();
+        self.with_size_estimate(size)
     }
 
     pub(crate) fn clear_size_estimate(&mut self) {

@@ -431,6 +431,23 @@ pub fn spawn_test_child(test: &str, envs: &[(&str, &std::ffi::OsStr)]) -> std::p
         .expect("the test binary starts again")
 }
 
+/// The variable naming a crash test child's database (see [`spawn_crash_child`]).
+pub const CRASH_DB_ENV: &str = "CONNECT_CRASH_DB";
+/// The variable naming a crash test child's directory (offsets, output).
+pub const CRASH_DIR_ENV: &str = "CONNECT_CRASH_DIR";
+
+/// Starts crash test child `test` on database `db`, keeping its state in `dir`
+/// ([`CRASH_DB_ENV`], [`CRASH_DIR_ENV`]).
+pub fn spawn_crash_child(test: &str, db: &str, dir: &std::path::Path) -> std::process::Child {
+    spawn_test_child(
+        test,
+        &[
+            (CRASH_DB_ENV, db.as_ref()),
+            (CRASH_DIR_ENV, dir.as_os_str()),
+        ],
+    )
+}
+
 /// SIGKILLs a child and reaps it.
 pub fn kill_child(mut child: std::process::Child) {
     child.kill().expect("SIGKILL the child");

@@ -265,7 +265,8 @@ pub fn named_tables(sql: &str, default_db: &str) -> Vec<TableId> {
     static LISTED: OnceLock<Regex> = OnceLock::new();
     let name = r"((?:`[^`]+`|\w+)(?:\.(?:`[^`]+`|\w+))?)";
     // A comma separates table names only in DROP TABLE and RENAME TABLE.
-    let pattern = if head(sql).starts_with("ALTER") || head(sql).starts_with("CREATE") {
+    let head = head(sql);
+    let pattern = if head.starts_with("ALTER") || head.starts_with("CREATE") {
         re(
             &NAME,
             &format!(r"(?i)\b(?:TABLE(?:\s+IF\s+(?:NOT\s+)?EXISTS)?|TO|AS|LIKE)\s+{name}"),

@@ -273,10 +273,11 @@ pub fn record(
             table_change(kind, change.id(), previous, columns)
         })
         .collect();
+    let ts_ms = now_ms();
     HistoryRecord {
         source: partition.to_map(),
-        position: position.offset(now_ms() / 1000).map().clone(),
-        ts_ms: now_ms(),
+        position: position.offset(ts_ms / 1000).map().clone(),
+        ts_ms,
         database_name: database.to_owned(),
         schema_name: None,
         ddl: ddl.map(str::to_owned),
@@ -288,6 +289,31 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Records `tables` (their columns in `catalog`) as created at `at`, one record each, and
+/// makes them durable (the snapshot's tables, a table the history lacked).
+pub async fn save_created<'a>(
+    store: &HistoryStore,
+    partition: &SourcePartition,
+    at: &Position,
+    catalog: &Catalog,
+    tables: impl IntoIterator<Item = &'a TableId>,
+) -> Result<(), Error> {
+    let records = tables
+        .into_iter()
+        .map(|id| {
+            record(
+                partition,
+                at,
+                &id.0,
+                None,
+                &[TableChange::Create(id.clone())],
+                catalog,
+            )
+        })
+        .collect();
+    save(store, records).await
 }
 
 /// Appends records and makes them durable: before any row read with them is emitted.

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::{MySqlConfig, SnapshotLockingMode, SnapshotMode};
-use crate::ddl::{Catalog, TableChange, TableId};
+use crate::ddl::{Catalog, TableId};
 use crate::gtid::{is_mysql_gtid_set, MySqlGtidSet};
 use crate::history;
 use crate::server::{columns, mysql_err, preflight, Flavor, ServerInfo};
@@ -471,29 +471,6 @@ async fn captured_tables(conn: &mut Conn, config: &MySqlConfig) -> Result<Catalo
     Ok(catalog)
 }
 
-/// Records the captured tables' columns in the schema history as holding from `at`.
-async fn record_tables(
-    config: &MySqlConfig,
-    partition: &SourcePartition,
-    at: &Position,
-    catalog: &Catalog,
-) -> Result<(), Error> {
-    let records = catalog
-        .ids()
-        .map(|id| {
-            history::record(
-                partition,
-                at,
-                &id.0,
-                None,
-                &[TableChange::Create(id.clone())],
-                catalog,
-            )
-        })
-        .collect();
-    history::save(&config.schema_history, records).await
-}
-
 /// Reads the captured tables' columns now and records them as holding from `at`.
 async fn record_current_tables(
     conn: &mut Conn,
@@ -502,7 +479,14 @@ async fn record_current_tables(
     at: &Position,
 ) -> Result<Catalog, Error> {
     let catalog = captured_tables(conn, config).await?;
-    record_tables(config, partition, at, &catalog).await?;
+    history::save_created(
+        &config.schema_history,
+        partition,
+        at,
+        &catalog,
+        catalog.ids(),
+    )
+    .await?;
     Ok(catalog)
 }
 

@@ -236,7 +236,7 @@ impl Streaming {
         if gtid_mode {
             // The server starts right after these transactions, wherever its binlog has
             // them (another file and position after a failover to a replica).
-            let state = gtids.values().cloned().collect::<Vec<_>>().join(",");
+            let state = mariadb_gtid_text(&gtids).unwrap_or_default();
             conn.exec_drop("SET @slave_connect_state = ?", (state,))
                 .await
                 .map_err(|e| mysql_err("cannot set the GTID position", e))?;
@@ -308,7 +308,7 @@ impl Streaming {
         if let Some(set) = &self.mysql_gtids {
             return (!set.is_empty()).then(|| set.to_string());
         }
-        (!self.gtids.is_empty()).then(|| self.gtids.values().cloned().collect::<Vec<_>>().join(","))
+        mariadb_gtid_text(&self.gtids)
     }
 
     fn batch(&self, records: Vec<Record>, ts_us: i64) -> SourceBatch {
@@ -548,7 +548,7 @@ impl Streaming {
                 if let Some((domain, gtid)) = self.tx.as_ref().and_then(|t| t.gtid.clone()) {
                     gtids.insert(domain, gtid);
                 }
-                (!gtids.is_empty()).then(|| gtids.values().cloned().collect::<Vec<_>>().join(","))
+                mariadb_gtid_text(&gtids)
             }
         };
         Position {
@@ -587,7 +587,7 @@ impl Streaming {
                     tracing::warn!(%sql, error = %e, "a DDL statement on no captured table was not followed");
                     return Ok(());
                 }
-                self.reread_if_caught_up(sql, next_pos, &affected, &e)
+                self.reread_without_later_ddl(sql, next_pos, &affected, &e)
                     .await?
             }
         };
@@ -630,33 +630,42 @@ impl Streaming {
             } else {
                 format!("SHOW BINLOG EVENTS IN '{}'", file.replace('\'', "''"))
             };
-            let events: Vec<mysql_async::Row> = self
-                .meta
-                .query(sql)
+            // Streamed, not collected: the binlog after `from` may hold millions of events.
+            let mut found = None;
+            self.meta
+                .query_iter(sql)
+                .await
+                .map_err(|e| mysql_err("cannot list the binlog's events", e))?
+                .for_each(|event: mysql_async::Row| {
+                    if found.is_some() {
+                        return;
+                    }
+                    let (Some(kind), Some(info)) =
+                        (event.get::<String, _>(2), event.get::<String, _>(5))
+                    else {
+                        return;
+                    };
+                    if kind != "Query" {
+                        return;
+                    }
+                    // MariaDB writes `use `db`; statement`.
+                    let (db, statement) =
+                        match info.strip_prefix("use `").and_then(|r| r.split_once("`; ")) {
+                            Some((db, statement)) => (db, statement),
+                            None => ("", info.as_str()),
+                        };
+                    if !crate::ddl::changes_tables(statement) {
+                        return;
+                    }
+                    let named = crate::ddl::named_tables(statement, db);
+                    if named.is_empty() || named.iter().any(|id| tables.contains(id)) {
+                        found = Some(statement.to_owned());
+                    }
+                })
                 .await
                 .map_err(|e| mysql_err("cannot list the binlog's events", e))?;
-            for event in events {
-                let (Some(kind), Some(info)) =
-                    (event.get::<String, _>(2), event.get::<String, _>(5))
-                else {
-                    continue;
-                };
-                if kind != "Query" {
-                    continue;
-                }
-                // MariaDB writes `use `db`; statement`.
-                let (db, statement) =
-                    match info.strip_prefix("use `").and_then(|r| r.split_once("`; ")) {
-                        Some((db, statement)) => (db.to_owned(), statement.to_owned()),
-                        None => (String::new(), info.clone()),
-                    };
-                if !crate::ddl::changes_tables(&statement) {
-                    continue;
-                }
-                let named = crate::ddl::named_tables(&statement, &db);
-                if named.is_empty() || named.iter().any(|id| tables.contains(id)) {
-                    return Ok(Some(statement));
-                }
+            if found.is_some() {
+                return Ok(found);
             }
         }
         Ok(None)
@@ -665,7 +674,7 @@ impl Streaming {
     /// Reads `tables` from the server's catalog, which is allowed only when no DDL that
     /// may change them follows the statement that ends at `next_pos` in the binlog
     /// (checked after reading, so that nothing slips in between).
-    async fn reread_if_caught_up(
+    async fn reread_without_later_ddl(
         &mut self,
         sql: &str,
         next_pos: u64,
@@ -715,15 +724,14 @@ impl Streaming {
     async fn table_not_in_history(&mut self, id: TableId) -> Result<Vec<ColumnInfo>, Error> {
         let columns = crate::server::columns(&mut self.meta, &id.0, &id.1).await?;
         self.catalog.put(id.clone(), columns.clone());
-        let record = history::record(
+        history::save_created(
+            &self.config.schema_history,
             &self.partition,
             &self.resume,
-            &id.0,
-            None,
-            &[TableChange::Create(id.clone())],
             &self.catalog,
-        );
-        history::save(&self.config.schema_history, vec![record]).await?;
+            [&id],
+        )
+        .await?;
         Ok(columns)
     }
 
@@ -1025,7 +1033,9 @@ fn decode_rows(event: &Event, context: &RowsContext) -> Result<(u64, Vec<Record>
             &info.pos.to_le_bytes(),
             &(index as u64).to_le_bytes(),
         ]);
-        let record = table.measured_event(context.op, before, after, &info, id)?;
+        let record = table
+            .event(context.op, before, after, &info, id)?
+            .measured();
         let tombstone = (context.op == Op::Delete && context.config.tombstones_on_delete)
             .then(|| tombstone_for(&record));
         out.push(record);
@@ -1070,6 +1080,11 @@ fn rotated_file_name(raw: &[u8], trailer: usize) -> Result<String, Error> {
                 ),
             )
         })
+}
+
+/// Domain → GTID as `0-1-95,1-1-7` (None when empty).
+fn mariadb_gtid_text(gtids: &BTreeMap<u32, String>) -> Option<String> {
+    (!gtids.is_empty()).then(|| gtids.values().cloned().collect::<Vec<_>>().join(","))
 }
 
 /// `0-1-95,1-1-7` → domain → GTID.

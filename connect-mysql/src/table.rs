@@ -285,14 +285,11 @@ impl TableSchema {
         let row_schema = row.build();
         let envelope =
             EnvelopeSchema::new(&base, row_schema.clone(), source_schema(flavor).clone())?;
-        // Envelope (8) and `source` (17) slots, the row's and key's, and the short
-        // strings of `source`.
-        let slots = 8 + 17 + names.len() + key_positions.len() + 3;
-        let event_overhead = std::mem::size_of::<Record>()
-            + base.len()
-            + slots * std::mem::size_of::<Value>()
-            + 2 * (database.len() + table.len())
-            + 64;
+        let event_overhead = envelope.read_event_overhead(
+            &base,
+            key_positions.len(),
+            2 * (database.len() + table.len()),
+        );
         Ok(TableSchema {
             event_overhead,
             database: database.to_owned(),
@@ -483,21 +480,6 @@ impl TableSchema {
         .with_key(self.key_schema.clone(), key)
         .with_timestamp_ms(info.ts_us / 1000)
         .with_event_id(id))
-    }
-
-    /// A change event with its size measured here, on the blocking pool while the values
-    /// are in cache, not by the engine's one task later.
-    pub fn measured_event(
-        &self,
-        op: Op,
-        before: Option<Struct>,
-        after: Option<Struct>,
-        info: &SourceInfo,
-        id: EventId,
-    ) -> Result<Record, Error> {
-        let record = self.event(op, before, after, info, id)?;
-        let size = record.size_estimate();
-        Ok(record.with_size_estimate(size))
     }
 
     /// The memory of a snapshot event whose row's values are `raw_len` bytes of text (its

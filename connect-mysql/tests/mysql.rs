@@ -390,9 +390,7 @@ async fn streaming_resumes_inside_a_transaction_by_file_and_position() {
 }
 
 async fn resume_inside_a_transaction(by_gtid: bool) {
-    use connect_core::{
-        BatchReceiver, CommitPolicy, Engine, MemoryOffsetStore, OffsetStore, SourcePartition, Value,
-    };
+    use connect_core::{BatchReceiver, MemoryOffsetStore, OffsetStore, SourcePartition, Value};
     const ROWS: i64 = 6000;
     let mut db = TestDb::new(if by_gtid { "resume_gtid" } else { "resume_pos" }).await;
     db.conn
@@ -406,15 +404,7 @@ async fn resume_inside_a_transaction(by_gtid: bool) {
             .with_databases([db.name.as_str()])
             .unwrap()
             .with_schema_history(history.clone());
-        Engine::builder()
-            .name("mysql-resume")
-            .source(connect_mysql::MySqlSource::new(config).unwrap())
-            .offsets(offsets.clone())
-            .commit_policy(CommitPolicy::always())
-            .into_channel(2)
-            .start()
-            .await
-            .unwrap()
+        start_engine("mysql-resume", config, &offsets, 2).await
     };
     async fn ids(rx: &mut BatchReceiver, n: usize) -> Vec<i64> {
         let mut out = Vec::new();
@@ -579,8 +569,7 @@ async fn a_purged_position_is_an_error_or_a_new_snapshot() {
     db.drop().await;
 }
 
-const CRASH_DB_ENV: &str = "CONNECT_MYSQL_CRASH_DB";
-const CRASH_DIR_ENV: &str = "CONNECT_MYSQL_CRASH_DIR";
+use connect_core::testing::{CRASH_DB_ENV, CRASH_DIR_ENV};
 
 /// The child of `kill_9_during_snapshot_and_streaming`: MariaDB → unwrap → file, offsets
 /// in a file, until killed.
@@ -666,13 +655,7 @@ async fn kill_9_during_snapshot_and_streaming() {
     #[connect_core::async_trait]
     impl connect_core::testing::CrashScenario for Scenario<'_> {
         fn spawn(&self) -> std::process::Child {
-            connect_core::testing::spawn_test_child(
-                "mysql_crash_child",
-                &[
-                    (CRASH_DB_ENV, self.db.name.as_ref()),
-                    (CRASH_DIR_ENV, self.dir.as_os_str()),
-                ],
-            )
+            connect_core::testing::spawn_crash_child("mysql_crash_child", &self.db.name, self.dir)
         }
         fn in_snapshot(&self) -> Option<bool> {
             stored_position(&self.dir.join("offsets.json"))
@@ -913,12 +896,23 @@ async fn start_ddl_engine(
         .with_databases([db])
         .unwrap()
         .with_schema_history(history.clone());
+    start_engine("mysql-ddl", config, offsets, 4).await
+}
+
+/// Engine `name` on `config`'s source, into a channel of `capacity` batches, committing
+/// each acknowledged batch to `offsets`.
+async fn start_engine(
+    name: &str,
+    config: MySqlConfig,
+    offsets: &connect_core::MemoryOffsetStore,
+    capacity: usize,
+) -> (connect_core::Engine, connect_core::BatchReceiver) {
     connect_core::Engine::builder()
-        .name("mysql-ddl")
+        .name(name)
         .source(connect_mysql::MySqlSource::new(config).unwrap())
         .offsets(offsets.clone())
         .commit_policy(connect_core::CommitPolicy::always())
-        .into_channel(4)
+        .into_channel(capacity)
         .start()
         .await
         .unwrap()
@@ -1673,10 +1667,7 @@ async fn ddl_corpus_is_followed_as_the_server_applies_it() {
 /// delivered part ended, and its END counts every event of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transaction_metadata_orders_events_across_a_restart_inside_a_transaction() {
-    use connect_core::{
-        CommitPolicy, Engine, MemoryOffsetStore, MemorySchemaHistory, Record, SourcePartition,
-        Value,
-    };
+    use connect_core::{MemoryOffsetStore, MemorySchemaHistory, Record, SourcePartition, Value};
     use std::time::{Duration, Instant};
     let mut db = TestDb::new("tx_meta").await;
     db.conn
@@ -1691,15 +1682,7 @@ async fn transaction_metadata_orders_events_across_a_restart_inside_a_transactio
             .unwrap()
             .with_schema_history(history.clone())
             .with_transaction_metadata(true);
-        Engine::builder()
-            .name("mysql-tx")
-            .source(connect_mysql::MySqlSource::new(config).unwrap())
-            .offsets(offsets.clone())
-            .commit_policy(CommitPolicy::always())
-            .into_channel(2)
-            .start()
-            .await
-            .unwrap()
+        start_engine("mysql-tx", config, &offsets, 2).await
     };
     let field = |r: &Record, name: &str| r.value.as_struct().and_then(|s| s.get(name)).cloned();
     let block = |r: &Record| -> Option<(String, i64, i64)> {
@@ -1944,7 +1927,7 @@ async fn value_modes_and_message_key_columns() {
 /// from the offset, without a new snapshot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_history_is_refused_by_name_and_rebuilt_by_recovery() {
-    use connect_core::{CommitPolicy, Engine, MemoryOffsetStore, MemorySchemaHistory, Value};
+    use connect_core::{MemoryOffsetStore, MemorySchemaHistory, Value};
     let mut db = TestDb::new("lost_history").await;
     db.conn
         .query_drop("CREATE TABLE items (id int PRIMARY KEY, v varchar(10)); INSERT INTO items VALUES (1, 'snap')")
@@ -1959,17 +1942,7 @@ async fn a_lost_history_is_refused_by_name_and_rebuilt_by_recovery() {
             .with_schema_history(std::sync::Arc::new(history))
             .with_snapshot_mode(mode);
         let offsets = offsets.clone();
-        async move {
-            Engine::builder()
-                .name("mysql-lost-history")
-                .source(connect_mysql::MySqlSource::new(config).unwrap())
-                .offsets(offsets)
-                .commit_policy(CommitPolicy::always())
-                .into_channel(4)
-                .start()
-                .await
-                .unwrap()
-        }
+        async move { start_engine("mysql-lost-history", config, &offsets, 4).await }
     };
     let (engine, mut rx) = start(
         MemorySchemaHistory::new(),

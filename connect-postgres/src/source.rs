@@ -1205,7 +1205,7 @@ impl PostgresTask {
             &final_lsn.to_le_bytes(),
             &index.to_le_bytes(),
         ]);
-        let record = table.measured_event(op, before, after, &info, id)?;
+        let record = table.event(op, before, after, &info, id)?.measured();
         let tombstone =
             (op == Op::Delete && self.config.tombstones_on_delete).then(|| tombstone_for(&record));
         out.push(record);

@@ -274,14 +274,11 @@ impl TableSchema {
         }
         let row_schema = row.build();
         let envelope = EnvelopeSchema::new(&base, row_schema.clone(), source_schema().clone())?;
-        // Envelope (8) and `source` (16) slots, the row's and key's, and the short
-        // strings of `source`.
-        let slots = 8 + 16 + names.len() + key_positions.len() + 3;
-        let event_overhead = std::mem::size_of::<Record>()
-            + base.len()
-            + slots * std::mem::size_of::<Value>()
-            + 2 * (schema.len() + table.len())
-            + 64;
+        let event_overhead = envelope.read_event_overhead(
+            &base,
+            key_positions.len(),
+            2 * (schema.len() + table.len()),
+        );
         Ok(TableSchema {
             event_overhead,
             schema: schema.to_owned(),
@@ -432,30 +429,14 @@ impl TableSchema {
             info.transaction.as_ref(),
             SystemTime::now(),
         );
-        let record = Record::new(
+        Ok(Record::new(
             self.topic.clone(),
             Some(self.envelope.schema().clone()),
             value,
         )
         .with_key(self.key_schema.clone(), key)
         .with_timestamp_ms(info.ts_us / 1000)
-        .with_event_id(id);
-        Ok(record)
-    }
-
-    /// A streamed change event, its size measured now, while its values are in cache,
-    /// rather than by the engine later.
-    pub fn measured_event(
-        &self,
-        op: Op,
-        before: Option<Struct>,
-        after: Option<Struct>,
-        info: &SourceInfo<'_>,
-        id: EventId,
-    ) -> Result<Record, Error> {
-        let record = self.event(op, before, after, info, id)?;
-        let size = record.size_estimate();
-        Ok(record.with_size_estimate(size))
+        .with_event_id(id))
     }
 
     /// The event id of a snapshot read: (table, primary key), so a re-run snapshot gives

@@ -656,8 +656,7 @@ async fn preflight_errors_name_the_fix_and_properties_build_the_source() {
     db.drop().await;
 }
 
-const CRASH_DB_ENV: &str = "CONNECT_PG_CRASH_DB";
-const CRASH_DIR_ENV: &str = "CONNECT_PG_CRASH_DIR";
+use connect_core::testing::{CRASH_DB_ENV, CRASH_DIR_ENV};
 
 /// The child of `kill_9_during_snapshot_and_streaming`: PostgreSQL → unwrap → file,
 /// offsets in a file, until killed.
@@ -737,13 +736,7 @@ async fn kill_9_during_snapshot_and_streaming() {
     #[connect_core::async_trait]
     impl connect_core::testing::CrashScenario for Scenario<'_> {
         fn spawn(&self) -> std::process::Child {
-            connect_core::testing::spawn_test_child(
-                "pg_crash_child",
-                &[
-                    (CRASH_DB_ENV, self.db.name.as_ref()),
-                    (CRASH_DIR_ENV, self.dir.as_os_str()),
-                ],
-            )
+            connect_core::testing::spawn_crash_child("pg_crash_child", &self.db.name, self.dir)
         }
         fn in_snapshot(&self) -> Option<bool> {
             stored_lsn(&self.dir.join("offsets.json")).map(|(_, snapshot)| snapshot)
