@@ -141,7 +141,7 @@ impl Value {
                     .map(|(k, v)| k.size_estimate() + v.size_estimate())
                     .sum::<usize>()
             }
-            Value::Struct(s) => SLOT + s.values.iter().map(Value::size_estimate).sum::<usize>(),
+            Value::Struct(s) => SLOT + s.values().iter().map(Value::size_estimate).sum::<usize>(),
             _ => SLOT,
         }
     }
@@ -190,11 +190,19 @@ impl<T: Into<Value>> From<Option<T>> for Value {
 }
 
 /// A struct value: positional field values under a shared schema (one `Vec` per row,
-/// never one allocation per column).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Struct {
-    schema: Arc<Schema>,
-    values: Vec<Value>,
+/// never one allocation per column). A struct that many events carry unchanged (a
+/// snapshot's `source` block) can be [shared](Struct::shared): cloning it then costs one
+/// reference count, not a copy of its values.
+#[derive(Clone)]
+pub struct Struct(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Owned {
+        schema: Arc<Schema>,
+        values: Vec<Value>,
+    },
+    Shared(Arc<(Arc<Schema>, Vec<Value>)>),
 }
 
 /// A struct whose value count does not match its schema.
@@ -225,38 +233,72 @@ impl Struct {
                 got: values.len(),
             });
         }
-        Ok(Struct { schema, values })
+        Ok(Struct(Repr::Owned { schema, values }))
+    }
+
+    /// The same struct, its clones sharing one copy of the values (for a struct repeated
+    /// in many events; the clones are dropped wherever the events go).
+    pub fn shared(self) -> Struct {
+        match self.0 {
+            Repr::Owned { schema, values } => Struct(Repr::Shared(Arc::new((schema, values)))),
+            shared @ Repr::Shared(_) => Struct(shared),
+        }
     }
 
     /// The schema.
     pub fn schema(&self) -> &Arc<Schema> {
-        &self.schema
+        match &self.0 {
+            Repr::Owned { schema, .. } => schema,
+            Repr::Shared(shared) => &shared.0,
+        }
     }
 
     /// Values in field order.
     pub fn values(&self) -> &[Value] {
-        &self.values
+        match &self.0 {
+            Repr::Owned { values, .. } => values,
+            Repr::Shared(shared) => &shared.1,
+        }
     }
 
-    /// Consumes the struct into its values.
+    /// Consumes the struct into its values (copied if the struct is shared).
     pub fn into_values(self) -> Vec<Value> {
-        self.values
+        match self.0 {
+            Repr::Owned { values, .. } => values,
+            Repr::Shared(shared) => Arc::try_unwrap(shared).map_or_else(|s| s.1.clone(), |s| s.1),
+        }
     }
 
     /// The value of a field by name.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.schema.field(name).map(|(i, _)| &self.values[i])
+        self.schema().field(name).map(|(i, _)| &self.values()[i])
     }
 
     /// The value at a field position.
     pub fn get_index(&self, index: usize) -> Option<&Value> {
-        self.values.get(index)
+        self.values().get(index)
+    }
+}
+
+impl PartialEq for Struct {
+    fn eq(&self, other: &Self) -> bool {
+        self.schema() == other.schema() && self.values() == other.values()
+    }
+}
+
+impl std::fmt::Debug for Struct {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Struct")
+            .field("schema", self.schema())
+            .field("values", &self.values())
+            .finish()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::SchemaType;
 
     fn bytes_of(v: Value) -> Vec<u8> {
         match v {
@@ -272,6 +314,21 @@ mod tests {
         assert_eq!(bytes_of(Value::decimal(128)), vec![0x00, 0x80]);
         assert_eq!(bytes_of(Value::decimal(-1)), vec![0xff]);
         assert_eq!(bytes_of(Value::decimal(-129)), vec![0xff, 0x7f]);
+    }
+
+    #[test]
+    fn a_shared_struct_equals_its_owned_form() {
+        let schema = Schema::struct_builder()
+            .field("a", Schema::required(SchemaType::Int32))
+            .field("b", Schema::required(SchemaType::String))
+            .build();
+        let owned = Struct::new(schema, vec![Value::Int32(1), Value::string("x")]).unwrap();
+        let shared = owned.clone().shared();
+        let copy = shared.clone();
+        assert_eq!(copy, owned);
+        assert_eq!(copy.get("b"), Some(&Value::string("x")));
+        assert_eq!(shared.into_values(), owned.clone().into_values());
+        assert_eq!(copy.into_values(), owned.into_values());
     }
 
     #[test]

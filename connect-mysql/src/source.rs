@@ -623,6 +623,7 @@ impl RowsChunk {
         let mut source = self.source;
         source.processed_at = SystemTime::now();
         let mut out = Vec::with_capacity(count);
+        let block = self.table.source_block(&source)?;
         for (i, row) in self.rows.into_iter().enumerate() {
             let mut raw_len = 0;
             let values: Vec<Option<Vec<u8>>> = row
@@ -643,10 +644,15 @@ impl RowsChunk {
                 _ if i == 0 && self.first => "first",
                 _ => "true",
             };
+            let block = if source.snapshot == "true" {
+                block.clone()
+            } else {
+                self.table.source_block(&source)?
+            };
             let id = self.table.snapshot_id(&after);
             out.push(
                 self.table
-                    .event(Op::Read, None, Some(after), &source, id)?
+                    .event_with_source(Op::Read, None, Some(after), block, &source, id)?
                     .with_size_estimate(self.table.snapshot_event_size(raw_len)),
             );
         }

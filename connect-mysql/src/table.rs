@@ -437,17 +437,19 @@ impl TableSchema {
         info: &SourceInfo,
         id: EventId,
     ) -> Result<Record, Error> {
-        let key = match (after.as_ref().or(before.as_ref()), &self.key_schema) {
-            (Some(row), Some(schema)) => Value::Struct(Struct::new(
-                schema.clone(),
-                self.key_positions
-                    .iter()
-                    .map(|&i| row.values()[i].clone())
-                    .collect(),
-            )?),
-            _ => Value::Null,
-        };
-        let source = Struct::new(
+        let source = self.source_struct(info)?;
+        self.event_with_source(op, before, after, source, info, id)
+    }
+
+    /// The `source` block of this table's events described by `info`, to hand to
+    /// [`event_with_source`](Self::event_with_source) for many events (shared, so each
+    /// event costs a reference count instead of a copy).
+    pub fn source_block(&self, info: &SourceInfo) -> Result<Struct, Error> {
+        Ok(self.source_struct(info)?.shared())
+    }
+
+    fn source_struct(&self, info: &SourceInfo) -> Result<Struct, Error> {
+        Ok(Struct::new(
             source_schema(self.flavor).clone(),
             vec![
                 Value::static_str(env!("CARGO_PKG_VERSION")),
@@ -468,7 +470,30 @@ impl TableSchema {
                 Value::Null,
                 Value::Null,
             ],
-        )?;
+        )?)
+    }
+
+    /// A change event with a `source` block built already (see
+    /// [`source_block`](Self::source_block)); `info` gives its time.
+    pub fn event_with_source(
+        &self,
+        op: Op,
+        before: Option<Struct>,
+        after: Option<Struct>,
+        source: Struct,
+        info: &SourceInfo,
+        id: EventId,
+    ) -> Result<Record, Error> {
+        let key = match (after.as_ref().or(before.as_ref()), &self.key_schema) {
+            (Some(row), Some(schema)) => Value::Struct(Struct::new(
+                schema.clone(),
+                self.key_positions
+                    .iter()
+                    .map(|&i| row.values()[i].clone())
+                    .collect(),
+            )?),
+            _ => Value::Null,
+        };
         let value = self
             .envelope
             .event(op, before, after, source, None, info.processed_at);

@@ -170,6 +170,7 @@ async fn work(
             .await
             .map_err(|e| pg_err(&format!("cannot read {}.{}", table.schema, table.table), e))?;
         futures::pin_mut!(stream);
+        let block = table.source_block(&info)?;
         let mut rows = Vec::with_capacity(config.fetch_size.min(4096));
         let mut held: Option<Record> = None;
         while let Some(row) = stream.next().await {
@@ -179,7 +180,7 @@ async fn work(
                     e,
                 )
             })?;
-            rows.extend(held.replace(read_record(&table, row, &info)?));
+            rows.extend(held.replace(read_record(&table, row, &info, block.clone())?));
             if rows.len() >= config.fetch_size {
                 let full =
                     std::mem::replace(&mut rows, Vec::with_capacity(config.fetch_size.min(4096)));

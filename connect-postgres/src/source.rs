@@ -237,13 +237,21 @@ impl RawRows {
     ) -> Result<Vec<Record>, Error> {
         let n = self.rows.len();
         let mut records = Vec::with_capacity(n);
+        let info = source.info("true");
+        let block = self.table.source_block(&info)?;
         for (i, row) in self.rows.into_iter().enumerate() {
             let marker = match last {
                 Some(last) if i + 1 == n => last,
                 _ if self.first && i == 0 => "first",
                 _ => "true",
             };
-            records.push(read_record(&self.table, row, &source.info(marker))?);
+            records.push(if marker == "true" {
+                read_record(&self.table, row, &info, block.clone())?
+            } else {
+                let info = source.info(marker);
+                let marked = self.table.source_block(&info)?;
+                read_record(&self.table, row, &info, marked)?
+            });
         }
         Ok(records)
     }
@@ -610,9 +618,10 @@ impl PostgresTask {
                     .await
                     .map_err(|e| pg_err(&format!("cannot read {schema}.{table}"), e))?;
                 futures::pin_mut!(stream);
+                let block = ts.source_block(&info)?;
                 while let Some(row) = stream.next().await {
                     let row = row.map_err(|e| pg_err(&format!("cannot read {schema}.{table}"), e))?;
-                    records.push(read_record(&ts, row, &info)?);
+                    records.push(read_record(&ts, row, &info, block.clone())?);
                 }
                 tracing::info!(table = %format!("{schema}.{table}"), "table added to the publication and read");
             }
@@ -1624,16 +1633,18 @@ pub(crate) fn copy_sql(schema: &str, table: &str, columns: &[ColumnDef]) -> Stri
     )
 }
 
-/// A read (`r`) event from one `COPY` text row.
+/// A read (`r`) event from one `COPY` text row, with `source`, the block of `info`
+/// (see [`TableSchema::source_block`]).
 pub(crate) fn read_record(
     table: &TableSchema,
     row: Bytes,
     info: &SourceInfo<'_>,
+    source: connect_core::Struct,
 ) -> Result<Record, Error> {
     let after = table.row_from_copy(&row)?;
     let id = table.snapshot_id(&after);
     Ok(table
-        .event(Op::Read, None, Some(after), info, id)?
+        .event_with_source(Op::Read, None, Some(after), source, info, id)?
         .with_size_estimate(table.snapshot_event_size(row.len())))
 }
 

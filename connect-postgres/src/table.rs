@@ -416,11 +416,34 @@ impl TableSchema {
         info: &SourceInfo<'_>,
         id: EventId,
     ) -> Result<Record, Error> {
+        let source = info.to_struct(&self.schema_value, &self.table_value)?;
+        self.event_with_source(op, before, after, source, info, id)
+    }
+
+    /// The `source` block of this table's events described by `info`, to hand to
+    /// [`event_with_source`](Self::event_with_source) for many events (shared, so each
+    /// event costs a reference count instead of a copy).
+    pub fn source_block(&self, info: &SourceInfo<'_>) -> Result<Struct, Error> {
+        Ok(info
+            .to_struct(&self.schema_value, &self.table_value)?
+            .shared())
+    }
+
+    /// A change event with a `source` block built already (see
+    /// [`source_block`](Self::source_block)); `info` gives its time and transaction.
+    pub fn event_with_source(
+        &self,
+        op: Op,
+        before: Option<Struct>,
+        after: Option<Struct>,
+        source: Struct,
+        info: &SourceInfo<'_>,
+        id: EventId,
+    ) -> Result<Record, Error> {
         let key = match after.as_ref().or(before.as_ref()) {
             Some(row) => self.key(row)?,
             None => Value::Null,
         };
-        let source = info.to_struct(&self.schema_value, &self.table_value)?;
         let value = self.envelope.event(
             op,
             before,
