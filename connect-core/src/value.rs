@@ -278,6 +278,19 @@ impl Struct {
     pub fn get_index(&self, index: usize) -> Option<&Value> {
         self.values().get(index)
     }
+
+    /// A struct of the values at `positions`, under `schema` (a row's key, say).
+    pub fn project(
+        &self,
+        schema: Arc<Schema>,
+        positions: &[usize],
+    ) -> Result<Struct, StructArityError> {
+        let values = self.values();
+        Struct::new(
+            schema,
+            positions.iter().map(|&i| values[i].clone()).collect(),
+        )
+    }
 }
 
 impl PartialEq for Struct {
@@ -327,6 +340,12 @@ mod tests {
         let copy = shared.clone();
         assert_eq!(copy, owned);
         assert_eq!(copy.get("b"), Some(&Value::string("x")));
+        let key_schema = Schema::struct_builder()
+            .field("b", Schema::required(SchemaType::String))
+            .build();
+        let key = copy.project(key_schema.clone(), &[1]).unwrap();
+        assert_eq!(key.values(), &[Value::string("x")]);
+        assert!(copy.project(key_schema, &[0, 1]).is_err());
         assert_eq!(shared.into_values(), owned.clone().into_values());
         assert_eq!(copy.into_values(), owned.into_values());
     }

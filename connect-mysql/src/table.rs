@@ -485,13 +485,9 @@ impl TableSchema {
         id: EventId,
     ) -> Result<Record, Error> {
         let key = match (after.as_ref().or(before.as_ref()), &self.key_schema) {
-            (Some(row), Some(schema)) => Value::Struct(Struct::new(
-                schema.clone(),
-                self.key_positions
-                    .iter()
-                    .map(|&i| row.values()[i].clone())
-                    .collect(),
-            )?),
+            (Some(row), Some(schema)) => {
+                Value::Struct(row.project(schema.clone(), &self.key_positions)?)
+            }
             _ => Value::Null,
         };
         let value = self

@@ -399,12 +399,9 @@ impl TableSchema {
         let Some(schema) = &self.key_schema else {
             return Ok(Value::Null);
         };
-        let values = self
-            .key_positions
-            .iter()
-            .map(|&i| row.values()[i].clone())
-            .collect();
-        Ok(Value::Struct(Struct::new(schema.clone(), values)?))
+        Ok(Value::Struct(
+            row.project(schema.clone(), &self.key_positions)?,
+        ))
     }
 
     /// A change event record (its size estimate left to the caller).
