@@ -529,7 +529,15 @@ async fn read_tables(
         let table = Arc::new(TableSchema::new(config, info.flavor, db, name, columns)?);
         let list: Vec<String> = columns
             .iter()
-            .map(|c| format!("`{}`", c.name.replace('`', "``")))
+            .map(|c| {
+                let name = format!("`{}`", c.name.replace('`', "``"));
+                // The binary protocol sends a FLOAT's exact f32; Debezium reads its text.
+                if c.data_type == "float" {
+                    format!("CAST({name} AS CHAR)")
+                } else {
+                    name
+                }
+            })
             .collect();
         let sql = format!(
             "SELECT {} FROM `{}`.`{}`",
@@ -537,8 +545,10 @@ async fn read_tables(
             db.replace('`', "``"),
             name.replace('`', "``")
         );
+        // The binary protocol: numbers, dates and times come decoded, not as text to
+        // allocate and parse.
         let mut result = conn
-            .query_iter(sql)
+            .exec_iter(sql, ())
             .await
             .map_err(|e| mysql_err(&format!("cannot read {db}.{name}"), e))?;
         let mut stream = result
@@ -625,19 +635,14 @@ impl RowsChunk {
         let mut out = Vec::with_capacity(count);
         let block = self.table.source_block(&source)?;
         for (i, row) in self.rows.into_iter().enumerate() {
-            let mut raw_len = 0;
-            let values: Vec<Option<Vec<u8>>> = row
-                .unwrap()
-                .into_iter()
+            let values = row.unwrap();
+            let raw_len: usize = values
+                .iter()
                 .map(|v| match v {
-                    mysql_async::Value::Bytes(b) => {
-                        raw_len += b.len();
-                        Some(b)
-                    }
-                    mysql_async::Value::NULL => None,
-                    other => Some(other.as_sql(true).into_bytes()),
+                    mysql_async::Value::Bytes(b) => b.len(),
+                    _ => 8,
                 })
-                .collect();
+                .sum();
             let after = self.table.row(values)?;
             source.snapshot = match self.last {
                 Some(marker) if i + 1 == count => marker,

@@ -317,8 +317,8 @@ impl TableSchema {
         })
     }
 
-    /// A row from text-protocol values (`None` is NULL).
-    pub fn row(&self, values: Vec<Option<Vec<u8>>>) -> Result<Struct, Error> {
+    /// A row from a result set's values (binary or text protocol).
+    pub fn row(&self, values: Vec<mysql_async::Value>) -> Result<Struct, Error> {
         if values.len() != self.codecs.len() {
             return Err(Error::fatal(
                 "mysql",
@@ -337,15 +337,12 @@ impl TableSchema {
             if !plan.keep {
                 continue;
             }
-            out.push(match raw {
-                None => Value::Null,
-                Some(raw) => {
-                    let value = codec.parse(raw).map_err(|e| self.column_error(i, &e))?;
-                    match plan.mask {
-                        None => value,
-                        Some(_) => plan.masked(value),
-                    }
-                }
+            let value = codec
+                .parse_binary(raw)
+                .map_err(|e| self.column_error(i, &e))?;
+            out.push(match (plan.mask.as_ref(), value) {
+                (Some(_), value @ Value::Null) | (None, value) => value,
+                (Some(_), value) => plan.masked(value),
             });
         }
         Ok(Struct::new(self.row_schema.clone(), out)?)

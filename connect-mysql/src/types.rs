@@ -357,26 +357,31 @@ impl Codec {
                 }
                 self.parse(b)?
             }
-            V::Date(0, 0, 0, ..) => Value::Null,
-            V::Date(y, mo, d, h, mi, sec, us) => {
-                let days = days_from_civil(i64::from(y), i64::from(mo), i64::from(d));
-                let micros = days * 86_400_000_000
-                    + ((i64::from(h) * 60 + i64::from(mi)) * 60 + i64::from(sec)) * 1_000_000
-                    + i64::from(us);
-                match self {
-                    Codec::Date => Value::Int32(days as i32),
-                    Codec::DatetimeMillis => Value::Int64(micros.div_euclid(1000)),
-                    Codec::DatetimeMicros => Value::Int64(micros),
-                    _ => return Err(format!("unexpected date for a {} column", column.data_type)),
-                }
-            }
-            V::Time(negative, days, h, m, s, us) => {
-                let micros = (((i64::from(days) * 24 + i64::from(h)) * 60 + i64::from(m)) * 60
-                    + i64::from(s))
-                    * 1_000_000
-                    + i64::from(us);
-                Value::Int64(if negative { -micros } else { micros })
-            }
+            V::Date(y, mo, d, h, mi, sec, us) => self.date_time(y, mo, d, h, mi, sec, us)?,
+            V::Time(negative, days, h, m, s, us) => time_value(negative, days, h, m, s, us),
+        })
+    }
+
+    /// A DATE or DATETIME the server sent decoded (null for a zero date, as Debezium).
+    #[allow(clippy::too_many_arguments)]
+    fn date_time(
+        &self,
+        y: u16,
+        mo: u8,
+        d: u8,
+        h: u8,
+        mi: u8,
+        sec: u8,
+        us: u32,
+    ) -> Result<Value, String> {
+        let Some(micros) = date_time_micros(y, mo, d, h, mi, sec, us) else {
+            return Ok(Value::Null);
+        };
+        Ok(match self {
+            Codec::Date => Value::Int32(micros.div_euclid(86_400_000_000) as i32),
+            Codec::DatetimeMillis => Value::Int64(micros.div_euclid(1000)),
+            Codec::DatetimeMicros => Value::Int64(micros),
+            _ => return Err(format!("unexpected date for a {self:?} column")),
         })
     }
 
@@ -464,6 +469,61 @@ impl Codec {
             }
         })
     }
+}
+
+impl Codec {
+    /// A value of the binary protocol (the snapshot reads by prepared statement): numbers,
+    /// dates and times arrive decoded, the rest as the text protocol's bytes. The result
+    /// equals [`parse`](Self::parse) of the same value's text. FLOAT must be selected as
+    /// text: the server prints it with 6 significant digits, and Debezium's snapshot reads
+    /// that text, not the stored `f32`.
+    pub fn parse_binary(&self, value: mysql_async::Value) -> Result<Value, String> {
+        use mysql_async::Value as Wire;
+        let unexpected = |v: &Wire| format!("unexpected binary value {v:?}");
+        Ok(match value {
+            Wire::NULL => Value::Null,
+            Wire::Bytes(raw) => return self.parse(raw),
+            Wire::Int(i) => self.integer(i128::from(i))?,
+            Wire::UInt(u) => self.integer(i128::from(u))?,
+            Wire::Double(d) if *self == Codec::Float64 => Value::Float64(d),
+            Wire::Date(y, m, d, h, mi, sec, us) => match self {
+                Codec::Timestamp => match date_time_micros(y, m, d, h, mi, sec, us) {
+                    Some(micros) => Value::from(iso_utc(micros)),
+                    None => Value::Null,
+                },
+                _ => self.date_time(y, m, d, h, mi, sec, us)?,
+            },
+            Wire::Time(negative, days, h, mi, sec, us) if *self == Codec::Time => {
+                time_value(negative, days, h, mi, sec, us)
+            }
+            other => return Err(unexpected(&other)),
+        })
+    }
+}
+
+/// Microseconds since the epoch of a decoded date and time; `None` for a zero date or one
+/// with a zero month or day (which MariaDB accepts without `NO_ZERO_IN_DATE`): null, as
+/// Debezium reads them.
+#[allow(clippy::too_many_arguments)]
+fn date_time_micros(y: u16, mo: u8, d: u8, h: u8, mi: u8, sec: u8, us: u32) -> Option<i64> {
+    if mo == 0 || d == 0 {
+        return None;
+    }
+    let days = days_from_civil(i64::from(y), i64::from(mo), i64::from(d));
+    Some(
+        days * 86_400_000_000
+            + ((i64::from(h) * 60 + i64::from(mi)) * 60 + i64::from(sec)) * 1_000_000
+            + i64::from(us),
+    )
+}
+
+/// A decoded TIME as microseconds (negative and beyond 24 h as MySQL allows).
+fn time_value(negative: bool, days: u32, h: u8, mi: u8, sec: u8, us: u32) -> Value {
+    let micros = (((i64::from(days) * 24 + i64::from(h)) * 60 + i64::from(mi)) * 60
+        + i64::from(sec))
+        * 1_000_000
+        + i64::from(us);
+    Value::Int64(if negative { -micros } else { micros })
 }
 
 fn label_at(labels: &[String], index: i64) -> Result<Value, String> {
