@@ -117,8 +117,9 @@ pub fn transaction_block_schema() -> &'static Arc<Schema> {
 /// The `transaction` block of an event (when `provide.transaction.metadata` is on).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TransactionBlock {
-    /// Transaction id as Debezium writes it (e.g. `"571:33832960"`).
-    pub id: String,
+    /// Transaction id as Debezium writes it (e.g. `"571:33832960"`); every event of a
+    /// transaction shares it.
+    pub id: bytestring::ByteString,
     /// Position of the event among all events of the transaction (1-based).
     pub total_order: i64,
     /// Position among the events of the same table (1-based).
@@ -132,7 +133,7 @@ impl TransactionBlock {
             Struct::new(
                 transaction_block_schema().clone(),
                 vec![
-                    Value::string(&self.id),
+                    Value::String(self.id.clone()),
                     Value::Int64(self.total_order),
                     Value::Int64(self.data_collection_order),
                 ],

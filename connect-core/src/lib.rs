@@ -102,6 +102,8 @@ pub mod transform;
 pub mod value;
 
 pub use async_trait::async_trait;
+/// The text type of [`Value::String`], shared by reference count.
+pub use bytestring::ByteString;
 pub use connector::{
     SinkConnector, SinkTask, SourceBatch, SourceConnector, SourceTask, Task, TaskConfig,
     TaskContext,

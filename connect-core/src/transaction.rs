@@ -4,6 +4,8 @@
 
 use std::sync::{Arc, OnceLock};
 
+use bytestring::ByteString;
+
 use crate::envelope::TransactionBlock;
 use crate::error::Error;
 use crate::record::{EventId, Record};
@@ -68,10 +70,10 @@ pub struct TxCounts {
 
 impl TxCounts {
     /// Counts one event of `collection` and returns its `transaction` block.
-    pub fn block(&mut self, id: &str, collection: &Arc<str>) -> TransactionBlock {
+    pub fn block(&mut self, id: &ByteString, collection: &Arc<str>) -> TransactionBlock {
         let data_collection_order = self.count(collection) as i64;
         TransactionBlock {
-            id: id.to_owned(),
+            id: id.clone(),
             total_order: self.total as i64,
             data_collection_order,
         }
@@ -102,7 +104,7 @@ impl TxCounts {
 pub fn transaction_record(
     topic: &Arc<str>,
     prefix: &str,
-    id: String,
+    id: &ByteString,
     end: Option<&TxCounts>,
     ts_us: i64,
     position: &[u8],
@@ -110,7 +112,7 @@ pub fn transaction_record(
     let status = if end.is_some() { "END" } else { "BEGIN" };
     let key = Struct::new(
         transaction_key_schema().clone(),
-        vec![Value::from(id.clone())],
+        vec![Value::String(id.clone())],
     )?;
     let (count, collections) = match end {
         None => (Value::Null, Value::Null),
@@ -132,7 +134,7 @@ pub fn transaction_record(
         transaction_value_schema().clone(),
         vec![
             Value::static_str(status),
-            Value::from(id),
+            Value::String(id.clone()),
             count,
             collections,
             Value::Int64(ts_us / 1000),

@@ -99,6 +99,12 @@ fn re(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
     cell.get_or_init(|| Regex::new(pattern).expect("valid regex"))
 }
 
+/// `sql` with every match of `pattern` (compiled once into `cell`) replaced by `with`.
+/// The rewrites' patterns anchored at the start or end match at most once.
+fn replace(sql: &str, cell: &'static OnceLock<Regex>, pattern: &str, with: &str) -> String {
+    re(cell, pattern).replace_all(sql, with).into_owned()
+}
+
 /// The statement's leading words, comments skipped, upper case and single-spaced.
 fn head(sql: &str) -> String {
     static COMMENT: OnceLock<Regex> = OnceLock::new();
@@ -146,51 +152,43 @@ fn rewrite(sql: &str) -> Option<String> {
         {
             return None;
         }
-        sql = re(
+        sql = replace(
+            &sql,
             &ALTER_PREFIX,
             r"(?i)^\s*ALTER\s+(ONLINE\s+|IGNORE\s+)*TABLE",
-        )
-        .replace(&sql, "ALTER TABLE")
-        .into_owned();
+            "ALTER TABLE",
+        );
         // The statement succeeded, so an `IF [NOT] EXISTS` only says the model may
         // already hold (or lack) the column: applying it tolerates both.
-        sql = re(&IF_EXISTS, r"(?i)\bIF\s+(NOT\s+)?EXISTS\b")
-            .replace_all(&sql, " ")
-            .into_owned();
-        sql = re(&WAIT, r"(?i)\b(WAIT\s+\d+|NOWAIT)\b")
-            .replace_all(&sql, " ")
-            .into_owned();
+        sql = replace(&sql, &IF_EXISTS, r"(?i)\bIF\s+(NOT\s+)?EXISTS\b", " ");
+        sql = replace(&sql, &WAIT, r"(?i)\b(WAIT\s+\d+|NOWAIT)\b", " ");
         // Converts the character set of text columns, which the model does not hold.
-        sql = re(
+        sql = replace(
+            &sql,
             &CONVERT,
             r"(?i),?\s*\bCONVERT\s+TO\s+(CHARACTER\s+SET|CHARSET)\s+\w+(\s+COLLATE\s+\w+)?",
-        )
-        .replace_all(&sql, " ")
-        .into_owned();
+            " ",
+        );
     }
-    sql = re(&ZEROFILL, r"(?i)\b(UNSIGNED\s+)?ZEROFILL\b")
-        .replace_all(
-            &sql,
-            format!(" UNSIGNED COMMENT '{ZEROFILL_MARK}' ").as_str(),
-        )
-        .into_owned();
-    sql = re(&PARTITIONING, r"(?is)\bPARTITION\s+BY\b.*$")
-        .replace(&sql, "")
-        .into_owned();
+    sql = replace(
+        &sql,
+        &ZEROFILL,
+        r"(?i)\b(UNSIGNED\s+)?ZEROFILL\b",
+        format!(" UNSIGNED COMMENT '{ZEROFILL_MARK}' ").as_str(),
+    );
+    sql = replace(&sql, &PARTITIONING, r"(?is)\bPARTITION\s+BY\b.*$", "");
     if is_alter {
         static TABLE_OPTION: OnceLock<Regex> = OnceLock::new();
         static NO_OPERATION: OnceLock<Regex> = OnceLock::new();
         // Table options change no column, and the parser reads none of them in ALTER.
-        sql = re(
+        sql = replace(
+            &sql,
             &TABLE_OPTION,
             r"(?i)(^\s*ALTER\s+TABLE\s+\S+|,)\s*(ENGINE|AUTO_INCREMENT|ROW_FORMAT|KEY_BLOCK_SIZE|STATS_PERSISTENT|STATS_AUTO_RECALC|STATS_SAMPLE_PAGES|PAGE_COMPRESSED|PAGE_COMPRESSION_LEVEL|CHECKSUM|(DEFAULT\s+)?(CHARSET|CHARACTER\s+SET|COLLATE)|COMMENT)\s*=?\s*('(?:[^']|'')*'|\w+)",
-        )
-        .replace_all(&sql, "$1")
-        .into_owned();
+            "$1",
+        );
         static FORCE: OnceLock<Regex> = OnceLock::new();
-        sql = re(&FORCE, r"(?i),\s*FORCE\b")
-            .replace_all(&sql, "")
-            .into_owned();
+        sql = replace(&sql, &FORCE, r"(?i),\s*FORCE\b", "");
         sql = expand_column_lists(&sql);
         if re(
             &NO_OPERATION,
@@ -201,12 +199,13 @@ fn rewrite(sql: &str) -> Option<String> {
             return None;
         }
     }
-    sql = re(&LEADING_COMMA, r"(?i)^(\s*ALTER\s+TABLE\s+\S+)\s*,")
-        .replace(&sql, "$1 ")
-        .into_owned();
-    sql = re(&TRAILING_COMMA, r",\s*;?\s*$")
-        .replace(&sql, "")
-        .into_owned();
+    sql = replace(
+        &sql,
+        &LEADING_COMMA,
+        r"(?i)^(\s*ALTER\s+TABLE\s+\S+)\s*,",
+        "$1 ",
+    );
+    sql = replace(&sql, &TRAILING_COMMA, r",\s*;?\s*$", "");
     Some(sql)
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use connect_core::envelope::{tombstone_for, Op};
 use connect_core::transaction::{transaction_record, with_transaction, TxCounts};
+use connect_core::ByteString;
 use connect_core::{Error, EventId, Record, SourceBatch, SourceOffset, SourcePartition, Value};
 use futures::StreamExt;
 use mysql_async::binlog::events::{
@@ -92,7 +93,7 @@ struct Tx {
     skip: (u64, u64),
     ts_us: i64,
     /// Its id in transaction metadata: the GTID, else `<file>:<pos>` of its start.
-    id: String,
+    id: ByteString,
     /// Event counts for the `transaction` blocks and the END record.
     counts: TxCounts,
     /// The BEGIN record is still to be emitted (metadata on, not a replay).
@@ -761,9 +762,9 @@ impl Streaming {
             row: 0,
         };
         let id = match (&gtid, &self.pending_mysql_gtid) {
-            (Some((_, g)), _) => g.clone(),
-            (None, Some((uuid, gno))) => format!("{uuid}:{gno}"),
-            (None, None) => format!("{}:{start}", self.file),
+            (Some((_, g)), _) => ByteString::from(g.as_str()),
+            (None, Some((uuid, gno))) => ByteString::from(format!("{uuid}:{gno}")),
+            (None, None) => ByteString::from(format!("{}:{start}", self.file)),
         };
         self.tx = Some(Tx {
             gtid,
@@ -808,7 +809,7 @@ impl Streaming {
         transaction_record(
             &self.transaction_topic,
             &self.config.topic_prefix,
-            tx.id.clone(),
+            &tx.id,
             end.then_some(&tx.counts),
             tx.ts_us,
             &position,

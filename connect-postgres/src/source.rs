@@ -30,6 +30,7 @@ use crate::table::{ColumnDef, ColumnDefault, SourceInfo, TableSchema};
 use crate::types::{PgType, SESSION_OPTIONS};
 use connect_core::jobs::OrderedJobs;
 use connect_core::transaction::{transaction_record, TxCounts};
+use connect_core::ByteString;
 
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
 const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
@@ -167,7 +168,7 @@ impl Tx {
     /// is `<txId>:<lsn>` as Debezium's PostgreSQL connector writes it.
     fn block(&mut self, collection: &Arc<str>, lsn: u64) -> TransactionBlock {
         self.counts
-            .block(&format!("{}:{lsn}", self.xid), collection)
+            .block(&ByteString::from(format!("{}:{lsn}", self.xid)), collection)
     }
 }
 
@@ -1336,7 +1337,7 @@ impl PostgresTask {
                         records.push(transaction_record(
                             &self.transaction_topic,
                             &self.config.topic_prefix,
-                            format!("{}:{}", tx.xid, end_lsn.as_u64()),
+                            &ByteString::from(format!("{}:{}", tx.xid, end_lsn.as_u64())),
                             Some(&tx.counts),
                             tx.ts_us,
                             &tx.final_lsn.to_le_bytes(),
@@ -1469,7 +1470,7 @@ impl PostgresTask {
         out.push(transaction_record(
             &self.transaction_topic,
             &self.config.topic_prefix,
-            format!("{}:{lsn}", tx.xid),
+            &ByteString::from(format!("{}:{lsn}", tx.xid)),
             None,
             tx.ts_us,
             &tx.final_lsn.to_le_bytes(),
