@@ -22,6 +22,7 @@ use crate::history;
 use crate::server::{columns, mysql_err, preflight, Flavor, ServerInfo};
 use crate::stream::{gtid_seq, parse_gtid_set, Position, Streaming};
 use crate::table::{SourceInfo, TableSchema};
+use crate::types::ColumnInfo;
 use connect_core::jobs::OrderedJobs;
 
 /// The MySQL/MariaDB CDC source connector.
@@ -527,18 +528,7 @@ async fn read_tables(
             .get(&(db.clone(), name.clone()))
             .expect("a listed table");
         let table = Arc::new(TableSchema::new(config, info.flavor, db, name, columns)?);
-        let list: Vec<String> = columns
-            .iter()
-            .map(|c| {
-                let name = format!("`{}`", c.name.replace('`', "``"));
-                // The binary protocol sends a FLOAT's exact f32; Debezium reads its text.
-                if c.data_type == "float" {
-                    format!("CAST({name} AS CHAR)")
-                } else {
-                    name
-                }
-            })
-            .collect();
+        let list: Vec<String> = columns.iter().map(ColumnInfo::snapshot_select).collect();
         let sql = format!(
             "SELECT {} FROM `{}`.`{}`",
             list.join(", "),

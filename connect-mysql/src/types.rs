@@ -40,6 +40,18 @@ pub struct ColumnInfo {
 }
 
 impl ColumnInfo {
+    /// The column in the snapshot's SELECT. FLOAT is read as text: the binary protocol
+    /// sends the exact `f32`, but the server prints 6 significant digits and Debezium's
+    /// snapshot emits that text.
+    pub fn snapshot_select(&self) -> String {
+        let name = format!("`{}`", self.name.replace('`', "``"));
+        if self.data_type == "float" {
+            format!("CAST({name} AS CHAR)")
+        } else {
+            name
+        }
+    }
+
     /// A nullable column without key, default or numeric details.
     pub fn nullable(name: &str, data_type: &str, column_type: &str) -> ColumnInfo {
         ColumnInfo {
@@ -474,9 +486,8 @@ impl Codec {
 impl Codec {
     /// A value of the binary protocol (the snapshot reads by prepared statement): numbers,
     /// dates and times arrive decoded, the rest as the text protocol's bytes. The result
-    /// equals [`parse`](Self::parse) of the same value's text. FLOAT must be selected as
-    /// text: the server prints it with 6 significant digits, and Debezium's snapshot reads
-    /// that text, not the stored `f32`.
+    /// equals [`parse`](Self::parse) of the same value's text, for columns selected as
+    /// [`ColumnInfo::snapshot_select`] says.
     pub fn parse_binary(&self, value: mysql_async::Value) -> Result<Value, String> {
         use mysql_async::Value as Wire;
         let unexpected = |v: &Wire| format!("unexpected binary value {v:?}");
