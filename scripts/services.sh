@@ -3,6 +3,8 @@
 #   PostgreSQL with wal_level=logical (superuser postgres/postgres over TCP, replication allowed)
 #   MariaDB with a ROW binlog and TLS (root with an empty password over TCP)
 #   second PostgreSQL (5433) and MariaDB (3307) servers that tests may restart
+#   a Kafka-protocol broker: tansu, in memory on 127.0.0.1:9092 (`services.sh kafka` alone;
+#   a first install builds it from crates.io, about 11 minutes on 2 cores)
 # `services.sh bench-mariadb` starts the MySQL benchmark's server instead (127.0.0.1:3308).
 # Idempotent: safe to run again; restarts a server only when its CDC settings are missing.
 # Works without systemd (as in CI containers). Needs root.
@@ -243,10 +245,37 @@ standalone_mariadb() {
   log "MariaDB '$name' ready on 127.0.0.1:$port"
 }
 
+# tansu (crates.io) is the only Kafka-protocol broker installable here; memory storage
+# keeps the tests' topics in RAM until it restarts (../shared/SERVICES.md).
+TANSU_VERSION=0.6.0
+KAFKA_PORT=9092
+setup_kafka() {
+  local tansu
+  tansu=$(command -v tansu || echo "${CARGO_HOME:-$HOME/.cargo}/bin/tansu")
+  if ! "$tansu" --version 2>/dev/null | grep -qF "$TANSU_VERSION"; then
+    need_pkg cc gcc
+    need_pkg make make
+    log "installing tansu $TANSU_VERSION from crates.io (about 11 minutes on 2 cores)"
+    cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore --quiet
+    tansu="${CARGO_HOME:-$HOME/.cargo}/bin/tansu"
+  fi
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null; then
+    log "starting tansu on 127.0.0.1:$KAFKA_PORT"
+    local url="tcp://127.0.0.1:$KAFKA_PORT"
+    setsid nohup "$tansu" broker --listener-url "$url" --advertised-listener-url "$url" \
+      --storage-engine memory://tansu/ >/var/log/connect-tansu.log 2>&1 < /dev/null &
+  fi
+  wait_for "tansu on port $KAFKA_PORT" bash -c "exec 3<>/dev/tcp/127.0.0.1/$KAFKA_PORT"
+  log "tansu ready on 127.0.0.1:$KAFKA_PORT"
+}
+
 case "${1:-tests}" in
   tests)
     setup_postgres
     setup_mariadb
+    ;;
+  kafka)
+    setup_kafka
     ;;
   # The MySQL benchmark's server: Debezium's MySQL connector refuses MariaDB 10.11's own
   # version string, and runs when the server reports a MySQL 5.7 one
@@ -256,7 +285,7 @@ case "${1:-tests}" in
     standalone_mariadb bench 3308 "version = 5.7.19-MariaDB-10.11.19"
     ;;
   *)
-    log "usage: services.sh [tests|bench-mariadb]"
+    log "usage: services.sh [tests|kafka|bench-mariadb]"
     exit 2
     ;;
 esac

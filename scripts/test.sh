@@ -11,12 +11,14 @@ cd "$(dirname "$0")/.."
 export CONNECT_KILL_RUNS=${CONNECT_KILL_RUNS:-20}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
+
 if [ "${CONNECT_SKIP_SERVICES:-0}" != 1 ]; then
-  if [ "$(id -u)" = 0 ]; then
-    bash scripts/services.sh
-  else
-    sudo -n bash scripts/services.sh
-  fi
+  # The broker's first install takes minutes: it runs while the databases start and the
+  # workspace builds, and the tests wait for it.
+  as_root bash scripts/services.sh kafka &
+  kafka_setup=$!
+  as_root bash scripts/services.sh
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
@@ -30,6 +32,10 @@ echo "== clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== benches build (not run)"
 cargo test --workspace --benches --no-run --quiet
+if [ -n "${kafka_setup:-}" ]; then
+  echo "== waiting for the Kafka broker"
+  wait "$kafka_setup"
+fi
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
   # Doc tests first, so that the run closes on nextest's summary of the whole suite.

@@ -50,7 +50,9 @@ pub fn connect_key(namespace: &str, partition: &SourcePartition) -> String {
     key
 }
 
-fn parse_connect_key(key: &str) -> Option<(String, SourcePartition)> {
+/// Parses a Kafka Connect offset key back into its connector name and partition; `None`
+/// for anything else.
+pub fn parse_connect_key(key: &str) -> Option<(String, SourcePartition)> {
     let parsed: Json = serde_json::from_str(key).ok()?;
     let [Json::String(namespace), Json::Object(partition)] = parsed.as_array()?.as_slice() else {
         return None;

@@ -181,6 +181,7 @@ pub struct SyntheticSource {
     fault: Option<Arc<Fault>>,
     polls: Arc<AtomicU64>,
     schemas: OrdersSchemas,
+    pace: Option<std::time::Duration>,
 }
 
 impl SyntheticSource {
@@ -195,6 +196,7 @@ impl SyntheticSource {
             fault: None,
             polls: Arc::default(),
             schemas: OrdersSchemas::default(),
+            pace: None,
         }
     }
 
@@ -219,6 +221,13 @@ impl SyntheticSource {
     /// Injects a fault.
     pub fn fault(mut self, fault: Arc<Fault>) -> Self {
         self.fault = Some(fault);
+        self
+    }
+
+    /// Waits `pause` before each batch: a steady rate for crash and outage tests, whose
+    /// kills must land mid-stream without filling the broker.
+    pub fn pace(mut self, pause: std::time::Duration) -> Self {
+        self.pace = Some(pause);
         self
     }
 
@@ -290,6 +299,9 @@ impl Task for SyntheticTask {
 impl SourceTask for SyntheticTask {
     async fn poll(&mut self) -> Result<Option<SourceBatch>> {
         self.source.polls.fetch_add(1, Ordering::Relaxed);
+        if let Some(pause) = self.source.pace {
+            tokio::time::sleep(pause).await;
+        }
         if let Some(f) = &self.source.fault {
             if self.next >= f.at_seq && !f.fired.swap(true, Ordering::SeqCst) {
                 let msg = format!("injected fault at seq {}", self.next);
@@ -324,6 +336,64 @@ impl SourceTask for SyntheticTask {
             self.partition.clone(),
             SourceOffset::single("seq", end),
         )))
+    }
+}
+
+/// A source that emits the given records as one batch, then ends. It ignores stored
+/// offsets: every start emits them again.
+#[derive(Debug, Clone)]
+pub struct FixedSource {
+    records: Vec<Record>,
+}
+
+impl FixedSource {
+    /// A source of `records` (partition `{"server":"fixed"}`, offset `{"done":true}`).
+    pub fn new(records: Vec<Record>) -> Self {
+        FixedSource { records }
+    }
+}
+
+impl SourceConnector for FixedSource {
+    fn name(&self) -> &str {
+        "fixed"
+    }
+
+    fn task_configs(&self, _max_tasks: usize) -> Result<Vec<TaskConfig>> {
+        Ok(vec![TaskConfig::new()])
+    }
+
+    fn create_task(&self) -> Box<dyn SourceTask> {
+        Box::new(FixedTask(Some(self.records.clone())))
+    }
+}
+
+struct FixedTask(Option<Vec<Record>>);
+
+#[async_trait]
+impl Task for FixedTask {
+    async fn start(&mut self, _ctx: TaskContext) -> Result<()> {
+        Ok(())
+    }
+
+    async fn stop(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn version(&self) -> &str {
+        "test"
+    }
+}
+
+#[async_trait]
+impl SourceTask for FixedTask {
+    async fn poll(&mut self) -> Result<Option<SourceBatch>> {
+        Ok(self.0.take().map(|records| {
+            SourceBatch::new(
+                records,
+                SourcePartition::server("fixed"),
+                SourceOffset::single("done", true),
+            )
+        }))
     }
 }
 

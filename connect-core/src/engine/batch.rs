@@ -9,7 +9,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::pipeline::Shared;
 use crate::convert::{Converter, JsonConverter};
 use crate::envelope::ChangeEvent;
-use crate::error::Error;
+use crate::error::{BoxError, Error};
 use crate::record::Record;
 
 /// The acknowledgement of one batch. Acking releases the batch's share of the queue and
@@ -145,6 +145,18 @@ impl Committer {
     /// Marks the whole batch processed (Debezium's `markBatchFinished`).
     pub fn mark_batch_finished(self) {
         self.0.ack();
+    }
+
+    /// Fails the batch with the destination's own error (e.g. a rejected delivery): the
+    /// pipeline stops with `error` instead of a bare nack, and its offsets stay before this
+    /// batch.
+    pub fn fail(self, error: impl Into<BoxError>) {
+        let shared = self.0.shared.clone();
+        shared.fail(Error::Destination {
+            pipeline: shared.name.to_string(),
+            retryable: false,
+            source: error.into(),
+        });
     }
 }
 

@@ -1,0 +1,173 @@
+//! Kafka destination benchmark: N synthetic Debezium change events (default 200,000;
+//! `BENCH_EVENTS`) → engine → JSON converter (schemas on) → Kafka, a fresh 4-partition
+//! topic per run, against a baseline measured in the same run: a bare rdkafka producer
+//! with the same settings sending the same key and value bytes, converted beforehand.
+//! Aim: ours / bare >= 0.8. Both sides count until every message is acknowledged.
+//!
+//! Needs the broker of `scripts/services.sh kafka` (`CONNECT_KAFKA_BOOTSTRAP`, default
+//! 127.0.0.1:9092). `RUST_BACKTRACE=0 cargo bench -p connect-kafka --bench kafka`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use connect_core::testing::bench::{best_of, env_or, print_peak_rss, rate};
+use connect_core::testing::{OrdersSchemas, SyntheticSource};
+use connect_core::{Converter, Engine, JsonConverter, SourcePartition};
+use connect_kafka::{IntoKafka, KafkaConfig, KafkaDestination};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::util::Timeout;
+use rdkafka::ClientConfig;
+
+const PARTITIONS: i32 = 4;
+const NAME_LEN: usize = 24;
+
+fn bootstrap() -> String {
+    std::env::var("CONNECT_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+async fn fresh_topic(bootstrap: &str, prefix: &str) -> Option<String> {
+    let topic = format!(
+        "{prefix}-{}-{}.inventory.orders",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_nanos()
+    );
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .ok()?;
+    let created = admin
+        .create_topics(
+            [&NewTopic::new(
+                &topic,
+                PARTITIONS,
+                TopicReplication::Fixed(1),
+            )],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .ok()?;
+    created.into_iter().all(|r| r.is_ok()).then_some(topic)
+}
+
+/// The engine with the Kafka destination; the source's name is the topic's prefix.
+async fn ours(bootstrap: &str, events: u64) -> Option<Duration> {
+    let topic = fresh_topic(bootstrap, "bench-ours").await?;
+    let name = topic.trim_end_matches(".inventory.orders").to_owned();
+    let start = Instant::now();
+    let engine = Engine::builder()
+        .name(&name)
+        .source(
+            SyntheticSource::new(&name, Some(events))
+                .batch(2048)
+                .name_len(NAME_LEN, NAME_LEN),
+        )
+        .into_kafka(KafkaDestination::new(KafkaConfig::new(bootstrap)).ok()?)
+        .start()
+        .await
+        .ok()?;
+    let report = engine.wait().await.ok()?;
+    assert!(report.committed());
+    Some(start.elapsed())
+}
+
+/// A bare producer with our producer settings sending pre-converted bytes.
+fn bare(bootstrap: &str, topic: &str, messages: &[(Vec<u8>, Vec<u8>)]) -> Option<Duration> {
+    let mut config = ClientConfig::new();
+    for (k, v) in [
+        ("bootstrap.servers", bootstrap),
+        ("acks", "all"),
+        ("enable.idempotence", "true"),
+        ("partitioner", "murmur2_random"),
+        ("message.timeout.ms", "0"),
+        ("compression.type", "lz4"),
+        ("linger.ms", "5"),
+    ] {
+        config.set(k, v);
+    }
+    let producer: ThreadedProducer<_> = config.create().ok()?;
+    let start = Instant::now();
+    for (key, value) in messages {
+        let mut record = BaseRecord::to(topic).key(&key[..]).payload(&value[..]);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull),
+                    back,
+                )) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err((e, _)) => panic!("bare producer: {e}"),
+            }
+        }
+    }
+    producer.flush(Timeout::Never).ok()?;
+    Some(start.elapsed())
+}
+
+fn converted(topic: &str, events: u64) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let schemas = OrdersSchemas::default();
+    let topic_arc: Arc<str> = Arc::from(topic);
+    let partition = SourcePartition::server("bench");
+    let json = JsonConverter::default();
+    (1..=events)
+        .map(|seq| {
+            let r = schemas.event(&topic_arc, &partition, seq, NAME_LEN);
+            let (mut key, mut value) = (Vec::new(), Vec::new());
+            json.serialize(topic, r.key_schema.as_ref(), &r.key, &mut key)
+                .expect("key converts");
+            json.serialize(topic, r.value_schema.as_ref(), &r.value, &mut value)
+                .expect("value converts");
+            (key, value)
+        })
+        .collect()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return; // built by `cargo test --benches --no-run`, run only by `cargo bench`
+    }
+    let events: u64 = env_or("BENCH_EVENTS", 200_000);
+    let bootstrap = bootstrap();
+    let Some(probe) = fresh_topic(&bootstrap, "bench-probe").await else {
+        println!("no Kafka broker at {bootstrap}: run `scripts/services.sh kafka` first");
+        return;
+    };
+    let messages = Arc::new(converted(&probe, events));
+    let bytes: usize = messages.iter().map(|(k, v)| k.len() + v.len()).sum();
+    println!(
+        "{events} events, {:.0} bytes each (key + value, Debezium JSON with schemas), {PARTITIONS} partitions, best of {}",
+        bytes as f64 / events as f64,
+        connect_core::testing::bench::repeats()
+    );
+    let bare_time = best_of(|| {
+        let (bootstrap, messages) = (bootstrap.clone(), messages.clone());
+        async move {
+            let topic = fresh_topic(&bootstrap, "bench-bare").await?;
+            tokio::task::spawn_blocking(move || bare(&bootstrap, &topic, &messages))
+                .await
+                .ok()?
+        }
+    })
+    .await
+    .expect("the bare producer runs");
+    let ours_time = best_of(|| ours(&bootstrap, events))
+        .await
+        .expect("the engine runs");
+    let (ours_rate, bare_rate) = (rate(events, ours_time), rate(events, bare_time));
+    println!("bare rdkafka producer (pre-converted bytes): {bare_rate:>9.0} events/s");
+    println!("engine → JSON → KafkaDestination:           {ours_rate:>9.0} events/s");
+    println!(
+        "ratio ours / bare: {:.2} (aim >= 0.8)",
+        ours_rate / bare_rate
+    );
+    print_peak_rss([]);
+}

@@ -1,0 +1,354 @@
+//! The Kafka destination: every record produced with `acks=all` and idempotence, a batch
+//! acknowledged to the engine when librdkafka reported every one of its records delivered.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use connect_core::{
+    BoxError, Committer, Converter, EngineBuilder, Error, Header, JsonConverter, Pipeline,
+    PipelineBuilder, Record, Value,
+};
+use rdkafka::admin::AdminClient;
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::KafkaError as ClientError;
+use rdkafka::message::{Header as KafkaHeader, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientContext;
+
+use crate::config::KafkaConfig;
+use crate::error::KafkaError;
+use crate::topics::ensure_topic;
+
+/// How long a send waits before retrying when librdkafka's local queue is full. The
+/// engine's own queue bounds what is in flight, so this is rare.
+const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(2);
+/// How long deliveries are still awaited after the destination was dropped (the engine
+/// drops it when its queue closes, and then waits for the acknowledgements of the batches
+/// in flight, within its own shutdown bound).
+const DRAIN_AFTER_DROP: Duration = Duration::from_secs(300);
+
+/// The delivery state of one batch, shared by its records' delivery reports.
+struct BatchDelivery {
+    remaining: AtomicUsize,
+    committer: Mutex<Option<Committer>>,
+}
+
+impl BatchDelivery {
+    fn take_committer(&self) -> Option<Committer> {
+        self.committer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    fn delivered(&self) {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Some(c) = self.take_committer() {
+                c.mark_batch_finished();
+            }
+        }
+    }
+
+    fn failed(&self, error: KafkaError) {
+        if let Some(c) = self.take_committer() {
+            c.fail(error);
+        }
+    }
+}
+
+/// Routes librdkafka's delivery reports to their batches.
+struct DeliveryContext;
+
+impl ClientContext for DeliveryContext {}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = Arc<BatchDelivery>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, batch: Arc<BatchDelivery>) {
+        match result {
+            Ok(_) => batch.delivered(),
+            Err((
+                ClientError::MessageProduction(
+                    RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight,
+                ),
+                _,
+            )) => {
+                // Purged at close: the batch stays unacknowledged and comes again on restart.
+                drop(batch.take_committer());
+            }
+            Err((source, message)) => batch.failed(KafkaError::Delivery {
+                topic: message.topic().to_owned(),
+                partition: message.partition(),
+                source: source.clone(),
+            }),
+        }
+    }
+}
+
+type DeliveryProducer = BaseProducer<DeliveryContext>;
+
+/// Serves delivery reports until the destination is gone and nothing is in flight (or
+/// [`DRAIN_AFTER_DROP`] passed): the producer outlives the destination for the batches the
+/// engine still waits on, and is dropped here, on this thread, once they are delivered.
+fn serve_deliveries(producer: Arc<DeliveryProducer>) {
+    let mut orphaned: Option<Instant> = None;
+    loop {
+        producer.poll(Duration::from_millis(100));
+        if Arc::strong_count(&producer) == 1 {
+            let since = *orphaned.get_or_insert_with(Instant::now);
+            if producer.in_flight_count() == 0 || since.elapsed() > DRAIN_AFTER_DROP {
+                return;
+            }
+        }
+    }
+}
+
+struct Inner {
+    producer: Arc<DeliveryProducer>,
+    admin: Option<AdminClient<DefaultClientContext>>,
+    config: KafkaConfig,
+    header_converter: JsonConverter,
+    created_topics: Mutex<HashSet<Arc<str>>>,
+}
+
+/// Sends a pipeline's records to Kafka: the record's topic, partition (or the Java
+/// client's murmur2 partition of the key bytes), key and value through the configured
+/// converters, headers and timestamp.
+///
+/// Order within a partition is kept through broker outages (idempotent producer, retries
+/// without a deadline while the engine's back-pressure holds the source). A delivery that
+/// fails for good (a record the broker refuses, an idempotence-fatal error) fails the
+/// pipeline; the next start resumes from the last committed offset. Attach it with
+/// [`IntoKafka::into_kafka`].
+#[derive(Clone)]
+pub struct KafkaDestination {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for KafkaDestination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaDestination")
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+impl KafkaDestination {
+    /// A destination for a validated configuration. Connects lazily: an unreachable
+    /// broker delays delivery (and holds the source) rather than failing here.
+    pub fn new(config: KafkaConfig) -> Result<Self, Error> {
+        config.validate()?;
+        let producer: Arc<DeliveryProducer> = Arc::new(
+            config
+                .producer_config()
+                .create_with_context(DeliveryContext)
+                .map_err(|source| KafkaError::Client {
+                    client: "producer",
+                    source,
+                })?,
+        );
+        let poller = producer.clone();
+        std::thread::Builder::new()
+            .name("kafka-deliveries".into())
+            .spawn(move || serve_deliveries(poller))
+            .map_err(|e| Error::fatal("kafka", e))?;
+        let admin = match config.topic_creation() {
+            Some(_) => {
+                Some(
+                    config
+                        .client_config()
+                        .create()
+                        .map_err(|source| KafkaError::Client {
+                            client: "admin client",
+                            source,
+                        })?,
+                )
+            }
+            None => None,
+        };
+        Ok(KafkaDestination {
+            inner: Arc::new(Inner {
+                producer,
+                admin,
+                config,
+                header_converter: JsonConverter::new(false),
+                created_topics: Mutex::new(HashSet::new()),
+            }),
+        })
+    }
+
+    /// Records queued in librdkafka and not yet delivered.
+    pub fn in_flight(&self) -> i32 {
+        self.inner.producer.in_flight_count()
+    }
+
+    /// Queues a batch; its committer is finished once every record is delivered.
+    async fn send_batch(&self, records: Vec<Record>, committer: Committer) -> Result<(), BoxError> {
+        if records.is_empty() {
+            committer.mark_batch_finished();
+            return Ok(());
+        }
+        let batch = Arc::new(BatchDelivery {
+            remaining: AtomicUsize::new(records.len()),
+            committer: Mutex::new(Some(committer)),
+        });
+        if let Err(error) = self.queue(&records, &batch).await {
+            // Recorded as the pipeline's error before the batch's nack can be.
+            batch.failed(error);
+        }
+        Ok(())
+    }
+
+    async fn queue(
+        &self,
+        records: &[Record],
+        batch: &Arc<BatchDelivery>,
+    ) -> Result<(), KafkaError> {
+        let inner = &*self.inner;
+        if let Some(admin) = &inner.admin {
+            self.create_missing_topics(admin, records).await?;
+        }
+        let (mut key, mut value) = (Vec::with_capacity(256), Vec::with_capacity(4096));
+        for r in records {
+            let convert_error = KafkaError::Convert;
+            key.clear();
+            value.clear();
+            let has_key = !matches!(r.key, Value::Null)
+                && inner
+                    .config
+                    .key_converter()
+                    .serialize(&r.topic, r.key_schema.as_ref(), &r.key, &mut key)
+                    .map_err(convert_error)?;
+            let has_value = inner
+                .config
+                .value_converter()
+                .serialize(&r.topic, r.value_schema.as_ref(), &r.value, &mut value)
+                .map_err(convert_error)?;
+            let mut out = BaseRecord::<[u8], [u8], _>::with_opaque_to(&r.topic, batch.clone());
+            if has_key {
+                out = out.key(&key[..]);
+            }
+            if has_value {
+                out = out.payload(&value[..]);
+            }
+            if let Some(p) = r.partition {
+                out = out.partition(p);
+            }
+            if let Some(ts) = r.timestamp_ms {
+                out = out.timestamp(ts);
+            }
+            if !r.headers.is_empty() {
+                out = out.headers(self.headers(&r.topic, &r.headers).map_err(convert_error)?);
+            }
+            loop {
+                match inner.producer.send(out) {
+                    Ok(()) => break,
+                    Err((ClientError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        out = back;
+                        tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
+                    }
+                    Err((source, _)) => {
+                        return Err(KafkaError::Send {
+                            topic: r.topic.to_string(),
+                            source,
+                        })
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Headers as Kafka Connect's `SimpleHeaderConverter` writes them: strings and bytes
+    /// as they are, other values as schemaless JSON.
+    fn headers(&self, topic: &str, headers: &[Header]) -> Result<OwnedHeaders, Error> {
+        let mut out = OwnedHeaders::new_with_capacity(headers.len());
+        let mut buf = Vec::new();
+        for h in headers {
+            let value: Option<&[u8]> = match &h.value {
+                Value::Null => None,
+                Value::String(s) => Some(s.as_bytes()),
+                Value::Bytes(b) => Some(b),
+                other => {
+                    buf.clear();
+                    self.inner
+                        .header_converter
+                        .serialize(topic, None, other, &mut buf)?;
+                    Some(&buf)
+                }
+            };
+            out = out.insert(KafkaHeader { key: &h.key, value });
+        }
+        Ok(out)
+    }
+
+    async fn create_missing_topics(
+        &self,
+        admin: &AdminClient<DefaultClientContext>,
+        records: &[Record],
+    ) -> Result<(), KafkaError> {
+        let Some(shape) = self.inner.config.topic_creation() else {
+            return Ok(());
+        };
+        let mut missing: Vec<Arc<str>> = Vec::new();
+        {
+            let created = self
+                .inner
+                .created_topics
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let mut last: Option<&Arc<str>> = None;
+            for r in records {
+                if last.is_some_and(|t| Arc::ptr_eq(t, &r.topic)) {
+                    continue;
+                }
+                last = Some(&r.topic);
+                if !created.contains(&r.topic) && !missing.contains(&r.topic) {
+                    missing.push(r.topic.clone());
+                }
+            }
+        }
+        for topic in missing {
+            ensure_topic(admin, &topic, shape).await?;
+            self.inner
+                .created_topics
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(topic);
+        }
+        Ok(())
+    }
+}
+
+/// Attaches a [`KafkaDestination`] to a pipeline or a single-pipeline engine.
+pub trait IntoKafka {
+    /// What the builder becomes.
+    type Output;
+    /// Delivers the pipeline's records to Kafka.
+    fn into_kafka(self, destination: KafkaDestination) -> Self::Output;
+}
+
+impl IntoKafka for PipelineBuilder {
+    type Output = Pipeline;
+
+    fn into_kafka(self, destination: KafkaDestination) -> Pipeline {
+        self.into_callback(move |records, committer| {
+            let destination = destination.clone();
+            async move { destination.send_batch(records, committer).await }
+        })
+    }
+}
+
+impl IntoKafka for EngineBuilder {
+    type Output = EngineBuilder;
+
+    fn into_kafka(self, destination: KafkaDestination) -> EngineBuilder {
+        self.into_callback(move |records, committer| {
+            let destination = destination.clone();
+            async move { destination.send_batch(records, committer).await }
+        })
+    }
+}

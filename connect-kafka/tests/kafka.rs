@@ -1,0 +1,891 @@
+//! connect-kafka against a real Kafka-protocol broker: tansu on 127.0.0.1:9092
+//! (`CONNECT_KAFKA_BOOTSTRAP` to use another), started by `scripts/services.sh`. The
+//! outage test runs its own tansu so that stopping it disturbs no other test.
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use connect_core::testing::SyntheticSource;
+use connect_core::{Engine, Error, MemoryOffsetStore, OffsetStore, SourceOffset, SourcePartition};
+use connect_kafka::{IntoKafka, KafkaConfig, KafkaDestination, KafkaOffsetStore, TopicCreation};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+use serde_json::Value as Json;
+
+const DEADLINE: Duration = Duration::from_secs(120);
+
+fn bootstrap() -> String {
+    std::env::var("CONNECT_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+/// A name no other test or earlier run uses (tansu keeps topics until it restarts).
+fn unique(what: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{what}-{}-{nanos}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let results = admin
+        .create_topics(
+            [&NewTopic::new(
+                topic,
+                partitions,
+                TopicReplication::Fixed(1),
+            )],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("create topic");
+    for r in results {
+        r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
+    }
+}
+
+/// A message read back: partition, offset, key and value as text.
+#[derive(Debug, Clone)]
+struct Read {
+    partition: i32,
+    key: Option<String>,
+    value: Option<String>,
+}
+
+/// Reads `topic` from the beginning to its end (every partition's EOF), once at least
+/// `count` messages arrived; panics at the deadline.
+fn read_topic(bootstrap: &str, topic: &str, count: usize) -> Vec<Read> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(30))
+        .unwrap();
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for p in metadata.topics()[0].partitions() {
+        assignment
+            .add_partition_offset(topic, p.id(), rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let partitions = assignment.count();
+    let mut at_eof = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(count);
+    let deadline = Instant::now() + DEADLINE;
+    while out.len() < count || at_eof.len() < partitions {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {count} messages arrived in {topic}",
+            out.len()
+        );
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                at_eof.insert(p);
+            }
+            Some(Err(e)) => panic!("consume {topic}: {e}"),
+            Some(Ok(m)) => {
+                at_eof.remove(&m.partition());
+                out.push(Read {
+                    partition: m.partition(),
+                    key: m.key().map(|k| String::from_utf8(k.to_vec()).unwrap()),
+                    value: m.payload().map(|v| String::from_utf8(v.to_vec()).unwrap()),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn id_of(json: &str) -> i64 {
+    let v: Json = serde_json::from_str(json).unwrap();
+    v["payload"]["after"]["id"]
+        .as_i64()
+        .or_else(|| v["payload"]["id"].as_i64())
+        .unwrap_or_else(|| panic!("no id in {json}"))
+}
+
+/// Asserts that ids 1..=total each arrived exactly once, increasing within each partition.
+fn assert_every_id_once_in_order(reads: &[Read], total: i64) {
+    let mut last: HashMap<i32, i64> = HashMap::new();
+    let mut seen = vec![false; total as usize + 1];
+    for r in reads {
+        let id = id_of(r.value.as_deref().expect("a value"));
+        assert_eq!(
+            id_of(r.key.as_deref().expect("a key")),
+            id,
+            "key and value disagree"
+        );
+        let prev = last.insert(r.partition, id).unwrap_or(0);
+        assert!(
+            id > prev,
+            "partition {}: id {id} after {prev} (out of order or repeated)",
+            r.partition
+        );
+        assert!(
+            (1..=total).contains(&id),
+            "unexpected id {id} (total {total})"
+        );
+        assert!(!seen[id as usize], "id {id} delivered twice");
+        seen[id as usize] = true;
+    }
+    let missing: Vec<i64> = (1..=total)
+        .filter(|&i| !seen[i as usize])
+        .take(10)
+        .collect();
+    assert!(missing.is_empty(), "missing ids, first: {missing:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivers_every_event_with_debezium_json_in_partition_order() {
+    let bootstrap = bootstrap();
+    let name = unique("deliver");
+    let topic = format!("{name}.inventory.orders");
+    create_topic(&bootstrap, &topic, 4).await;
+    let total = 100_000;
+    let source = SyntheticSource::new(&name, Some(total));
+    let expected_first = {
+        // The same record through the same converter: what the topic must hold.
+        let schemas = connect_core::testing::OrdersSchemas::default();
+        let partition = source.partition(0);
+        let record = schemas.event(&topic.as_str().into(), &partition, 1, 10);
+        let mut buf = Vec::new();
+        connect_core::Converter::serialize(
+            &connect_core::JsonConverter::default(),
+            &topic,
+            record.value_schema.as_ref(),
+            &record.value,
+            &mut buf,
+        )
+        .unwrap();
+        String::from_utf8(buf).unwrap()
+    };
+    let offsets = MemoryOffsetStore::new();
+    let engine = Engine::builder()
+        .name(&name)
+        .source(source.clone().name_len(10, 10))
+        .offsets(offsets.clone())
+        .into_kafka(KafkaDestination::new(KafkaConfig::new(&bootstrap)).unwrap())
+        .start()
+        .await
+        .unwrap();
+    let report = engine.wait().await.expect("the pipeline ends cleanly");
+    assert!(report.drained() && report.committed(), "{report:?}");
+    let committed = offsets.snapshot(&name);
+    assert_eq!(
+        committed
+            .get(&source.partition(0))
+            .and_then(|o| o.get("seq")?.as_u64()),
+        Some(total),
+        "offsets committed to the end only after delivery"
+    );
+
+    let reads = tokio::task::spawn_blocking({
+        let (bootstrap, topic) = (bootstrap.clone(), topic.clone());
+        move || read_topic(&bootstrap, &topic, total as usize)
+    })
+    .await
+    .unwrap();
+    assert_eq!(reads.len(), total as usize, "exactly one message per event");
+    assert_every_id_once_in_order(&reads, total as i64);
+    let first = reads
+        .iter()
+        .find(|r| id_of(r.value.as_deref().unwrap()) == 1)
+        .unwrap();
+    connect_core::testing::assert_same_json(
+        first.value.as_deref().unwrap(),
+        &expected_first,
+        "value of id 1",
+    );
+    assert_eq!(
+        first.key.as_deref(),
+        Some(
+            r#"{"schema":{"type":"struct","fields":[{"type":"int64","optional":false,"field":"id"}],"optional":false,"name":"bench.inventory.orders.Key"},"payload":{"id":1}}"#
+        )
+    );
+    let partitions: std::collections::BTreeSet<i32> = reads.iter().map(|r| r.partition).collect();
+    assert_eq!(partitions.len(), 4, "keys spread over every partition");
+}
+
+/// Kafka's own test vectors for `Utils.murmur2` (UtilsTest.testMurmur2): the Java
+/// client's partition of a key is `(murmur2(key) & 0x7fffffff) % partitions`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_keys_as_the_java_client_does() {
+    const VECTORS: &[(&str, i32)] = &[
+        ("21", -973_932_308),
+        ("foobar", -790_332_482),
+        ("a-little-bit-long-string", -985_981_536),
+        ("a-little-bit-longer-string", -1_486_304_829),
+        (
+            "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+            -58_897_971,
+        ),
+        ("abc", 479_470_107),
+    ];
+    let bootstrap = bootstrap();
+    let topic = unique("murmur2");
+    let partitions = 7;
+    create_topic(&bootstrap, &topic, partitions).await;
+    let name = unique("murmur2-pipeline");
+    // Each key as a plain string through the string converter.
+    let records: Vec<connect_core::Record> = VECTORS
+        .iter()
+        .map(|(key, _)| {
+            connect_core::Record::new(
+                topic.as_str().into(),
+                None,
+                connect_core::Value::string(key),
+            )
+            .with_key(None, connect_core::Value::string(key))
+        })
+        .collect();
+    let source = connect_core::testing::FixedSource::new(records);
+    let config = KafkaConfig::new(&bootstrap).with_converters(
+        std::sync::Arc::new(connect_core::StringConverter),
+        std::sync::Arc::new(connect_core::StringConverter),
+    );
+    let engine = Engine::builder()
+        .name(&name)
+        .source(source)
+        .into_kafka(KafkaDestination::new(config).unwrap())
+        .start()
+        .await
+        .unwrap();
+    engine.wait().await.unwrap();
+    let reads = tokio::task::spawn_blocking({
+        let (bootstrap, topic) = (bootstrap.clone(), topic.clone());
+        move || read_topic(&bootstrap, &topic, VECTORS.len())
+    })
+    .await
+    .unwrap();
+    assert_eq!(reads.len(), VECTORS.len());
+    for (key, hash) in VECTORS {
+        let read = reads
+            .iter()
+            .find(|r| r.key.as_deref() == Some(*key))
+            .unwrap();
+        assert_eq!(
+            read.partition,
+            (hash & 0x7fff_ffff) % partitions,
+            "partition of key {key}"
+        );
+    }
+}
+
+/// A tansu of this test's own on a free port (memory storage), so that stopping it
+/// disturbs no other test. Killed on drop.
+struct PrivateBroker {
+    child: Child,
+    bootstrap: String,
+}
+
+impl PrivateBroker {
+    fn start() -> PrivateBroker {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(tansu_binary())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tansu starts (scripts/services.sh installs it)");
+        let bootstrap = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(&bootstrap).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen on {bootstrap}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        PrivateBroker { child, bootstrap }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal} the broker");
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        self.signal("-CONT");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tansu_binary() -> std::path::PathBuf {
+    if let Ok(path) = std::env::var("CONNECT_TANSU") {
+        return path.into();
+    }
+    let home = std::env::var("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo")
+        });
+    let installed = home.join("bin/tansu");
+    if installed.exists() {
+        installed
+    } else {
+        "tansu".into()
+    }
+}
+
+fn committed_seq_in(offsets: &MemoryOffsetStore, name: &str, source: &SyntheticSource) -> u64 {
+    offsets
+        .snapshot(name)
+        .get(&source.partition(0))
+        .and_then(|o| o.get("seq")?.as_u64())
+        .unwrap_or(0)
+}
+
+/// Polls `committed` until it reaches `at_least` (panics at the deadline).
+async fn wait_until_committed(mut committed: impl FnMut() -> u64, at_least: u64, what: &str) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let now = committed();
+        if now >= at_least {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: committed {now}, waited for {at_least}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The broker is stopped (SIGSTOP) for longer than the producer's request timeout while
+/// events stream, then resumed: every event arrives once, in order within each partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keeps_order_and_loses_nothing_through_a_broker_outage() {
+    let broker = PrivateBroker::start();
+    let name = unique("outage");
+    let topic = format!("{name}.inventory.orders");
+    create_topic(&broker.bootstrap, &topic, 3).await;
+    let source = SyntheticSource::new(&name, None)
+        .batch(100)
+        .pace(Duration::from_millis(5));
+    let config = KafkaConfig::new(&broker.bootstrap)
+        .with_producer("request.timeout.ms", "1000")
+        .with_producer("socket.timeout.ms", "1000")
+        .with_producer("linger.ms", "1");
+    let offsets = MemoryOffsetStore::new();
+    let engine = Engine::builder()
+        .name(&name)
+        .source(source.clone())
+        .offsets(offsets.clone())
+        .commit_policy(connect_core::CommitPolicy::every_records(1_000))
+        .into_kafka(KafkaDestination::new(config).unwrap())
+        .start()
+        .await
+        .unwrap();
+    let committed = || committed_seq_in(&offsets, &name, &source);
+    wait_until_committed(committed, 3_000, "before the outage").await;
+    broker.signal("-STOP");
+    let at_stop = committed();
+    // The outage itself: several request timeouts long, so requests time out and are
+    // retried; the source keeps producing until the engine's queue holds it.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let during = committed();
+    broker.signal("-CONT");
+    wait_until_committed(committed, during + 5_000, "after the outage").await;
+    let report = engine
+        .shutdown()
+        .await
+        .expect("the pipeline survives the outage");
+    assert!(report.drained() && report.committed(), "{report:?}");
+    let total = committed();
+    eprintln!("committed {at_stop} at the stop, {during} after 4 s of outage, {total} at the end");
+    assert!(
+        during < at_stop + 2_000,
+        "deliveries went on while the broker was stopped ({at_stop} -> {during})"
+    );
+    let reads = tokio::task::spawn_blocking({
+        let (bootstrap, topic) = (broker.bootstrap.clone(), topic.clone());
+        move || read_topic(&bootstrap, &topic, total as usize)
+    })
+    .await
+    .unwrap();
+    assert_eq!(reads.len(), total as usize, "no event lost or repeated");
+    assert_every_id_once_in_order(&reads, total as i64);
+}
+
+/// A record larger than `message.max.bytes` fails the pipeline with an error naming the
+/// topic, and the offsets stay before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_record_fails_the_pipeline_naming_the_topic() {
+    let bootstrap = bootstrap();
+    let name = unique("refused");
+    let topic = format!("{name}.inventory.orders");
+    create_topic(&bootstrap, &topic, 1).await;
+    let source = SyntheticSource::new(&name, Some(10)).name_len(5_000, 5_000);
+    let config = KafkaConfig::new(&bootstrap).with_producer("message.max.bytes", "2000");
+    let offsets = MemoryOffsetStore::new();
+    let engine = Engine::builder()
+        .name(&name)
+        .source(source.clone())
+        .offsets(offsets.clone())
+        .into_kafka(KafkaDestination::new(config).unwrap())
+        .start()
+        .await
+        .unwrap();
+    let error = engine.wait().await.expect_err("the pipeline fails");
+    let text = error.to_string();
+    assert!(
+        text.contains(&topic) && text.contains("too large"),
+        "error names the topic and the reason: {text}"
+    );
+    assert!(!error.is_retryable(), "{error:?}");
+    assert!(
+        offsets.snapshot(&name).is_empty(),
+        "no offset committed past an undelivered record"
+    );
+}
+
+#[test]
+fn bad_settings_fail_at_construction_naming_the_key() {
+    let err =
+        KafkaDestination::new(KafkaConfig::new("x:1").with_producer("acks", "0")).unwrap_err();
+    assert!(
+        matches!(&err, Error::Config { key, .. } if key == "producer.acks"),
+        "{err}"
+    );
+    let err = KafkaDestination::new(
+        KafkaConfig::new("x:1").with_producer("no.such.librdkafka.property", "1"),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("no.such.librdkafka.property"),
+        "{err}"
+    );
+}
+
+/// Missing topics are created with `topic.creation.default.*` before their first record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_missing_topics_with_the_configured_shape() {
+    let bootstrap = bootstrap();
+    let name = unique("create");
+    let topic = format!("{name}.inventory.orders");
+    let mut configs = BTreeMap::new();
+    configs.insert("cleanup.policy".to_owned(), "compact".to_owned());
+    let config = KafkaConfig::new(&bootstrap).with_topic_creation(TopicCreation {
+        partitions: 3,
+        replication_factor: 1,
+        configs,
+    });
+    let engine = Engine::builder()
+        .name(&name)
+        .source(SyntheticSource::new(&name, Some(300)))
+        .into_kafka(KafkaDestination::new(config).unwrap())
+        .start()
+        .await
+        .unwrap();
+    engine.wait().await.unwrap();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(&topic), Duration::from_secs(30))
+        .unwrap();
+    assert_eq!(metadata.topics()[0].partitions().len(), 3);
+    let reads = tokio::task::spawn_blocking({
+        let (bootstrap, topic) = (bootstrap.clone(), topic.clone());
+        move || read_topic(&bootstrap, &topic, 300)
+    })
+    .await
+    .unwrap();
+    assert_every_id_once_in_order(&reads, 300);
+}
+
+fn offset_config(bootstrap: &str, topic: &str) -> KafkaConfig {
+    KafkaConfig::new(bootstrap).with_offset_topic(topic, 3, 1)
+}
+
+/// What Kafka Connect (and Debezium Server) writes is what we read, and the other way
+/// round: key `["<name>",<partition>]`, value the offset JSON, null deleting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_topic_uses_kafka_connect_format() {
+    let bootstrap = bootstrap();
+    let topic = unique("offsets");
+    let store = KafkaOffsetStore::new(offset_config(&bootstrap, &topic)).unwrap();
+    assert!(store.load("inventory-connector").await.unwrap().is_empty());
+
+    // Written as Kafka Connect writes them (KafkaOffsetBackingStore + JsonConverter
+    // without schemas), for two connectors.
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let connect_written = [
+        (
+            r#"["inventory-connector",{"server":"dbserver1"}]"#,
+            Some(
+                r#"{"transaction_id":null,"lsn_proc":37094192,"lsn_commit":37094192,"lsn":37094192,"txId":780,"ts_usec":1700000000000000}"#,
+            ),
+        ),
+        (
+            r#"["other-connector",{"server":"dbserver2"}]"#,
+            Some(r#"{"file":"mysql-bin.000003","pos":154}"#),
+        ),
+        (
+            r#"["inventory-connector",{"server":"gone"}]"#,
+            Some(r#"{"lsn":1}"#),
+        ),
+        (r#"["inventory-connector",{"server":"gone"}]"#, None),
+    ];
+    for (key, value) in connect_written {
+        let mut record = FutureRecord::<str, str>::to(&topic).key(key);
+        if let Some(v) = value {
+            record = record.payload(v);
+        }
+        producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .expect("produce a Connect offset");
+    }
+    let loaded = store.load("inventory-connector").await.unwrap();
+    assert_eq!(loaded.len(), 1, "{loaded:?}");
+    let offset = &loaded[&SourcePartition::server("dbserver1")];
+    assert_eq!(offset.get("lsn").and_then(Json::as_u64), Some(37_094_192));
+    assert_eq!(offset.get("txId").and_then(Json::as_u64), Some(780));
+
+    // Ours, as Kafka Connect would read them.
+    let ours = SourceOffset::single("pos", 4711);
+    store
+        .write("mine", &[(SourcePartition::server("shop"), ours.clone())])
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+    let reads = tokio::task::spawn_blocking({
+        let (bootstrap, topic) = (bootstrap.clone(), topic.clone());
+        move || read_topic(&bootstrap, &topic, connect_written.len() + 1)
+    })
+    .await
+    .unwrap();
+    let last = reads
+        .iter()
+        .find(|r| r.key.as_deref() == Some(r#"["mine",{"server":"shop"}]"#))
+        .expect("our offset under Connect's key");
+    assert_eq!(last.value.as_deref(), Some(r#"{"pos":4711}"#));
+    let reopened = KafkaOffsetStore::new(offset_config(&bootstrap, &topic)).unwrap();
+    let loaded = reopened.load("mine").await.unwrap();
+    assert_eq!(loaded.get(&SourcePartition::server("shop")), Some(&ours));
+}
+
+/// A value of this pipeline that is not an offset is an error naming the topic,
+/// partition and offset, never an empty start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_offset_is_an_error_not_a_fresh_start() {
+    let bootstrap = bootstrap();
+    let topic = unique("corrupt-offsets");
+    create_topic(&bootstrap, &topic, 1).await;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    producer
+        .send(
+            FutureRecord::<str, str>::to(&topic)
+                .key(r#"["p",{"server":"s"}]"#)
+                .payload("not json"),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    let store = KafkaOffsetStore::new(offset_config(&bootstrap, &topic)).unwrap();
+    let err = store.load("p").await.unwrap_err().to_string();
+    assert!(
+        err.contains(&topic) && err.contains("partition 0 at offset 0"),
+        "{err}"
+    );
+}
+
+/// A pipeline stopped and started again resumes from the offsets it stored in Kafka:
+/// every event in the topic once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumes_from_offsets_stored_in_kafka() {
+    let bootstrap = bootstrap();
+    let name = unique("resume");
+    let topic = format!("{name}.inventory.orders");
+    let offsets_topic = unique("resume-offsets");
+    create_topic(&bootstrap, &topic, 2).await;
+    for total in [4_000, 9_000] {
+        let engine = Engine::builder()
+            .name(&name)
+            .source(SyntheticSource::new(&name, Some(total)))
+            .offsets(KafkaOffsetStore::new(offset_config(&bootstrap, &offsets_topic)).unwrap())
+            .into_kafka(KafkaDestination::new(KafkaConfig::new(&bootstrap)).unwrap())
+            .start()
+            .await
+            .unwrap();
+        let report = engine.wait().await.unwrap();
+        assert!(report.committed(), "{report:?}");
+    }
+    let reads = tokio::task::spawn_blocking({
+        let (bootstrap, topic) = (bootstrap.clone(), topic.clone());
+        move || read_topic(&bootstrap, &topic, 9_000)
+    })
+    .await
+    .unwrap();
+    assert_eq!(reads.len(), 9_000);
+    assert_every_id_once_in_order(&reads, 9_000);
+}
+
+const KILL_TOPIC_ENV: &str = "CONNECT_KAFKA_KILL_TOPIC";
+const KILL_TOTAL_ENV: &str = "CONNECT_KAFKA_KILL_TOTAL";
+
+fn kill_pipeline_name(topic: &str) -> String {
+    topic.trim_end_matches(".inventory.orders").to_owned()
+}
+
+fn kill_offsets_topic(topic: &str) -> String {
+    format!("{topic}.offsets")
+}
+
+fn kill_source(name: &str, total: Option<u64>) -> SyntheticSource {
+    SyntheticSource::new(name, total)
+        .batch(50)
+        .name_len(4, 4)
+        .pace(Duration::from_millis(10))
+}
+
+/// The crash test's child: a paced synthetic source (endless, or up to
+/// `CONNECT_KAFKA_KILL_TOTAL`) into Kafka, schemaless JSON, offsets in Kafka, committing
+/// often. Runs only when spawned by the crash test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "child process of kill_9_with_offsets_in_kafka_loses_nothing"]
+async fn kill_child_pipeline() {
+    let Ok(topic) = std::env::var(KILL_TOPIC_ENV) else {
+        return;
+    };
+    let total = std::env::var(KILL_TOTAL_ENV)
+        .ok()
+        .map(|t| t.parse().unwrap());
+    let bootstrap = bootstrap();
+    let name = kill_pipeline_name(&topic);
+    let json = std::sync::Arc::new(connect_core::JsonConverter::new(false));
+    let engine = Engine::builder()
+        .name(&name)
+        .source(kill_source(&name, total))
+        .offsets(
+            KafkaOffsetStore::new(offset_config(&bootstrap, &kill_offsets_topic(&topic))).unwrap(),
+        )
+        .commit_policy(connect_core::CommitPolicy::every_records(200))
+        .into_kafka(
+            KafkaDestination::new(KafkaConfig::new(&bootstrap).with_converters(json.clone(), json))
+                .unwrap(),
+        )
+        .start()
+        .await
+        .unwrap();
+    engine.wait().await.unwrap();
+}
+
+async fn committed_seq(store: &KafkaOffsetStore, name: &str) -> u64 {
+    store
+        .load(name)
+        .await
+        .unwrap()
+        .get(&kill_source(name, None).partition(0))
+        .and_then(|o| o.get("seq")?.as_u64())
+        .unwrap_or(0)
+}
+
+/// SIGKILL of the producing process at random points (`CONNECT_KILL_RUNS`, default 20),
+/// each after the stored offset moved, with the Kafka offset store; then a run to a
+/// fixed end. Every event is in the topic, first occurrences in order within each
+/// partition, and repeats come only from replays of uncommitted work (the stored offset
+/// never moves back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_with_offsets_in_kafka_loses_nothing() {
+    use rand::Rng as _;
+    let runs: u64 = std::env::var("CONNECT_KILL_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let bootstrap = bootstrap();
+    let name = unique("kill");
+    let topic = format!("{name}.inventory.orders");
+    create_topic(&bootstrap, &topic, 3).await;
+    let store =
+        KafkaOffsetStore::new(offset_config(&bootstrap, &kill_offsets_topic(&topic))).unwrap();
+    let spawn = |total: Option<u64>| {
+        let total = total.map(|t| t.to_string()).unwrap_or_default();
+        let mut envs: Vec<(&str, &std::ffi::OsStr)> = vec![(KILL_TOPIC_ENV, topic.as_ref())];
+        if !total.is_empty() {
+            envs.push((KILL_TOTAL_ENV, total.as_ref()));
+        }
+        connect_core::testing::spawn_test_child("kill_child_pipeline", &envs)
+    };
+    let mut committed = vec![0];
+    let mut rng = rand::rng();
+    for _ in 0..runs {
+        let before = *committed.last().unwrap();
+        let child = spawn(None);
+        // Kill only once this run committed something, then at a random point after.
+        let deadline = Instant::now() + DEADLINE;
+        while committed_seq(&store, &name).await <= before {
+            assert!(Instant::now() < deadline, "the child made no progress");
+        }
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..400))).await;
+        connect_core::testing::kill_child(child);
+        let seq = committed_seq(&store, &name).await;
+        assert!(
+            seq >= before,
+            "the stored offset moved back: {committed:?} then {seq}"
+        );
+        committed.push(seq);
+    }
+    let total = committed.last().unwrap() + 2_000;
+    let mut last = spawn(Some(total));
+    let status = tokio::task::spawn_blocking(move || last.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "the final run completes");
+    assert_eq!(committed_seq(&store, &name).await, total);
+
+    let reads = tokio::task::spawn_blocking({
+        let (bootstrap, topic) = (bootstrap.clone(), topic.clone());
+        move || read_topic(&bootstrap, &topic, total as usize)
+    })
+    .await
+    .unwrap();
+    let id_of_row = |json: &str| {
+        serde_json::from_str::<Json>(json).unwrap()["after"]["id"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no id in {json}"))
+    };
+    let mut seen = vec![false; total as usize + 1];
+    let mut newest_first: HashMap<i32, i64> = HashMap::new();
+    let mut beyond = 0;
+    for r in &reads {
+        let id = id_of_row(r.value.as_deref().unwrap());
+        if id > total as i64 {
+            beyond += 1; // produced by a killed run past its last commit
+            continue;
+        }
+        if !std::mem::replace(&mut seen[id as usize], true) {
+            let prev = newest_first.insert(r.partition, id).unwrap_or(0);
+            assert!(
+                id > prev,
+                "partition {}: new id {id} after new id {prev} (a gap or a reorder)",
+                r.partition
+            );
+        }
+    }
+    let missing: Vec<usize> = (1..=total as usize)
+        .filter(|&i| !seen[i])
+        .take(10)
+        .collect();
+    assert!(missing.is_empty(), "events lost, first: {missing:?}");
+    eprintln!(
+        "{runs} kills, {total} events, {} messages ({} repeats of uncommitted work, {beyond} beyond the end), committed after each kill: {committed:?}",
+        reads.len(),
+        reads.len() - total as usize - beyond,
+    );
+}
+
+fn history_record(ddl: &str, pos: u64) -> connect_core::HistoryRecord {
+    serde_json::from_value(serde_json::json!({
+        "source": {"server": "shop"},
+        "position": {"file": "mariadb-bin.000001", "pos": pos},
+        "ts_ms": 1_700_000_000_000u64,
+        "databaseName": "inventory",
+        "ddl": ddl,
+        "tableChanges": []
+    }))
+    .unwrap()
+}
+
+/// The history topic is Debezium's: one partition, a record per message in Debezium's
+/// JSON with a null key, recovered in order by a new instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_history_round_trips_in_debezium_format() {
+    use connect_core::SchemaHistory;
+    let bootstrap = bootstrap();
+    let topic = unique("history");
+    let history =
+        connect_kafka::KafkaSchemaHistory::new(KafkaConfig::new(&bootstrap), &topic).unwrap();
+    assert!(history.recover().await.unwrap().is_empty());
+    let records = [
+        history_record("CREATE TABLE t (id INT PRIMARY KEY)", 4),
+        history_record("ALTER TABLE t ADD COLUMN c TEXT", 900),
+    ];
+    for r in &records {
+        history.append(r.clone()).await.unwrap();
+    }
+    history.flush().await.unwrap();
+
+    let reads = tokio::task::spawn_blocking({
+        let (bootstrap, topic) = (bootstrap.clone(), topic.clone());
+        move || read_topic(&bootstrap, &topic, 2)
+    })
+    .await
+    .unwrap();
+    assert_eq!(reads.len(), 2);
+    assert!(reads.iter().all(|r| r.partition == 0 && r.key.is_none()));
+    assert!(
+        reads[0].value.as_deref().unwrap().starts_with(
+            r#"{"source":{"server":"shop"},"position":{"file":"mariadb-bin.000001","pos":4},"ts_ms":1700000000000,"databaseName":"inventory","ddl":"CREATE TABLE"#
+        ),
+        "{:?}",
+        reads[0].value
+    );
+    let reopened =
+        connect_kafka::KafkaSchemaHistory::new(KafkaConfig::new(&bootstrap), &topic).unwrap();
+    assert_eq!(reopened.recover().await.unwrap(), records);
+}
+
+/// A history topic with more than one partition cannot keep DDL in order: an error
+/// naming it, as in Debezium.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_history_refuses_a_topic_with_several_partitions() {
+    use connect_core::SchemaHistory;
+    let bootstrap = bootstrap();
+    let topic = unique("history-wide");
+    create_topic(&bootstrap, &topic, 2).await;
+    let history =
+        connect_kafka::KafkaSchemaHistory::new(KafkaConfig::new(&bootstrap), &topic).unwrap();
+    let err = history.recover().await.unwrap_err().to_string();
+    assert!(
+        err.contains(&topic) && err.contains("2 partitions"),
+        "{err}"
+    );
+}
