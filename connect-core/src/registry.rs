@@ -64,6 +64,8 @@ type SourceFactory =
 type SinkFactory = Arc<dyn Fn(&FactoryContext<'_>) -> Result<Arc<dyn SinkConnector>> + Send + Sync>;
 type TransformFactory = Arc<dyn Fn(&Scope<'_>) -> Result<Box<dyn Transform>> + Send + Sync>;
 type PredicateFactory = Arc<dyn Fn(&Scope<'_>) -> Result<Arc<dyn Predicate>> + Send + Sync>;
+type OffsetStoreFactory = Arc<dyn Fn(&Scope<'_>) -> Result<Arc<dyn OffsetStore>> + Send + Sync>;
+type HistoryFactory = Arc<dyn Fn(&Scope<'_>) -> Result<Arc<dyn SchemaHistory>> + Send + Sync>;
 
 /// A pipeline built from properties, before its destination is chosen.
 pub struct BuiltPipeline {
@@ -93,6 +95,8 @@ pub struct Registry {
     sinks: HashMap<String, SinkFactory>,
     transforms: HashMap<String, TransformFactory>,
     predicates: HashMap<String, PredicateFactory>,
+    offset_stores: HashMap<String, OffsetStoreFactory>,
+    histories: HashMap<String, HistoryFactory>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -119,6 +123,8 @@ impl Registry {
             sinks: HashMap::new(),
             transforms: HashMap::new(),
             predicates: HashMap::new(),
+            offset_stores: HashMap::new(),
+            histories: HashMap::new(),
         };
         r.register_transform("io.debezium.transforms.ExtractNewRecordState", |s| {
             Ok(Box::new(ExtractNewRecordState::from_props(s)?))
@@ -183,6 +189,27 @@ impl Registry {
         self.predicates.insert(class.to_owned(), Arc::new(factory));
     }
 
+    /// Registers an offset store under its `offset.storage` class name (e.g. Kafka
+    /// Connect's `KafkaOffsetBackingStore`, by connect-kafka). The factory reads its own
+    /// keys from the unprefixed properties.
+    pub fn register_offset_store(
+        &mut self,
+        class: &str,
+        factory: impl Fn(&Scope<'_>) -> Result<Arc<dyn OffsetStore>> + Send + Sync + 'static,
+    ) {
+        self.offset_stores
+            .insert(class.to_owned(), Arc::new(factory));
+    }
+
+    /// Registers a schema history under its `schema.history.internal` class name.
+    pub fn register_schema_history(
+        &mut self,
+        class: &str,
+        factory: impl Fn(&Scope<'_>) -> Result<Arc<dyn SchemaHistory>> + Send + Sync + 'static,
+    ) {
+        self.histories.insert(class.to_owned(), Arc::new(factory));
+    }
+
     /// Builds a source pipeline from properties. Every key must be understood.
     pub fn build_pipeline(&self, props: &Properties) -> Result<BuiltPipeline> {
         let root = props.root();
@@ -207,7 +234,7 @@ impl Registry {
             converter(&root, "key.converter")?,
             converter(&root, "value.converter")?,
         );
-        let history = history(&root)?;
+        let history = self.history(&root)?;
         let ctx = FactoryContext {
             props: root.clone(),
             key_converter: key_converter.clone(),
@@ -218,7 +245,7 @@ impl Registry {
         let settings = settings(&root)?;
         settings.validate()?;
         let chain = self.chain(&root)?;
-        let store = offset_store(&root)?;
+        let store = self.offset_store(&root)?;
         props.reject_unused()?;
         let pipeline = PipelineBuilder::new(&name)
             .source_arc(source)
@@ -257,6 +284,62 @@ impl Registry {
         let sink = factory(&ctx)?;
         props.reject_unused()?;
         Ok(sink)
+    }
+
+    fn offset_store(&self, root: &Scope<'_>) -> Result<Arc<dyn OffsetStore>> {
+        const FILE: &str = "org.apache.kafka.connect.storage.FileOffsetBackingStore";
+        const MEMORY: &str = "org.apache.kafka.connect.storage.MemoryOffsetBackingStore";
+        let class = root.get("offset.storage");
+        if let Some(factory) = class.and_then(|c| self.offset_stores.get(c)) {
+            return factory(root);
+        }
+        let filename = root.get("offset.storage.file.filename");
+        match (class, filename) {
+            (Some(FILE) | None, Some(f)) => Ok(Arc::new(FileOffsetStore::open(f)?)),
+            (Some(FILE), None) => Err(Error::config(
+                "offset.storage.file.filename",
+                "is required with FileOffsetBackingStore",
+            )),
+            (Some(MEMORY) | None, None) => Ok(Arc::new(MemoryOffsetStore::new())),
+            (Some(MEMORY), Some(_)) => Err(Error::config(
+                "offset.storage.file.filename",
+                "has no effect with MemoryOffsetBackingStore",
+            )),
+            (Some(other), _) => Err(Error::config(
+                "offset.storage",
+                format!(
+                    "unknown offset store `{other}` (accepted: {FILE}, {MEMORY}{})",
+                    self.registered(&self.offset_stores)
+                ),
+            )),
+        }
+    }
+
+    fn history(&self, root: &Scope<'_>) -> Result<Arc<dyn SchemaHistory>> {
+        const FILE: &str = "io.debezium.storage.file.history.FileSchemaHistory";
+        const MEMORY: &str = "io.debezium.relational.history.MemorySchemaHistory";
+        match root.get("schema.history.internal") {
+            Some(FILE) => Ok(Arc::new(FileSchemaHistory::open(
+                root.require("schema.history.internal.file.filename")?,
+            )?)),
+            Some(MEMORY) | None => Ok(Arc::new(MemorySchemaHistory::new())),
+            Some(other) => match self.histories.get(other) {
+                Some(factory) => factory(root),
+                None => Err(Error::config(
+                    "schema.history.internal",
+                    format!(
+                        "unknown schema history `{other}` (accepted: {FILE}, {MEMORY}{})",
+                        self.registered(&self.histories)
+                    ),
+                )),
+            },
+        }
+    }
+
+    fn registered<T>(&self, map: &HashMap<String, T>) -> String {
+        let mut names: Vec<&str> = map.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names.iter().map(|n| format!(", {n}")).collect()
     }
 
     fn known<T>(&self, map: &HashMap<String, T>) -> String {
@@ -361,41 +444,4 @@ fn settings(root: &Scope<'_>) -> Result<PipelineSettings> {
         retry_timeout: (retry_ms >= 0).then(|| Duration::from_millis(retry_ms as u64)),
         retry_max_delay: root.millis_or("errors.retry.delay.max.ms", d.retry_max_delay)?,
     })
-}
-
-fn offset_store(root: &Scope<'_>) -> Result<Arc<dyn OffsetStore>> {
-    const FILE: &str = "org.apache.kafka.connect.storage.FileOffsetBackingStore";
-    const MEMORY: &str = "org.apache.kafka.connect.storage.MemoryOffsetBackingStore";
-    let filename = root.get("offset.storage.file.filename");
-    match (root.get("offset.storage"), filename) {
-        (Some(FILE) | None, Some(f)) => Ok(Arc::new(FileOffsetStore::open(f)?)),
-        (Some(FILE), None) => Err(Error::config(
-            "offset.storage.file.filename",
-            "is required with FileOffsetBackingStore",
-        )),
-        (Some(MEMORY) | None, None) => Ok(Arc::new(MemoryOffsetStore::new())),
-        (Some(MEMORY), Some(_)) => Err(Error::config(
-            "offset.storage.file.filename",
-            "has no effect with MemoryOffsetBackingStore",
-        )),
-        (Some(other), _) => Err(Error::config(
-            "offset.storage",
-            format!("unknown offset store `{other}` (accepted: {FILE}, {MEMORY})"),
-        )),
-    }
-}
-
-fn history(root: &Scope<'_>) -> Result<Arc<dyn SchemaHistory>> {
-    const FILE: &str = "io.debezium.storage.file.history.FileSchemaHistory";
-    const MEMORY: &str = "io.debezium.relational.history.MemorySchemaHistory";
-    match root.get("schema.history.internal") {
-        Some(FILE) => Ok(Arc::new(FileSchemaHistory::open(
-            root.require("schema.history.internal.file.filename")?,
-        )?)),
-        Some(MEMORY) | None => Ok(Arc::new(MemorySchemaHistory::new())),
-        Some(other) => Err(Error::config(
-            "schema.history.internal",
-            format!("unknown schema history `{other}` (accepted: {FILE}, {MEMORY})"),
-        )),
-    }
 }

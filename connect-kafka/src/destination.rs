@@ -16,6 +16,7 @@ use rdkafka::error::KafkaError as ClientError;
 use rdkafka::message::{Header as KafkaHeader, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::util::IntoOpaque;
 use rdkafka::ClientContext;
 
 use crate::config::KafkaConfig;
@@ -24,7 +25,7 @@ use crate::topics::ensure_topic;
 
 /// How long a send waits before retrying when librdkafka's local queue is full. The
 /// engine's own queue bounds what is in flight, so this is rare.
-const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(2);
+pub(crate) const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(2);
 /// How long deliveries are still awaited after the destination was dropped (the engine
 /// drops it when its queue closes, and then waits for the acknowledgements of the batches
 /// in flight, within its own shutdown bound).
@@ -110,7 +111,7 @@ struct Inner {
     producer: Arc<DeliveryProducer>,
     admin: Option<AdminClient<DefaultClientContext>>,
     config: KafkaConfig,
-    header_converter: JsonConverter,
+    encoder: RecordEncoder,
     created_topics: Mutex<HashSet<Arc<str>>>,
 }
 
@@ -173,8 +174,8 @@ impl KafkaDestination {
             inner: Arc::new(Inner {
                 producer,
                 admin,
+                encoder: RecordEncoder::new(&config),
                 config,
-                header_converter: JsonConverter::new(false),
                 created_topics: Mutex::new(HashSet::new()),
             }),
         })
@@ -211,38 +212,9 @@ impl KafkaDestination {
         if let Some(admin) = &inner.admin {
             self.create_missing_topics(admin, records).await?;
         }
-        let (mut key, mut value) = (Vec::with_capacity(256), Vec::with_capacity(4096));
+        let mut encoded = inner.encoder.buffers();
         for r in records {
-            let convert_error = KafkaError::Convert;
-            key.clear();
-            value.clear();
-            let has_key = !matches!(r.key, Value::Null)
-                && inner
-                    .config
-                    .key_converter()
-                    .serialize(&r.topic, r.key_schema.as_ref(), &r.key, &mut key)
-                    .map_err(convert_error)?;
-            let has_value = inner
-                .config
-                .value_converter()
-                .serialize(&r.topic, r.value_schema.as_ref(), &r.value, &mut value)
-                .map_err(convert_error)?;
-            let mut out = BaseRecord::<[u8], [u8], _>::with_opaque_to(&r.topic, batch.clone());
-            if has_key {
-                out = out.key(&key[..]);
-            }
-            if has_value {
-                out = out.payload(&value[..]);
-            }
-            if let Some(p) = r.partition {
-                out = out.partition(p);
-            }
-            if let Some(ts) = r.timestamp_ms {
-                out = out.timestamp(ts);
-            }
-            if !r.headers.is_empty() {
-                out = out.headers(self.headers(&r.topic, &r.headers).map_err(convert_error)?);
-            }
+            let mut out = inner.encoder.encode(r, &mut encoded, batch.clone())?;
             loop {
                 match inner.producer.send(out) {
                     Ok(()) => break,
@@ -260,29 +232,6 @@ impl KafkaDestination {
             }
         }
         Ok(())
-    }
-
-    /// Headers as Kafka Connect's `SimpleHeaderConverter` writes them: strings and bytes
-    /// as they are, other values as schemaless JSON.
-    fn headers(&self, topic: &str, headers: &[Header]) -> Result<OwnedHeaders, Error> {
-        let mut out = OwnedHeaders::new_with_capacity(headers.len());
-        let mut buf = Vec::new();
-        for h in headers {
-            let value: Option<&[u8]> = match &h.value {
-                Value::Null => None,
-                Value::String(s) => Some(s.as_bytes()),
-                Value::Bytes(b) => Some(b),
-                other => {
-                    buf.clear();
-                    self.inner
-                        .header_converter
-                        .serialize(topic, None, other, &mut buf)?;
-                    Some(&buf)
-                }
-            };
-            out = out.insert(KafkaHeader { key: &h.key, value });
-        }
-        Ok(out)
     }
 
     async fn create_missing_topics(
@@ -312,7 +261,7 @@ impl KafkaDestination {
             }
         }
         for topic in missing {
-            ensure_topic(admin, &topic, shape).await?;
+            ensure_topic(&self.inner.config, admin, &topic, shape).await?;
             self.inner
                 .created_topics
                 .lock()
@@ -320,6 +269,109 @@ impl KafkaDestination {
                 .insert(topic);
         }
         Ok(())
+    }
+}
+
+/// Turns records into Kafka messages: key and value through the configured converters,
+/// headers as Kafka Connect's `SimpleHeaderConverter` writes them (strings and bytes as
+/// they are, other values as schemaless JSON), the record's partition and timestamp.
+pub(crate) struct RecordEncoder {
+    key_converter: Arc<dyn Converter>,
+    value_converter: Arc<dyn Converter>,
+    header_converter: JsonConverter,
+}
+
+/// Reusable key and value buffers of a [`RecordEncoder`].
+pub(crate) struct Encoded {
+    key: Vec<u8>,
+    value: Vec<u8>,
+    header: Vec<u8>,
+}
+
+impl RecordEncoder {
+    pub(crate) fn new(config: &KafkaConfig) -> Self {
+        RecordEncoder {
+            key_converter: config.key_converter().clone(),
+            value_converter: config.value_converter().clone(),
+            header_converter: JsonConverter::new(false),
+        }
+    }
+
+    pub(crate) fn buffers(&self) -> Encoded {
+        Encoded {
+            key: Vec::with_capacity(256),
+            value: Vec::with_capacity(4096),
+            header: Vec::new(),
+        }
+    }
+
+    /// The message for `r`, borrowing its bytes from `buf`; conversion errors name the
+    /// topic.
+    pub(crate) fn encode<'a, D: IntoOpaque>(
+        &self,
+        r: &'a Record,
+        buf: &'a mut Encoded,
+        opaque: D,
+    ) -> Result<BaseRecord<'a, [u8], [u8], D>, KafkaError> {
+        buf.key.clear();
+        buf.value.clear();
+        let has_key = !matches!(r.key, Value::Null)
+            && self
+                .key_converter
+                .serialize(&r.topic, r.key_schema.as_ref(), &r.key, &mut buf.key)
+                .map_err(KafkaError::Convert)?;
+        let has_value = self
+            .value_converter
+            .serialize(&r.topic, r.value_schema.as_ref(), &r.value, &mut buf.value)
+            .map_err(KafkaError::Convert)?;
+        let headers = if r.headers.is_empty() {
+            None
+        } else {
+            Some(self.headers(&r.topic, &r.headers, &mut buf.header)?)
+        };
+        let buf: &'a Encoded = buf;
+        let mut out = BaseRecord::with_opaque_to(&r.topic, opaque);
+        if has_key {
+            out = out.key(&buf.key[..]);
+        }
+        if has_value {
+            out = out.payload(&buf.value[..]);
+        }
+        if let Some(p) = r.partition {
+            out = out.partition(p);
+        }
+        if let Some(ts) = r.timestamp_ms {
+            out = out.timestamp(ts);
+        }
+        if let Some(h) = headers {
+            out = out.headers(h);
+        }
+        Ok(out)
+    }
+
+    fn headers(
+        &self,
+        topic: &str,
+        headers: &[Header],
+        buf: &mut Vec<u8>,
+    ) -> Result<OwnedHeaders, KafkaError> {
+        let mut out = OwnedHeaders::new_with_capacity(headers.len());
+        for h in headers {
+            let value: Option<&[u8]> = match &h.value {
+                Value::Null => None,
+                Value::String(s) => Some(s.as_bytes()),
+                Value::Bytes(b) => Some(b),
+                other => {
+                    buf.clear();
+                    self.header_converter
+                        .serialize(topic, None, other, buf)
+                        .map_err(KafkaError::Convert)?;
+                    Some(buf)
+                }
+            };
+            out = out.insert(KafkaHeader { key: &h.key, value });
+        }
+        Ok(out)
     }
 }
 

@@ -47,6 +47,16 @@ pub enum KafkaError {
     /// A record's key, value or a header could not be converted to bytes (names the topic).
     #[error(transparent)]
     Convert(connect_core::Error),
+    /// A transaction call failed (exactly-once delivery); what it left open is aborted
+    /// by the next start's fencing.
+    #[error("Kafka transaction {what} failed: {source}")]
+    Transaction {
+        /// "init", "begin", "commit" or "abort".
+        what: &'static str,
+        /// librdkafka's error.
+        #[source]
+        source: ClientError,
+    },
     /// Reading a state topic (offsets, schema history) failed.
     #[error("cannot read topic `{topic}`: {source}")]
     Read {
@@ -96,6 +106,7 @@ impl KafkaError {
             KafkaError::Convert(e) => return e.is_retryable(),
             KafkaError::CreateTopic { .. }
             | KafkaError::Client { .. }
+            | KafkaError::Transaction { .. }
             | KafkaError::Delivery { .. }
             | KafkaError::TopicShape { .. }
             | KafkaError::Io(_)

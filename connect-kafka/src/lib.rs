@@ -51,6 +51,7 @@
 mod config;
 mod destination;
 mod error;
+mod exactly_once;
 mod history;
 mod offsets;
 mod reader;
@@ -62,5 +63,54 @@ pub use config::{
 };
 pub use destination::{IntoKafka, KafkaDestination};
 pub use error::KafkaError;
+pub use exactly_once::KafkaExactlyOnce;
 pub use history::KafkaSchemaHistory;
 pub use offsets::KafkaOffsetStore;
+
+use std::sync::Arc;
+
+use connect_core::{Error, Registry};
+
+/// Kafka Connect's class name of the Kafka offset store, accepted as `offset.storage`.
+pub const OFFSET_STORE_CLASS: &str = "org.apache.kafka.connect.storage.KafkaOffsetBackingStore";
+/// Debezium's class name of the Kafka schema history, accepted as
+/// `schema.history.internal`.
+pub const SCHEMA_HISTORY_CLASS: &str = "io.debezium.storage.kafka.history.KafkaSchemaHistory";
+
+/// Registers the Kafka offset store and schema history with a [`Registry`], so that
+/// properties files name them as Kafka Connect and Debezium do:
+///
+/// | key | meaning |
+/// |---|---|
+/// | `offset.storage=org.apache.kafka.connect.storage.KafkaOffsetBackingStore` | [`KafkaOffsetStore`] |
+/// | `bootstrap.servers`, `producer.*`, `consumer.*` | its brokers and clients |
+/// | `offset.storage.topic`, `.partitions`, `.replication.factor` | its topic |
+/// | `schema.history.internal=io.debezium.storage.kafka.history.KafkaSchemaHistory` | [`KafkaSchemaHistory`] |
+/// | `schema.history.internal.kafka.bootstrap.servers`, `.kafka.topic` | its brokers and topic |
+/// | `schema.history.internal.producer.*`, `.consumer.*` | its clients |
+pub fn register(registry: &mut Registry) {
+    registry.register_offset_store(OFFSET_STORE_CLASS, |props| {
+        Ok(Arc::new(KafkaOffsetStore::new(KafkaConfig::from_props(
+            props,
+        )?)?))
+    });
+    registry.register_schema_history(SCHEMA_HISTORY_CLASS, |props| {
+        let history = props.scope("schema.history.internal.");
+        let mut config = KafkaConfig::new(history.require("kafka.bootstrap.servers")?);
+        let all = history.properties();
+        for (k, v) in all.take_prefixed(&history.key("producer.")) {
+            config = config.with_producer(&k, &v);
+        }
+        for (k, v) in all.take_prefixed(&history.key("consumer.")) {
+            config = config.with_consumer(&k, &v);
+        }
+        config.validate().map_err(|e| match e {
+            Error::Config { key, message } => Error::config(history.key(&key), message),
+            other => other,
+        })?;
+        Ok(Arc::new(KafkaSchemaHistory::new(
+            config,
+            history.require("kafka.topic")?,
+        )?))
+    });
+}

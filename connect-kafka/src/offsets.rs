@@ -57,7 +57,7 @@ impl StateTopic {
 
     pub(crate) async fn ensure_exists(&self) -> Result<(), KafkaError> {
         self.ready
-            .get_or_try_init(|| ensure_topic(&self.admin, &self.topic, &self.shape))
+            .get_or_try_init(|| ensure_topic(&self.config, &self.admin, &self.topic, &self.shape))
             .await
             .map(|_| ())
     }
@@ -121,50 +121,7 @@ impl KafkaOffsetStore {
 impl OffsetStore for KafkaOffsetStore {
     async fn load(&self, namespace: &str) -> connect_core::Result<OffsetMap> {
         self.state.ensure_exists().await?;
-        let offsets = Arc::new(Mutex::new(OffsetMap::new()));
-        let (topic, namespace, into) = (
-            self.state.topic.clone(),
-            namespace.to_owned(),
-            offsets.clone(),
-        );
-        read_to_end(
-            &self.state.config,
-            &self.state.topic,
-            None,
-            move |message| {
-                let Some((owner, partition)) = message
-                    .key()
-                    .and_then(|k| std::str::from_utf8(k).ok())
-                    .and_then(parse_connect_key)
-                else {
-                    return Ok(());
-                };
-                if owner != namespace {
-                    return Ok(());
-                }
-                let mut offsets = into.lock().unwrap_or_else(|p| p.into_inner());
-                match message.payload() {
-                    None => {
-                        offsets.remove(&partition);
-                    }
-                    Some(value) => {
-                        let map: Map<String, Json> =
-                            serde_json::from_slice(value).map_err(|e| KafkaError::Corrupt {
-                                what: "offset",
-                                topic: topic.clone(),
-                                partition: message.partition(),
-                                offset: message.offset(),
-                                detail: e.to_string(),
-                            })?;
-                        offsets.insert(partition, SourceOffset::new(map));
-                    }
-                }
-                Ok(())
-            },
-        )
-        .await?;
-        let offsets = std::mem::take(&mut *offsets.lock().unwrap_or_else(|p| p.into_inner()));
-        Ok(offsets)
+        Ok(load_offsets(&self.state.config, &self.state.topic, namespace).await?)
     }
 
     async fn write(
@@ -187,4 +144,48 @@ impl OffsetStore for KafkaOffsetStore {
     async fn flush(&self) -> connect_core::Result<()> {
         Ok(self.state.flush().await?)
     }
+}
+
+/// The committed offsets of pipeline `namespace` in offsets topic `topic` (last value of
+/// each key; a null value deletes).
+pub(crate) async fn load_offsets(
+    config: &KafkaConfig,
+    topic: &str,
+    namespace: &str,
+) -> Result<OffsetMap, KafkaError> {
+    let offsets = Arc::new(Mutex::new(OffsetMap::new()));
+    let (owned_topic, namespace, into) = (topic.to_owned(), namespace.to_owned(), offsets.clone());
+    read_to_end(config, topic, None, move |message| {
+        let Some((owner, partition)) = message
+            .key()
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .and_then(parse_connect_key)
+        else {
+            return Ok(());
+        };
+        if owner != namespace {
+            return Ok(());
+        }
+        let mut offsets = into.lock().unwrap_or_else(|p| p.into_inner());
+        match message.payload() {
+            None => {
+                offsets.remove(&partition);
+            }
+            Some(value) => {
+                let map: Map<String, Json> =
+                    serde_json::from_slice(value).map_err(|e| KafkaError::Corrupt {
+                        what: "offset",
+                        topic: owned_topic.clone(),
+                        partition: message.partition(),
+                        offset: message.offset(),
+                        detail: e.to_string(),
+                    })?;
+                offsets.insert(partition, SourceOffset::new(map));
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    let offsets = std::mem::take(&mut *offsets.lock().unwrap_or_else(|p| p.into_inner()));
+    Ok(offsets)
 }

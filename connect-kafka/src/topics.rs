@@ -4,15 +4,27 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::config::TopicCreation;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use crate::config::{KafkaConfig, TopicCreation};
 use crate::error::KafkaError;
 
-/// Creates `topic` with `shape` unless it exists already.
+/// Bound on the metadata request that tells whether a topic exists.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Creates `topic` with `shape` unless it exists already (an existing topic is used as it
+/// is, so a user without the right to create topics can create them beforehand).
 pub(crate) async fn ensure_topic(
+    config: &KafkaConfig,
     admin: &AdminClient<DefaultClientContext>,
     topic: &str,
     shape: &TopicCreation,
 ) -> Result<(), KafkaError> {
+    if topic_exists(config, topic).await? {
+        return Ok(());
+    }
     let mut new = NewTopic::new(
         topic,
         shape.partitions,
@@ -36,4 +48,28 @@ pub(crate) async fn ensure_topic(
         }
     }
     Ok(())
+}
+
+async fn topic_exists(config: &KafkaConfig, topic: &str) -> Result<bool, KafkaError> {
+    let client: BaseConsumer =
+        config
+            .client_config()
+            .create()
+            .map_err(|source| KafkaError::Client {
+                client: "metadata client",
+                source,
+            })?;
+    let owned = topic.to_owned();
+    let metadata =
+        tokio::task::spawn_blocking(move || client.fetch_metadata(Some(&owned), METADATA_TIMEOUT))
+            .await
+            .map_err(|e| KafkaError::Io(e.to_string()))?
+            .map_err(|source| KafkaError::Read {
+                topic: topic.to_owned(),
+                source,
+            })?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()))
 }

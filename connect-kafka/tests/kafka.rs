@@ -75,6 +75,7 @@ fn read_topic(bootstrap: &str, topic: &str, count: usize) -> Vec<Read> {
         .set("group.id", unique("reader"))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
         .create()
         .unwrap();
     let metadata = consumer
@@ -121,6 +122,7 @@ fn id_of(json: &str) -> i64 {
     v["payload"]["after"]["id"]
         .as_i64()
         .or_else(|| v["payload"]["id"].as_i64())
+        .or_else(|| v["id"].as_i64())
         .unwrap_or_else(|| panic!("no id in {json}"))
 }
 
@@ -669,6 +671,7 @@ async fn resumes_from_offsets_stored_in_kafka() {
 
 const KILL_TOPIC_ENV: &str = "CONNECT_KAFKA_KILL_TOPIC";
 const KILL_TOTAL_ENV: &str = "CONNECT_KAFKA_KILL_TOTAL";
+const KILL_EXACTLY_ONCE_ENV: &str = "CONNECT_KAFKA_KILL_EXACTLY_ONCE";
 
 fn kill_pipeline_name(topic: &str) -> String {
     topic.trim_end_matches(".inventory.orders").to_owned()
@@ -685,11 +688,12 @@ fn kill_source(name: &str, total: Option<u64>) -> SyntheticSource {
         .pace(Duration::from_millis(10))
 }
 
-/// The crash test's child: a paced synthetic source (endless, or up to
-/// `CONNECT_KAFKA_KILL_TOTAL`) into Kafka, schemaless JSON, offsets in Kafka, committing
-/// often. Runs only when spawned by the crash test.
+/// The crash tests' child: a paced synthetic source (endless, or up to
+/// `CONNECT_KAFKA_KILL_TOTAL`), unwrapped to the row, into Kafka as schemaless JSON,
+/// committing often; at-least-once with the Kafka offset store, or exactly-once
+/// (`CONNECT_KAFKA_KILL_EXACTLY_ONCE`). Runs only when spawned by a crash test.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "child process of kill_9_with_offsets_in_kafka_loses_nothing"]
+#[ignore = "child process of the kill -9 tests"]
 async fn kill_child_pipeline() {
     let Ok(topic) = std::env::var(KILL_TOPIC_ENV) else {
         return;
@@ -700,20 +704,23 @@ async fn kill_child_pipeline() {
     let bootstrap = bootstrap();
     let name = kill_pipeline_name(&topic);
     let json = std::sync::Arc::new(connect_core::JsonConverter::new(false));
-    let engine = Engine::builder()
-        .name(&name)
+    let kafka =
+        offset_config(&bootstrap, &kill_offsets_topic(&topic)).with_converters(json.clone(), json);
+    let pipeline = connect_core::PipelineBuilder::new(&name)
         .source(kill_source(&name, total))
-        .offsets(
-            KafkaOffsetStore::new(offset_config(&bootstrap, &kill_offsets_topic(&topic))).unwrap(),
+        .transform(
+            "unwrap",
+            connect_core::transform::ExtractNewRecordState::new(),
         )
-        .commit_policy(connect_core::CommitPolicy::every_records(200))
-        .into_kafka(
-            KafkaDestination::new(KafkaConfig::new(&bootstrap).with_converters(json.clone(), json))
-                .unwrap(),
-        )
-        .start()
-        .await
-        .unwrap();
+        .commit_policy(connect_core::CommitPolicy::every_records(200));
+    let pipeline = if std::env::var(KILL_EXACTLY_ONCE_ENV).is_ok() {
+        pipeline.into_connector(connect_kafka::KafkaExactlyOnce::new(kafka).unwrap())
+    } else {
+        pipeline
+            .offsets(KafkaOffsetStore::new(kafka.clone()).unwrap())
+            .into_kafka(KafkaDestination::new(kafka).unwrap())
+    };
+    let engine = Engine::builder().pipeline(pipeline).start().await.unwrap();
     engine.wait().await.unwrap();
 }
 
@@ -727,29 +734,54 @@ async fn committed_seq(store: &KafkaOffsetStore, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// SIGKILL of the producing process at random points (`CONNECT_KILL_RUNS`, default 20),
-/// each after the stored offset moved, with the Kafka offset store; then a run to a
-/// fixed end. Every event is in the topic, first occurrences in order within each
-/// partition, and repeats come only from replays of uncommitted work (the stored offset
-/// never moves back).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_with_offsets_in_kafka_loses_nothing() {
+/// What a kill -9 series left in the topic.
+struct KillOutcome {
+    total: u64,
+    committed: Vec<u64>,
+    /// Messages per id 1..=total (index 0 unused).
+    copies: Vec<u32>,
+    messages: usize,
+    beyond: usize,
+}
+
+/// SIGKILLs the child pipeline `CONNECT_KILL_RUNS` times (default 20), each at a random
+/// point after its stored offset moved, then runs it to a fixed end; reads the topic back
+/// (read_committed) and checks that no event is lost and that within each partition new
+/// events come in order (repeats only go back).
+async fn kill_series(
+    bootstrap: &str,
+    mock: Option<&rdkafka::mocking::MockCluster<'_, rdkafka::producer::DefaultProducerContext>>,
+) -> KillOutcome {
+    let exactly_once = mock.is_some();
     use rand::Rng as _;
     let runs: u64 = std::env::var("CONNECT_KILL_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
-    let bootstrap = bootstrap();
-    let name = unique("kill");
+    let name = unique(if exactly_once { "kill-eos" } else { "kill" });
     let topic = format!("{name}.inventory.orders");
-    create_topic(&bootstrap, &topic, 3).await;
+    match mock {
+        // The mock cluster answers no CreateTopics: its own API makes them.
+        Some(mock) => {
+            mock.create_topic(&topic, 3, 1).unwrap();
+            mock.create_topic(&kill_offsets_topic(&topic), 3, 1)
+                .unwrap();
+        }
+        None => create_topic(bootstrap, &topic, 3).await,
+    }
     let store =
-        KafkaOffsetStore::new(offset_config(&bootstrap, &kill_offsets_topic(&topic))).unwrap();
+        KafkaOffsetStore::new(offset_config(bootstrap, &kill_offsets_topic(&topic))).unwrap();
     let spawn = |total: Option<u64>| {
         let total = total.map(|t| t.to_string()).unwrap_or_default();
-        let mut envs: Vec<(&str, &std::ffi::OsStr)> = vec![(KILL_TOPIC_ENV, topic.as_ref())];
+        let mut envs: Vec<(&str, &std::ffi::OsStr)> = vec![
+            (KILL_TOPIC_ENV, topic.as_ref()),
+            ("CONNECT_KAFKA_BOOTSTRAP", bootstrap.as_ref()),
+        ];
         if !total.is_empty() {
             envs.push((KILL_TOTAL_ENV, total.as_ref()));
+        }
+        if exactly_once {
+            envs.push((KILL_EXACTLY_ONCE_ENV, "1".as_ref()));
         }
         connect_core::testing::spawn_test_child("kill_child_pipeline", &envs)
     };
@@ -782,26 +814,22 @@ async fn kill_9_with_offsets_in_kafka_loses_nothing() {
     assert_eq!(committed_seq(&store, &name).await, total);
 
     let reads = tokio::task::spawn_blocking({
-        let (bootstrap, topic) = (bootstrap.clone(), topic.clone());
+        let (bootstrap, topic) = (bootstrap.to_owned(), topic.clone());
         move || read_topic(&bootstrap, &topic, total as usize)
     })
     .await
     .unwrap();
-    let id_of_row = |json: &str| {
-        serde_json::from_str::<Json>(json).unwrap()["after"]["id"]
-            .as_i64()
-            .unwrap_or_else(|| panic!("no id in {json}"))
-    };
-    let mut seen = vec![false; total as usize + 1];
+    let mut copies = vec![0u32; total as usize + 1];
     let mut newest_first: HashMap<i32, i64> = HashMap::new();
     let mut beyond = 0;
     for r in &reads {
-        let id = id_of_row(r.value.as_deref().unwrap());
+        let id = id_of(r.value.as_deref().unwrap());
         if id > total as i64 {
             beyond += 1; // produced by a killed run past its last commit
             continue;
         }
-        if !std::mem::replace(&mut seen[id as usize], true) {
+        copies[id as usize] += 1;
+        if copies[id as usize] == 1 {
             let prev = newest_first.insert(r.partition, id).unwrap_or(0);
             assert!(
                 id > prev,
@@ -811,14 +839,56 @@ async fn kill_9_with_offsets_in_kafka_loses_nothing() {
         }
     }
     let missing: Vec<usize> = (1..=total as usize)
-        .filter(|&i| !seen[i])
+        .filter(|&i| copies[i] == 0)
         .take(10)
         .collect();
     assert!(missing.is_empty(), "events lost, first: {missing:?}");
+    KillOutcome {
+        total,
+        committed,
+        copies,
+        messages: reads.len(),
+        beyond,
+    }
+}
+
+/// kill -9 of the producing process with the Kafka offset store (at-least-once): every
+/// event arrives; repeats only from uncommitted work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_with_offsets_in_kafka_loses_nothing() {
+    let outcome = kill_series(&bootstrap(), None).await;
     eprintln!(
-        "{runs} kills, {total} events, {} messages ({} repeats of uncommitted work, {beyond} beyond the end), committed after each kill: {committed:?}",
-        reads.len(),
-        reads.len() - total as usize - beyond,
+        "{} kills, {} events, {} messages ({} repeats of uncommitted work, {} beyond the end), committed after each kill: {:?}",
+        outcome.committed.len() - 1,
+        outcome.total,
+        outcome.messages,
+        outcome.messages - outcome.total as usize - outcome.beyond,
+        outcome.beyond,
+        outcome.committed
+    );
+}
+
+/// kill -9 with exactly-once delivery, on librdkafka's in-process mock cluster (tansu
+/// has no transactions; the mock lives in this parent process so a killed child cannot
+/// take it down): a read_committed consumer sees every event exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_with_exactly_once_delivers_each_event_once() {
+    let mock = rdkafka::mocking::MockCluster::new(1).expect("librdkafka's mock cluster");
+    let outcome = kill_series(&mock.bootstrap_servers(), Some(&mock)).await;
+    let repeated: Vec<usize> = (1..=outcome.total as usize)
+        .filter(|&i| outcome.copies[i] > 1)
+        .take(10)
+        .collect();
+    assert!(repeated.is_empty(), "events seen twice: {repeated:?}");
+    assert_eq!(
+        outcome.beyond, 0,
+        "events of aborted transactions were visible"
+    );
+    eprintln!(
+        "{} kills, {} events, each seen once, committed after each kill: {:?}",
+        outcome.committed.len() - 1,
+        outcome.total,
+        outcome.committed
     );
 }
 
@@ -888,4 +958,113 @@ async fn schema_history_refuses_a_topic_with_several_partitions() {
         err.contains(&topic) && err.contains("2 partitions"),
         "{err}"
     );
+}
+
+/// A properties file names the Kafka offset store and schema history as Kafka Connect and
+/// Debezium do; the pipeline keeps its offsets and history in those topics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn properties_select_the_kafka_offset_store_and_schema_history() {
+    use connect_core::{Properties, Registry, SchemaHistory};
+    use std::sync::{Arc, Mutex};
+    let bootstrap = bootstrap();
+    let name = unique("props");
+    let (offsets_topic, history_topic) = (unique("props-offsets"), unique("props-history"));
+    let mut registry = Registry::new();
+    connect_kafka::register(&mut registry);
+    let handed: Arc<Mutex<Option<Arc<dyn SchemaHistory>>>> = Arc::default();
+    let source_name = name.clone();
+    let keep = handed.clone();
+    registry.register_source("test.Synthetic", move |ctx| {
+        *keep.lock().unwrap() = Some(ctx.history.clone());
+        Ok(Arc::new(SyntheticSource::new(&source_name, Some(500))))
+    });
+    let props = |extra: &[(&str, &str)]| {
+        let mut pairs = vec![
+            ("name", name.as_str()),
+            ("connector.class", "test.Synthetic"),
+            ("offset.storage", connect_kafka::OFFSET_STORE_CLASS),
+            ("bootstrap.servers", bootstrap.as_str()),
+            ("offset.storage.topic", offsets_topic.as_str()),
+            ("offset.storage.partitions", "1"),
+            (
+                "schema.history.internal",
+                connect_kafka::SCHEMA_HISTORY_CLASS,
+            ),
+            (
+                "schema.history.internal.kafka.bootstrap.servers",
+                bootstrap.as_str(),
+            ),
+            ("schema.history.internal.producer.linger.ms", "1"),
+        ];
+        pairs.extend_from_slice(extra);
+        Properties::from_pairs(pairs)
+    };
+
+    let err = registry.build_pipeline(&props(&[])).unwrap_err();
+    assert!(
+        matches!(&err, Error::Config { key, .. } if key == "schema.history.internal.kafka.topic"),
+        "{err}"
+    );
+    let err = registry
+        .build_pipeline(&props(&[
+            (
+                "schema.history.internal.kafka.topic",
+                history_topic.as_str(),
+            ),
+            (
+                "schema.history.internal.producer.enable.idempotence",
+                "false",
+            ),
+        ]))
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Config { key, .. } if key == "schema.history.internal.producer.enable.idempotence"),
+        "{err}"
+    );
+
+    let built = registry
+        .build_pipeline(&props(&[(
+            "schema.history.internal.kafka.topic",
+            history_topic.as_str(),
+        )]))
+        .unwrap();
+    let destination = KafkaDestination::new(
+        KafkaConfig::new(&bootstrap).with_converters(built.key_converter, built.value_converter),
+    )
+    .unwrap();
+    create_topic(&bootstrap, &format!("{name}.inventory.orders"), 1).await;
+    let engine = Engine::builder()
+        .pipeline(built.pipeline.into_kafka(destination))
+        .start()
+        .await
+        .unwrap();
+    let report = engine.wait().await.unwrap();
+    assert!(report.committed(), "{report:?}");
+    let stored = KafkaOffsetStore::new(offset_config(&bootstrap, &offsets_topic))
+        .unwrap()
+        .load(&name)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored[&SyntheticSource::new(&name, None).partition(0)].get("seq"),
+        Some(&Json::from(500))
+    );
+
+    let history = handed
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the source got a history");
+    history
+        .append(history_record("CREATE TABLE t (id INT)", 4))
+        .await
+        .unwrap();
+    history.flush().await.unwrap();
+    let recovered =
+        connect_kafka::KafkaSchemaHistory::new(KafkaConfig::new(&bootstrap), &history_topic)
+            .unwrap()
+            .recover()
+            .await
+            .unwrap();
+    assert_eq!(recovered, [history_record("CREATE TABLE t (id INT)", 4)]);
 }
