@@ -1,7 +1,9 @@
 //! # connect-kafka
 //!
 //! Kafka for [`connect_core`] pipelines: a destination that produces every record to
-//! Kafka, and an offset store in a compacted topic in Kafka Connect's format.
+//! Kafka (at-least-once, or exactly-once with transactions), an offset store in a
+//! compacted topic in Kafka Connect's format, and Debezium's schema history topic;
+//! [`register`] makes both selectable from properties files.
 //!
 //! ## Destination ([`KafkaDestination`], attached with [`IntoKafka::into_kafka`])
 //! - Producer with `acks=all` and idempotence (a `producer.*` setting that weakens either
@@ -22,6 +24,13 @@
 //! - A record that cannot be converted, or that Kafka refuses for good, fails the pipeline
 //!   with an error naming the topic; nothing is skipped, and the next start resumes from
 //!   the last committed offset.
+//!
+//! ## Exactly-once ([`KafkaExactlyOnce`], attached with `into_connector`)
+//! A transactional producer writes the records between two engine commits and their
+//! source offsets (to the offsets topic, Kafka Connect's format) in one transaction, and
+//! the restart resumes from the offsets of the last committed transaction: consumers with
+//! `isolation.level=read_committed` see each change once. Needs a broker with
+//! transactions.
 //!
 //! ## Offsets ([`KafkaOffsetStore`])
 //! Kafka Connect's `offset.storage.topic` format, so offsets move between Kafka Connect,
