@@ -14,3 +14,23 @@ pub fn init_logging() {
 pub fn env_or(key: &str, default: &str) -> String {
     std::env::var(key).unwrap_or_else(|_| default.to_owned())
 }
+
+/// A PostgreSQL source configuration from `PGHOST`, `PGUSER`, `PGPASSWORD` and
+/// `PGDATABASE` (defaults: the test server of `scripts/services.sh`), with its own slot
+/// and filtered publication named `slot`, capturing `table` (`schema.table`).
+pub fn postgres_from_env(
+    topic_prefix: &str,
+    slot: &str,
+    table: &str,
+) -> Result<connect_postgres::PostgresConfig, connect_core::Error> {
+    connect_postgres::PostgresConfig::new(
+        &env_or("PGHOST", "127.0.0.1"),
+        &env_or("PGUSER", "postgres"),
+        &env_or("PGPASSWORD", "postgres"),
+        &env_or("PGDATABASE", "postgres"),
+        topic_prefix,
+    )
+    .with_slot(slot)
+    .with_publication(slot, connect_postgres::PublicationMode::Filtered)
+    .with_tables([table.replace('.', "\\.").as_str()])
+}

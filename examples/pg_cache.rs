@@ -15,8 +15,8 @@
 use std::collections::HashMap;
 
 use connect_core::{Engine, FileOffsetStore, Op, Value};
-use connect_examples::env_or;
-use connect_postgres::{PostgresConfig, PostgresSource, PublicationMode};
+use connect_examples::postgres_from_env;
+use connect_postgres::PostgresSource;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,16 +26,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "public.items".to_owned());
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pg_cache");
     std::fs::create_dir_all(&dir)?;
-    let config = PostgresConfig::new(
-        &env_or("PGHOST", "127.0.0.1"),
-        &env_or("PGUSER", "postgres"),
-        &env_or("PGPASSWORD", "postgres"),
-        &env_or("PGDATABASE", "postgres"),
-        "cache",
-    )
-    .with_slot("pg_cache_example")
-    .with_publication("pg_cache_example", PublicationMode::Filtered)
-    .with_tables([table.replace('.', "\\.").as_str()])?;
+    let config = postgres_from_env("cache", "pg_cache_example", &table)?;
     let (engine, mut batches) = Engine::builder()
         .name("pg-cache")
         .source(PostgresSource::new(config)?)

@@ -13,9 +13,9 @@
 //! ```
 
 use connect_core::Engine;
-use connect_examples::env_or;
+use connect_examples::{env_or, postgres_from_env};
 use connect_kafka::{IntoKafka, KafkaConfig, KafkaDestination, KafkaOffsetStore, TopicCreation};
-use connect_postgres::{PostgresConfig, PostgresSource, PublicationMode};
+use connect_postgres::PostgresSource;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -23,16 +23,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let table = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "public.items".to_owned());
-    let source = PostgresConfig::new(
-        &env_or("PGHOST", "127.0.0.1"),
-        &env_or("PGUSER", "postgres"),
-        &env_or("PGPASSWORD", "postgres"),
-        &env_or("PGDATABASE", "postgres"),
-        "shop",
-    )
-    .with_slot("pg_to_kafka_example")
-    .with_publication("pg_to_kafka_example", PublicationMode::Filtered)
-    .with_tables([table.replace('.', "\\.").as_str()])?;
+    let source = postgres_from_env("shop", "pg_to_kafka_example", &table)?;
     let kafka = KafkaConfig::new(env_or("KAFKA", "127.0.0.1:9092"))
         .with_topic_creation(TopicCreation::default())
         .with_offset_topic("connect-offsets", 1, -1);

@@ -115,6 +115,18 @@ impl ExactlyOnceTask {
             .map_err(|source| KafkaError::Transaction { what, source })
     }
 
+    /// Opens the transaction the next records go into.
+    fn begin(&mut self) -> Result<(), KafkaError> {
+        self.producer()?
+            .begin_transaction()
+            .map_err(|source| KafkaError::Transaction {
+                what: "begin",
+                source,
+            })?;
+        self.in_transaction = true;
+        Ok(())
+    }
+
     async fn send(&self, record: BaseRecord<'_, [u8], [u8]>) -> Result<(), KafkaError> {
         let producer = self.producer()?;
         let mut record = record;
@@ -193,13 +205,7 @@ impl Task for ExactlyOnceTask {
 impl SinkTask for ExactlyOnceTask {
     async fn put(&mut self, records: &[Record]) -> connect_core::Result<()> {
         if !self.in_transaction {
-            self.producer()?
-                .begin_transaction()
-                .map_err(|source| KafkaError::Transaction {
-                    what: "begin",
-                    source,
-                })?;
-            self.in_transaction = true;
+            self.begin()?;
         }
         let mut encoded = self.encoder.buffers();
         for r in records {
@@ -214,13 +220,7 @@ impl SinkTask for ExactlyOnceTask {
             if offsets.is_empty() {
                 return Ok(());
             }
-            self.producer()?
-                .begin_transaction()
-                .map_err(|source| KafkaError::Transaction {
-                    what: "begin",
-                    source,
-                })?;
-            self.in_transaction = true;
+            self.begin()?;
         }
         let topic = self.config.offset_topic().to_owned();
         for (partition, offset) in offsets {
