@@ -23,6 +23,8 @@ use crate::config::KafkaConfig;
 use crate::error::KafkaError;
 use crate::topics::ensure_topic;
 
+/// Bound on looking up a topic the destination has not sent to before.
+const TOPIC_LOOKUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a send waits before retrying when librdkafka's local queue is full. The
 /// engine's own queue bounds what is in flight, so this is rare.
 pub(crate) const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(2);
@@ -112,7 +114,7 @@ struct Inner {
     admin: Option<AdminClient<DefaultClientContext>>,
     config: KafkaConfig,
     encoder: RecordEncoder,
-    created_topics: Mutex<HashSet<Arc<str>>>,
+    known_topics: Mutex<HashSet<Arc<str>>>,
 }
 
 /// Sends a pipeline's records to Kafka: the record's topic, partition (or the Java
@@ -176,7 +178,7 @@ impl KafkaDestination {
                 admin,
                 encoder: RecordEncoder::new(&config),
                 config,
-                created_topics: Mutex::new(HashSet::new()),
+                known_topics: Mutex::new(HashSet::new()),
             }),
         })
     }
@@ -209,9 +211,7 @@ impl KafkaDestination {
         batch: &Arc<BatchDelivery>,
     ) -> Result<(), KafkaError> {
         let inner = &*self.inner;
-        if let Some(admin) = &inner.admin {
-            self.create_missing_topics(admin, records).await?;
-        }
+        self.check_new_topics(records).await?;
         let mut encoded = inner.encoder.buffers();
         for r in records {
             let mut out = inner.encoder.encode(r, &mut encoded, batch.clone())?;
@@ -234,36 +234,57 @@ impl KafkaDestination {
         Ok(())
     }
 
-    async fn create_missing_topics(
-        &self,
-        admin: &AdminClient<DefaultClientContext>,
-        records: &[Record],
-    ) -> Result<(), KafkaError> {
-        let Some(shape) = self.inner.config.topic_creation() else {
-            return Ok(());
-        };
-        let mut missing: Vec<Arc<str>> = Vec::new();
+    /// Makes sure each topic seen for the first time exists: created with
+    /// `topic.creation.*`, or else looked up through the producer (which lets a broker
+    /// with `auto.create.topics.enable` create it). A record for a topic that does not
+    /// exist would otherwise wait in librdkafka forever.
+    async fn check_new_topics(&self, records: &[Record]) -> Result<(), KafkaError> {
+        let inner = &*self.inner;
+        let mut new: Vec<Arc<str>> = Vec::new();
         {
-            let created = self
-                .inner
-                .created_topics
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let known = inner.known_topics.lock().unwrap_or_else(|p| p.into_inner());
             let mut last: Option<&Arc<str>> = None;
             for r in records {
                 if last.is_some_and(|t| Arc::ptr_eq(t, &r.topic)) {
                     continue;
                 }
                 last = Some(&r.topic);
-                if !created.contains(&r.topic) && !missing.contains(&r.topic) {
-                    missing.push(r.topic.clone());
+                if !known.contains(&r.topic) && !new.contains(&r.topic) {
+                    new.push(r.topic.clone());
                 }
             }
         }
-        for topic in missing {
-            ensure_topic(&self.inner.config, admin, &topic, shape).await?;
-            self.inner
-                .created_topics
+        for topic in new {
+            match (&inner.admin, inner.config.topic_creation()) {
+                (Some(admin), Some(shape)) => {
+                    ensure_topic(&inner.config, admin, &topic, shape).await?;
+                }
+                _ => {
+                    let producer = inner.producer.clone();
+                    let name = topic.to_string();
+                    let metadata = tokio::task::spawn_blocking(move || {
+                        producer
+                            .client()
+                            .fetch_metadata(Some(&name), TOPIC_LOOKUP_TIMEOUT)
+                    })
+                    .await
+                    .map_err(|e| KafkaError::Io(e.to_string()))?
+                    .map_err(|source| KafkaError::Send {
+                        topic: topic.to_string(),
+                        source,
+                    })?;
+                    let exists = metadata.topics().iter().any(|t| {
+                        t.name() == &*topic && t.error().is_none() && !t.partitions().is_empty()
+                    });
+                    if !exists {
+                        return Err(KafkaError::MissingTopic {
+                            topic: topic.to_string(),
+                        });
+                    }
+                }
+            }
+            inner
+                .known_topics
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(topic);

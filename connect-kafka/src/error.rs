@@ -23,6 +23,13 @@ pub enum KafkaError {
         /// The broker's or client's reason.
         reason: String,
     },
+    /// A record's topic does not exist, and neither `topic.creation.enable` nor the
+    /// broker created it.
+    #[error("topic `{topic}` does not exist: create it, or set topic.creation.enable=true")]
+    MissingTopic {
+        /// The topic.
+        topic: String,
+    },
     /// A record was refused before it was queued (e.g. larger than `message.max.bytes`).
     #[error("cannot send a record to topic `{topic}`: {source}")]
     Send {
@@ -107,6 +114,7 @@ impl KafkaError {
             KafkaError::CreateTopic { .. }
             | KafkaError::Client { .. }
             | KafkaError::Transaction { .. }
+            | KafkaError::MissingTopic { .. }
             | KafkaError::Delivery { .. }
             | KafkaError::TopicShape { .. }
             | KafkaError::Io(_)

@@ -21,8 +21,8 @@
 //! - `topic.creation.enable`: missing topics are created before their first record with
 //!   `topic.creation.default.partitions`, `.replication.factor` and any other
 //!   `topic.creation.default.<topic config>` (e.g. `cleanup.policy`).
-//! - A record that cannot be converted, or that Kafka refuses for good, fails the pipeline
-//!   with an error naming the topic; nothing is skipped, and the next start resumes from
+//! - A record that cannot be converted, that Kafka refuses for good, or whose topic does
+//!   not exist (and is not created), fails the pipeline with an error naming the topic; nothing is skipped, and the next start resumes from
 //!   the last committed offset.
 //!
 //! ## Exactly-once ([`KafkaExactlyOnce`], attached with `into_connector`)

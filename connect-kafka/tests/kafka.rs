@@ -1068,3 +1068,37 @@ async fn properties_select_the_kafka_offset_store_and_schema_history() {
             .unwrap();
     assert_eq!(recovered, [history_record("CREATE TABLE t (id INT)", 4)]);
 }
+
+/// A record for a topic that does not exist (no topic creation, and a broker that does
+/// not create it) fails the pipeline at once, naming the topic, instead of waiting in
+/// librdkafka for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_topic_fails_the_pipeline_naming_it() {
+    let bootstrap = bootstrap();
+    let topic = unique("missing");
+    let records = vec![connect_core::Record::new(
+        topic.as_str().into(),
+        None,
+        connect_core::Value::string("x"),
+    )];
+    let string = std::sync::Arc::new(connect_core::StringConverter);
+    let config = KafkaConfig::new(&bootstrap).with_converters(string.clone(), string);
+    let name = unique("missing-pipeline");
+    let offsets = MemoryOffsetStore::new();
+    let engine = Engine::builder()
+        .name(&name)
+        .source(connect_core::testing::FixedSource::new(records))
+        .offsets(offsets.clone())
+        .into_kafka(KafkaDestination::new(config).unwrap())
+        .start()
+        .await
+        .unwrap();
+    let error = engine.wait().await.expect_err("the pipeline fails");
+    let text = error.to_string();
+    assert!(
+        text.contains(&format!("topic `{topic}` does not exist"))
+            && text.contains("topic.creation.enable"),
+        "{text}"
+    );
+    assert!(offsets.snapshot(&name).is_empty(), "nothing committed");
+}
