@@ -32,6 +32,10 @@
 //! `isolation.level=read_committed` see each change once. Needs a broker with
 //! transactions.
 //!
+//! ## One instance at a time ([`KafkaLease`])
+//! Instances of a pipeline share a consumer group on a one-partition topic; the holder of
+//! the partition runs, the others wait and take over when it leaves or dies.
+//!
 //! ## Offsets ([`KafkaOffsetStore`])
 //! Kafka Connect's `offset.storage.topic` format, so offsets move between Kafka Connect,
 //! Debezium Server and connect in both directions.
@@ -62,6 +66,7 @@ mod destination;
 mod error;
 mod exactly_once;
 mod history;
+mod lease;
 mod offsets;
 mod reader;
 mod topics;
@@ -74,6 +79,7 @@ pub use destination::{IntoKafka, KafkaDestination};
 pub use error::KafkaError;
 pub use exactly_once::KafkaExactlyOnce;
 pub use history::KafkaSchemaHistory;
+pub use lease::KafkaLease;
 pub use offsets::KafkaOffsetStore;
 
 use std::sync::Arc;
