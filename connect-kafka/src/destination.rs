@@ -21,7 +21,7 @@ use rdkafka::ClientContext;
 
 use crate::config::KafkaConfig;
 use crate::error::KafkaError;
-use crate::topics::ensure_topic;
+use crate::topics::{admin_client, ensure_topic};
 
 /// Bound on looking up a topic the destination has not sent to before.
 const TOPIC_LOOKUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -159,17 +159,7 @@ impl KafkaDestination {
             .spawn(move || serve_deliveries(poller))
             .map_err(|e| Error::fatal("kafka", e))?;
         let admin = match config.topic_creation() {
-            Some(_) => {
-                Some(
-                    config
-                        .client_config()
-                        .create()
-                        .map_err(|source| KafkaError::Client {
-                            client: "admin client",
-                            source,
-                        })?,
-                )
-            }
+            Some(_) => Some(admin_client(&config)?),
             None => None,
         };
         Ok(KafkaDestination {

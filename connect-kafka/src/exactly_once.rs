@@ -17,7 +17,7 @@ use crate::config::KafkaConfig;
 use crate::destination::{RecordEncoder, QUEUE_FULL_BACKOFF};
 use crate::error::KafkaError;
 use crate::offsets::load_offsets;
-use crate::topics::ensure_topic;
+use crate::topics::{admin_client, ensure_topic};
 
 /// Bound on the transaction calls that talk to the coordinator (init, commit, abort).
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
@@ -167,14 +167,7 @@ impl Task for ExactlyOnceTask {
                     source,
                 })?;
         self.producer = Some(Arc::new(producer));
-        let admin = self
-            .config
-            .client_config()
-            .create()
-            .map_err(|source| KafkaError::Client {
-                client: "admin client",
-                source,
-            })?;
+        let admin = admin_client(&self.config)?;
         ensure_topic(
             &self.config,
             &admin,

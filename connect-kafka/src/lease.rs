@@ -5,14 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use connect_core::Error;
-use rdkafka::admin::AdminClient;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::ClientContext;
 use tokio::sync::watch;
 
 use crate::config::{KafkaConfig, TopicCreation, BROKER_DEFAULT_REPLICATION};
 use crate::error::KafkaError;
-use crate::topics::ensure_topic;
+use crate::topics::{admin_client, ensure_topic};
 
 /// Tells the holder whether the lease's one partition is assigned to it.
 struct LeaseContext {
@@ -68,14 +67,7 @@ impl KafkaLease {
     pub async fn acquire(config: &KafkaConfig, name: &str) -> Result<KafkaLease, Error> {
         config.validate()?;
         let topic = format!("connect-lease.{name}");
-        let admin: AdminClient<_> =
-            config
-                .client_config()
-                .create()
-                .map_err(|source| KafkaError::Client {
-                    client: "admin client",
-                    source,
-                })?;
+        let admin = admin_client(config)?;
         let shape = TopicCreation {
             partitions: 1,
             replication_factor: BROKER_DEFAULT_REPLICATION,

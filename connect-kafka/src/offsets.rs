@@ -14,7 +14,7 @@ use tokio::sync::OnceCell;
 use crate::config::{KafkaConfig, TopicCreation};
 use crate::error::KafkaError;
 use crate::reader::{read_to_end, PendingWrites};
-use crate::topics::ensure_topic;
+use crate::topics::{admin_client, ensure_topic};
 
 /// A producer, an admin client and the acknowledgements still awaited for one state
 /// topic, created on first use with its shape.
@@ -40,10 +40,7 @@ impl StateTopic {
             .producer_config()
             .create()
             .map_err(client("producer"))?;
-        let admin = config
-            .client_config()
-            .create()
-            .map_err(client("admin client"))?;
+        let admin = admin_client(&config)?;
         Ok(StateTopic {
             config,
             topic,

@@ -1,15 +1,27 @@
 //! Creating topics that do not exist yet.
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::types::RDKafkaErrorCode;
-
 use std::time::Duration;
 
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::{KafkaConfig, TopicCreation};
 use crate::error::KafkaError;
+
+/// An admin client for `config`'s brokers.
+pub(crate) fn admin_client(
+    config: &KafkaConfig,
+) -> Result<AdminClient<DefaultClientContext>, KafkaError> {
+    config
+        .client_config()
+        .create()
+        .map_err(|source| KafkaError::Client {
+            client: "admin client",
+            source,
+        })
+}
 
 /// Bound on the metadata request that tells whether a topic exists.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(30);

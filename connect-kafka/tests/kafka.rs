@@ -758,6 +758,58 @@ async fn committed_seq(store: &KafkaOffsetStore, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Starts the pipeline child on `topic` (endless, or up to `total`), with `extra`
+/// settings.
+fn spawn_pipeline_child(
+    topic: &str,
+    bootstrap: &str,
+    total: Option<u64>,
+    extra: &[(&str, &std::ffi::OsStr)],
+) -> Child {
+    let total = total.map(|t| t.to_string()).unwrap_or_default();
+    let mut envs: Vec<(&str, &std::ffi::OsStr)> = vec![
+        (KILL_TOPIC_ENV, topic.as_ref()),
+        ("CONNECT_KAFKA_BOOTSTRAP", bootstrap.as_ref()),
+    ];
+    if !total.is_empty() {
+        envs.push((KILL_TOTAL_ENV, total.as_ref()));
+    }
+    envs.extend_from_slice(extra);
+    connect_core::testing::spawn_test_child("kill_child_pipeline", &envs)
+}
+
+/// Checks what runs that were killed and restarted left in a topic: every id 1..=`total`
+/// present, and within each partition new ids in order (repeats only go back). Returns
+/// the copies of each id and the messages beyond `total` (from killed runs past their
+/// last commit).
+fn assert_none_lost_and_in_order(reads: &[Read], total: u64) -> (Vec<u32>, usize) {
+    let mut copies = vec![0u32; total as usize + 1];
+    let mut newest_first: HashMap<i32, i64> = HashMap::new();
+    let mut beyond = 0;
+    for r in reads {
+        let id = id_of(r.value.as_deref().unwrap());
+        if id > total as i64 {
+            beyond += 1;
+            continue;
+        }
+        copies[id as usize] += 1;
+        if copies[id as usize] == 1 {
+            let prev = newest_first.insert(r.partition, id).unwrap_or(0);
+            assert!(
+                id > prev,
+                "partition {}: new id {id} after new id {prev} (a gap or a reorder)",
+                r.partition
+            );
+        }
+    }
+    let missing: Vec<usize> = (1..=total as usize)
+        .filter(|&i| copies[i] == 0)
+        .take(10)
+        .collect();
+    assert!(missing.is_empty(), "events lost, first: {missing:?}");
+    (copies, beyond)
+}
+
 /// What a kill -9 series left in the topic.
 struct KillOutcome {
     total: u64,
@@ -795,20 +847,12 @@ async fn kill_series(
     }
     let store =
         KafkaOffsetStore::new(offset_config(bootstrap, &kill_offsets_topic(&topic))).unwrap();
-    let spawn = |total: Option<u64>| {
-        let total = total.map(|t| t.to_string()).unwrap_or_default();
-        let mut envs: Vec<(&str, &std::ffi::OsStr)> = vec![
-            (KILL_TOPIC_ENV, topic.as_ref()),
-            ("CONNECT_KAFKA_BOOTSTRAP", bootstrap.as_ref()),
-        ];
-        if !total.is_empty() {
-            envs.push((KILL_TOTAL_ENV, total.as_ref()));
-        }
-        if exactly_once {
-            envs.push((KILL_EXACTLY_ONCE_ENV, "1".as_ref()));
-        }
-        connect_core::testing::spawn_test_child("kill_child_pipeline", &envs)
+    let extra: &[(&str, &std::ffi::OsStr)] = if exactly_once {
+        &[(KILL_EXACTLY_ONCE_ENV, "1".as_ref())]
+    } else {
+        &[]
     };
+    let spawn = |total: Option<u64>| spawn_pipeline_child(&topic, bootstrap, total, extra);
     let mut committed = vec![0];
     let mut rng = rand::rng();
     for _ in 0..runs {
@@ -843,30 +887,7 @@ async fn kill_series(
     })
     .await
     .unwrap();
-    let mut copies = vec![0u32; total as usize + 1];
-    let mut newest_first: HashMap<i32, i64> = HashMap::new();
-    let mut beyond = 0;
-    for r in &reads {
-        let id = id_of(r.value.as_deref().unwrap());
-        if id > total as i64 {
-            beyond += 1; // produced by a killed run past its last commit
-            continue;
-        }
-        copies[id as usize] += 1;
-        if copies[id as usize] == 1 {
-            let prev = newest_first.insert(r.partition, id).unwrap_or(0);
-            assert!(
-                id > prev,
-                "partition {}: new id {id} after new id {prev} (a gap or a reorder)",
-                r.partition
-            );
-        }
-    }
-    let missing: Vec<usize> = (1..=total as usize)
-        .filter(|&i| copies[i] == 0)
-        .take(10)
-        .collect();
-    assert!(missing.is_empty(), "events lost, first: {missing:?}");
+    let (copies, beyond) = assert_none_lost_and_in_order(&reads, total);
     KillOutcome {
         total,
         committed,
@@ -1146,18 +1167,8 @@ async fn a_second_instance_waits_for_the_lease_and_takes_over() {
     let store =
         KafkaOffsetStore::new(offset_config(&bootstrap, &kill_offsets_topic(&topic))).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let spawn = |total: Option<u64>| {
-        let total = total.map(|t| t.to_string()).unwrap_or_default();
-        let mut envs: Vec<(&str, &std::ffi::OsStr)> = vec![
-            (KILL_TOPIC_ENV, topic.as_ref()),
-            ("CONNECT_KAFKA_BOOTSTRAP", bootstrap.as_ref()),
-            (KILL_LEASE_DIR_ENV, dir.path().as_os_str()),
-        ];
-        if !total.is_empty() {
-            envs.push((KILL_TOTAL_ENV, total.as_ref()));
-        }
-        connect_core::testing::spawn_test_child("kill_child_pipeline", &envs)
-    };
+    let extra = [(KILL_LEASE_DIR_ENV, dir.path().as_os_str())];
+    let spawn = |total: Option<u64>| spawn_pipeline_child(&topic, &bootstrap, total, &extra);
     let holds = |child: &Child| dir.path().join(format!("{}.held", child.id())).exists();
     let deadline = Instant::now() + DEADLINE;
 
@@ -1201,16 +1212,5 @@ async fn a_second_instance_waits_for_the_lease_and_takes_over() {
     })
     .await
     .unwrap();
-    let mut seen = vec![false; total as usize + 1];
-    for r in &reads {
-        let id = id_of(r.value.as_deref().unwrap());
-        if id <= total as i64 {
-            seen[id as usize] = true;
-        }
-    }
-    let missing: Vec<usize> = (1..=total as usize)
-        .filter(|&i| !seen[i])
-        .take(10)
-        .collect();
-    assert!(missing.is_empty(), "events lost, first: {missing:?}");
+    assert_none_lost_and_in_order(&reads, total);
 }
