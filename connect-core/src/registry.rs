@@ -337,14 +337,11 @@ impl Registry {
     }
 
     fn registered<T>(&self, map: &HashMap<String, T>) -> String {
-        let mut names: Vec<&str> = map.keys().map(String::as_str).collect();
-        names.sort_unstable();
-        names.iter().map(|n| format!(", {n}")).collect()
+        sorted_names(map).iter().map(|n| format!(", {n}")).collect()
     }
 
     fn known<T>(&self, map: &HashMap<String, T>) -> String {
-        let mut names: Vec<&str> = map.keys().map(String::as_str).collect();
-        names.sort_unstable();
+        let names = sorted_names(map);
         if names.is_empty() {
             String::from(" (none registered: add the connector crate's `register`)")
         } else {
@@ -398,6 +395,12 @@ impl Registry {
         }
         Ok(chain)
     }
+}
+
+fn sorted_names<T>(map: &HashMap<String, T>) -> Vec<&str> {
+    let mut names: Vec<&str> = map.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    names
 }
 
 fn converter(root: &Scope<'_>, key: &str) -> Result<Arc<dyn Converter>> {

@@ -21,7 +21,7 @@ use rdkafka::ClientContext;
 
 use crate::config::KafkaConfig;
 use crate::error::KafkaError;
-use crate::topics::{admin_client, ensure_topic};
+use crate::topics::{admin_client, ensure_topic, lists_topic};
 
 /// Bound on looking up a topic the destination has not sent to before.
 const TOPIC_LOOKUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -263,9 +263,7 @@ impl KafkaDestination {
                         topic: topic.to_string(),
                         source,
                     })?;
-                    let exists = metadata.topics().iter().any(|t| {
-                        t.name() == &*topic && t.error().is_none() && !t.partitions().is_empty()
-                    });
+                    let exists = lists_topic(&metadata, &topic);
                     if !exists {
                         return Err(KafkaError::MissingTopic {
                             topic: topic.to_string(),

@@ -1,7 +1,6 @@
 //! Debezium's schema history topic.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 
 use connect_core::{async_trait, Error, HistoryRecord, SchemaHistory};
 use rdkafka::message::Message;
@@ -64,13 +63,13 @@ impl KafkaSchemaHistory {
 impl SchemaHistory for KafkaSchemaHistory {
     async fn recover(&self) -> connect_core::Result<Vec<HistoryRecord>> {
         self.state.ensure_exists().await?;
-        let records = Arc::new(Mutex::new(Vec::new()));
-        let (topic, into) = (self.state.topic.clone(), records.clone());
-        read_to_end(
+        let topic = self.state.topic.clone();
+        let records = read_to_end(
             &self.state.config,
             &self.state.topic,
             Some(1),
-            move |message| {
+            Vec::new(),
+            move |records, message| {
                 let corrupt = |detail: String| KafkaError::Corrupt {
                     what: "schema history record",
                     topic: topic.clone(),
@@ -81,14 +80,11 @@ impl SchemaHistory for KafkaSchemaHistory {
                 let value = message
                     .payload()
                     .ok_or_else(|| corrupt("null value".to_owned()))?;
-                let record: HistoryRecord =
-                    serde_json::from_slice(value).map_err(|e| corrupt(e.to_string()))?;
-                into.lock().unwrap_or_else(|p| p.into_inner()).push(record);
+                records.push(serde_json::from_slice(value).map_err(|e| corrupt(e.to_string()))?);
                 Ok(())
             },
         )
         .await?;
-        let records = std::mem::take(&mut *records.lock().unwrap_or_else(|p| p.into_inner()));
         Ok(records)
     }
 

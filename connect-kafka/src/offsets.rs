@@ -1,7 +1,5 @@
 //! Offsets in a compacted Kafka topic, in Kafka Connect's format.
 
-use std::sync::{Arc, Mutex};
-
 use connect_core::offsets::{connect_key, parse_connect_key};
 use connect_core::{async_trait, Error, OffsetMap, OffsetStore, SourceOffset, SourcePartition};
 use rdkafka::admin::AdminClient;
@@ -150,39 +148,41 @@ pub(crate) async fn load_offsets(
     topic: &str,
     namespace: &str,
 ) -> Result<OffsetMap, KafkaError> {
-    let offsets = Arc::new(Mutex::new(OffsetMap::new()));
-    let (owned_topic, namespace, into) = (topic.to_owned(), namespace.to_owned(), offsets.clone());
-    read_to_end(config, topic, None, move |message| {
-        let Some((owner, partition)) = message
-            .key()
-            .and_then(|k| std::str::from_utf8(k).ok())
-            .and_then(parse_connect_key)
-        else {
-            return Ok(());
-        };
-        if owner != namespace {
-            return Ok(());
-        }
-        let mut offsets = into.lock().unwrap_or_else(|p| p.into_inner());
-        match message.payload() {
-            None => {
-                offsets.remove(&partition);
+    let (owned_topic, namespace) = (topic.to_owned(), namespace.to_owned());
+    read_to_end(
+        config,
+        topic,
+        None,
+        OffsetMap::new(),
+        move |offsets, message| {
+            let Some((owner, partition)) = message
+                .key()
+                .and_then(|k| std::str::from_utf8(k).ok())
+                .and_then(parse_connect_key)
+            else {
+                return Ok(());
+            };
+            if owner != namespace {
+                return Ok(());
             }
-            Some(value) => {
-                let map: Map<String, Json> =
-                    serde_json::from_slice(value).map_err(|e| KafkaError::Corrupt {
-                        what: "offset",
-                        topic: owned_topic.clone(),
-                        partition: message.partition(),
-                        offset: message.offset(),
-                        detail: e.to_string(),
-                    })?;
-                offsets.insert(partition, SourceOffset::new(map));
+            match message.payload() {
+                None => {
+                    offsets.remove(&partition);
+                }
+                Some(value) => {
+                    let map: Map<String, Json> =
+                        serde_json::from_slice(value).map_err(|e| KafkaError::Corrupt {
+                            what: "offset",
+                            topic: owned_topic.clone(),
+                            partition: message.partition(),
+                            offset: message.offset(),
+                            detail: e.to_string(),
+                        })?;
+                    offsets.insert(partition, SourceOffset::new(map));
+                }
             }
-        }
-        Ok(())
-    })
-    .await?;
-    let offsets = std::mem::take(&mut *offsets.lock().unwrap_or_else(|p| p.into_inner()));
-    Ok(offsets)
+            Ok(())
+        },
+    )
+    .await
 }

@@ -19,15 +19,18 @@ use crate::error::KafkaError;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Reads every committed message of `topic` that exists now, partition by partition in
-/// order, calling `visit` on each. Runs on a blocking thread.
-pub(crate) async fn read_to_end<F>(
+/// order, folding each into `state` with `visit`; returns the state. Runs on a blocking
+/// thread.
+pub(crate) async fn read_to_end<T, F>(
     config: &KafkaConfig,
     topic: &str,
     max_partitions: Option<usize>,
+    state: T,
     visit: F,
-) -> Result<(), KafkaError>
+) -> Result<T, KafkaError>
 where
-    F: FnMut(&BorrowedMessage<'_>) -> Result<(), KafkaError> + Send + 'static,
+    T: Send + 'static,
+    F: FnMut(&mut T, &BorrowedMessage<'_>) -> Result<(), KafkaError> + Send + 'static,
 {
     let consumer: BaseConsumer =
         config
@@ -38,19 +41,22 @@ where
                 source,
             })?;
     let topic = topic.to_owned();
-    tokio::task::spawn_blocking(move || read_blocking(&consumer, &topic, max_partitions, visit))
-        .await
-        .map_err(|e| KafkaError::Io(e.to_string()))?
+    tokio::task::spawn_blocking(move || {
+        read_blocking(&consumer, &topic, max_partitions, state, visit)
+    })
+    .await
+    .map_err(|e| KafkaError::Io(e.to_string()))?
 }
 
-fn read_blocking<F>(
+fn read_blocking<T, F>(
     consumer: &BaseConsumer,
     topic: &str,
     max_partitions: Option<usize>,
+    mut state: T,
     mut visit: F,
-) -> Result<(), KafkaError>
+) -> Result<T, KafkaError>
 where
-    F: FnMut(&BorrowedMessage<'_>) -> Result<(), KafkaError>,
+    F: FnMut(&mut T, &BorrowedMessage<'_>) -> Result<(), KafkaError>,
 {
     let read_error = |source| KafkaError::Read {
         topic: topic.to_owned(),
@@ -102,11 +108,11 @@ where
             Some(Err(e)) => return Err(read_error(e)),
             Some(Ok(message)) => {
                 last_progress = Instant::now();
-                visit(&message)?;
+                visit(&mut state, &message)?;
             }
         }
     }
-    Ok(())
+    Ok(state)
 }
 
 /// Writes sent to a state topic and not yet known to be acknowledged.

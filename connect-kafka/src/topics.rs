@@ -5,6 +5,7 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::metadata::Metadata;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::{KafkaConfig, TopicCreation};
@@ -80,8 +81,13 @@ async fn topic_exists(config: &KafkaConfig, topic: &str) -> Result<bool, KafkaEr
                 topic: topic.to_owned(),
                 source,
             })?;
-    Ok(metadata
+    Ok(lists_topic(&metadata, topic))
+}
+
+/// Whether `metadata` shows `topic` as existing (named, no error, with partitions).
+pub(crate) fn lists_topic(metadata: &Metadata, topic: &str) -> bool {
+    metadata
         .topics()
         .iter()
-        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()))
+        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
 }
