@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use crate::error::Result;
 use crate::offsets::OffsetMap;
@@ -36,6 +36,32 @@ pub struct TaskContext {
     /// `confirmed_flush_lsn`) while `poll` is waiting on an idle stream. Never holds an
     /// offset whose records were not all delivered.
     pub committed: watch::Receiver<Arc<OffsetMap>>,
+    /// Asks the engine to commit now rather than on its commit policy (Kafka Connect's
+    /// `SinkTaskContext.requestCommit`): a task that must see its positions durable
+    /// before it lets go of them (a consumer losing partitions) requests a commit and
+    /// waits on `committed`.
+    pub commit: CommitRequest,
+}
+
+/// A task's way to ask the engine for a commit ahead of its commit policy.
+///
+/// The default value is connected to nothing (requests go nowhere): the engine hands each
+/// task one that reaches its committer.
+#[derive(Debug, Clone, Default)]
+pub struct CommitRequest(Arc<Notify>);
+
+impl CommitRequest {
+    /// A request handle and the engine's end of it.
+    pub(crate) fn new() -> (CommitRequest, Arc<Notify>) {
+        let notify = Arc::new(Notify::new());
+        (CommitRequest(notify.clone()), notify)
+    }
+
+    /// Asks for a commit of everything acknowledged so far; returns at once. The new
+    /// offsets appear on [`TaskContext::committed`] when the commit is durable.
+    pub fn request(&self) {
+        self.0.notify_one();
+    }
 }
 
 impl TaskContext {

@@ -105,14 +105,14 @@ pub use async_trait::async_trait;
 /// The text type of [`Value::String`], shared by reference count.
 pub use bytestring::ByteString;
 pub use connector::{
-    SinkConnector, SinkTask, SourceBatch, SourceConnector, SourceTask, Task, TaskConfig,
-    TaskContext,
+    CommitRequest, SinkConnector, SinkTask, SourceBatch, SourceConnector, SourceTask, Task,
+    TaskConfig, TaskContext,
 };
 pub use convert::{ByteArrayConverter, Converter, JsonConverter, StringConverter};
 pub use engine::{
     Batch, BatchReceiver, CommitPolicy, Committer, DeadLetterQueue, Engine, EngineBuilder,
-    EngineListener, ErrorTolerance, MetricsSnapshot, Pipeline, PipelineBuilder, PipelineReport,
-    PipelineSettings, ShutdownReport, StopHandle,
+    EngineListener, ErrorContext, ErrorTolerance, MetricsSnapshot, Pipeline, PipelineBuilder,
+    PipelineReport, PipelineSettings, ShutdownReport, StopHandle,
 };
 pub use envelope::{ChangeEvent, EnvelopeSchema, Op};
 pub use error::{BoxError, Error, Result, RetryDirective};

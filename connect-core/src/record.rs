@@ -202,6 +202,9 @@ pub struct Record {
     pub headers: Vec<Header>,
     /// Event time in milliseconds since the Unix epoch (used for lag metrics).
     pub timestamp_ms: Option<i64>,
+    /// For a record read from Kafka (the sink runner): its offset in `partition` of
+    /// `topic`, Kafka Connect's `SinkRecord.kafkaOffset`. `None` for a source's records.
+    pub kafka_offset: Option<i64>,
     /// Deterministic id of the event.
     pub event_id: EventId,
     /// The source's size estimate, if it gave one.
@@ -231,6 +234,7 @@ impl Record {
             value,
             headers: Vec::new(),
             timestamp_ms: None,
+            kafka_offset: None,
             event_id: EventId::default(),
             size_hint: SizeHint::default(),
         }

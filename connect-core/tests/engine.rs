@@ -299,51 +299,57 @@ impl OffsetStore for GatedStore {
     }
 }
 
+/// The context `Once`'s task was started with.
+type Seen = Arc<Mutex<Option<connect_core::TaskContext>>>;
+
+/// A source whose one task returns one position-only batch (offset `lsn` 42), then waits.
+struct Once(Seen);
+struct OnceTask(Seen, bool);
+
+impl connect_core::SourceConnector for Once {
+    fn name(&self) -> &str {
+        "once"
+    }
+    fn task_configs(&self, _: usize) -> Result<Vec<connect_core::TaskConfig>> {
+        Ok(vec![connect_core::TaskConfig::new()])
+    }
+    fn create_task(&self) -> Box<dyn connect_core::SourceTask> {
+        Box::new(OnceTask(self.0.clone(), false))
+    }
+}
+
+#[async_trait]
+impl connect_core::Task for OnceTask {
+    async fn start(&mut self, ctx: connect_core::TaskContext) -> Result<()> {
+        *self.0.lock().unwrap() = Some(ctx);
+        Ok(())
+    }
+    async fn stop(&mut self) -> Result<()> {
+        Ok(())
+    }
+    fn version(&self) -> &str {
+        "1"
+    }
+}
+
+#[async_trait]
+impl connect_core::SourceTask for OnceTask {
+    async fn poll(&mut self) -> Result<Option<connect_core::SourceBatch>> {
+        if std::mem::replace(&mut self.1, true) {
+            std::future::pending::<()>().await;
+        }
+        // A position-only batch (a heartbeat): offsets advance with no record.
+        Ok(Some(connect_core::SourceBatch::position(
+            SourcePartition::server("once"),
+            SourceOffset::single("lsn", 42),
+        )))
+    }
+}
+
 /// Offsets reach the task (the committed-offsets channel) only after the store's flush
 /// returned.
 #[tokio::test]
 async fn tasks_see_offsets_only_after_the_store_flushed() {
-    use connect_core::{SourceBatch, SourceConnector, SourceTask, Task, TaskConfig, TaskContext};
-    type Seen = Arc<Mutex<Option<tokio::sync::watch::Receiver<Arc<OffsetMap>>>>>;
-    struct Once(Seen);
-    struct OnceTask(Seen, bool);
-    impl SourceConnector for Once {
-        fn name(&self) -> &str {
-            "once"
-        }
-        fn task_configs(&self, _: usize) -> Result<Vec<TaskConfig>> {
-            Ok(vec![TaskConfig::new()])
-        }
-        fn create_task(&self) -> Box<dyn SourceTask> {
-            Box::new(OnceTask(self.0.clone(), false))
-        }
-    }
-    #[async_trait]
-    impl Task for OnceTask {
-        async fn start(&mut self, ctx: TaskContext) -> Result<()> {
-            *self.0.lock().unwrap() = Some(ctx.committed.clone());
-            Ok(())
-        }
-        async fn stop(&mut self) -> Result<()> {
-            Ok(())
-        }
-        fn version(&self) -> &str {
-            "1"
-        }
-    }
-    #[async_trait]
-    impl SourceTask for OnceTask {
-        async fn poll(&mut self) -> Result<Option<SourceBatch>> {
-            if std::mem::replace(&mut self.1, true) {
-                std::future::pending::<()>().await;
-            }
-            // A position-only batch (a heartbeat): offsets advance with no record.
-            Ok(Some(SourceBatch::position(
-                SourcePartition::server("once"),
-                SourceOffset::single("lsn", 42),
-            )))
-        }
-    }
     let seen: Seen = Arc::default();
     let store = GatedStore {
         inner: MemoryOffsetStore::new(),
@@ -362,7 +368,7 @@ async fn tasks_see_offsets_only_after_the_store_flushed() {
     while *store.writes.lock().unwrap() == 0 {
         tokio::task::yield_now().await;
     }
-    let mut committed = seen.lock().unwrap().clone().unwrap();
+    let mut committed = seen.lock().unwrap().clone().unwrap().committed;
     assert!(
         committed.borrow().is_empty(),
         "offsets published before the flush"
@@ -379,6 +385,46 @@ async fn tasks_see_offsets_only_after_the_store_flushed() {
     assert_eq!(
         got[&SourcePartition::server("once")].get("lsn"),
         Some(&42.into())
+    );
+    engine.shutdown().await.unwrap();
+}
+
+/// A task's commit request commits at once what is acknowledged, whatever the policy.
+#[tokio::test]
+async fn a_task_s_commit_request_commits_ahead_of_the_policy() {
+    let seen: Seen = Arc::default();
+    let store = MemoryOffsetStore::new();
+    let (engine, _rx) = Engine::builder()
+        .name("requested")
+        .source(Once(seen.clone()))
+        .offsets(store.clone())
+        .commit_policy(CommitPolicy::periodic(Duration::from_secs(3_600)))
+        .into_channel(1)
+        .start()
+        .await
+        .unwrap();
+    let ctx = loop {
+        if let Some(ctx) = seen.lock().unwrap().clone() {
+            break ctx;
+        }
+        tokio::task::yield_now().await;
+    };
+    let mut committed = ctx.committed.clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    // The batch may not be acknowledged yet when the first request comes: ask again.
+    while committed.borrow_and_update().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the request committed nothing"
+        );
+        ctx.commit.request();
+        let _ = tokio::time::timeout(Duration::from_millis(50), committed.changed()).await;
+    }
+    let stored = store.load("requested").await.unwrap();
+    assert_eq!(
+        stored[&SourcePartition::server("once")].get("lsn"),
+        Some(&42.into()),
+        "durable in the store before it was published"
     );
     engine.shutdown().await.unwrap();
 }

@@ -273,6 +273,7 @@ mod tests {
             config: TaskConfig::new(),
             offsets: OffsetMap::new(),
             committed: rx,
+            commit: Default::default(),
         }
     }
 

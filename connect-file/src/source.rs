@@ -435,6 +435,7 @@ mod tests {
             config: TaskConfig::new(),
             offsets,
             committed: rx,
+            commit: Default::default(),
         }
     }
 

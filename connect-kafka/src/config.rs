@@ -185,6 +185,14 @@ impl KafkaConfig {
                 }
             }
         }
+        for name in ["enable.auto.commit", "enable.auto.offset.store"] {
+            if self.consumer.get(name).is_some_and(|v| v != "false") {
+                return Err(Error::config(
+                    format!("consumer.{name}"),
+                    "must be false: consumer offsets are committed only after the sink flushed",
+                ));
+            }
+        }
         if let Some(t) = &self.topic_creation {
             check_topic_shape("topic.creation.default", t.partitions, t.replication_factor)?;
         }
@@ -255,6 +263,24 @@ impl KafkaConfig {
         for (k, v) in &self.consumer {
             c.set(k, v);
         }
+        c
+    }
+
+    /// The sink runner's group consumer: Kafka Connect's sink defaults, then `consumer.*`,
+    /// then what the runner's guarantees rest on (offsets are committed by the runner,
+    /// after the sink flushed, never by librdkafka on its own).
+    pub(crate) fn group_consumer_config(&self, group_id: &str) -> ClientConfig {
+        let mut c = self.client_config();
+        c.set("group.id", group_id)
+            .set("auto.offset.reset", "earliest")
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set("isolation.level", "read_committed")
+            .set("enable.partition.eof", "false");
+        for (k, v) in &self.consumer {
+            c.set(k, v);
+        }
+        c.set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false");
         c
     }
 

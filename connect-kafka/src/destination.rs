@@ -290,6 +290,13 @@ pub(crate) struct RecordEncoder {
     header_converter: JsonConverter,
 }
 
+/// A record's key, value and headers as Kafka message parts.
+pub(crate) struct EncodedParts<'a> {
+    pub(crate) key: Option<&'a [u8]>,
+    pub(crate) value: Option<&'a [u8]>,
+    pub(crate) headers: Option<OwnedHeaders>,
+}
+
 /// Reusable key and value buffers of a [`RecordEncoder`].
 pub(crate) struct Encoded {
     key: Vec<u8>,
@@ -322,6 +329,32 @@ impl RecordEncoder {
         buf: &'a mut Encoded,
         opaque: D,
     ) -> Result<BaseRecord<'a, [u8], [u8], D>, KafkaError> {
+        let parts = self.encode_parts(r, buf)?;
+        let mut out = BaseRecord::with_opaque_to(&r.topic, opaque);
+        if let Some(key) = parts.key {
+            out = out.key(key);
+        }
+        if let Some(value) = parts.value {
+            out = out.payload(value);
+        }
+        if let Some(p) = r.partition {
+            out = out.partition(p);
+        }
+        if let Some(ts) = r.timestamp_ms {
+            out = out.timestamp(ts);
+        }
+        if let Some(h) = parts.headers {
+            out = out.headers(h);
+        }
+        Ok(out)
+    }
+
+    /// Key, value and headers of `r` as bytes (borrowed from `buf`).
+    pub(crate) fn encode_parts<'a>(
+        &self,
+        r: &Record,
+        buf: &'a mut Encoded,
+    ) -> Result<EncodedParts<'a>, KafkaError> {
         buf.key.clear();
         buf.value.clear();
         let has_key = !matches!(r.key, Value::Null)
@@ -336,35 +369,29 @@ impl RecordEncoder {
         let headers = if r.headers.is_empty() {
             None
         } else {
-            Some(self.headers(&r.topic, &r.headers, &mut buf.header)?)
+            Some(self.headers(
+                &r.topic,
+                &r.headers,
+                &mut buf.header,
+                OwnedHeaders::new_with_capacity(r.headers.len()),
+            )?)
         };
         let buf: &'a Encoded = buf;
-        let mut out = BaseRecord::with_opaque_to(&r.topic, opaque);
-        if has_key {
-            out = out.key(&buf.key[..]);
-        }
-        if has_value {
-            out = out.payload(&buf.value[..]);
-        }
-        if let Some(p) = r.partition {
-            out = out.partition(p);
-        }
-        if let Some(ts) = r.timestamp_ms {
-            out = out.timestamp(ts);
-        }
-        if let Some(h) = headers {
-            out = out.headers(h);
-        }
-        Ok(out)
+        Ok(EncodedParts {
+            key: has_key.then_some(&buf.key[..]),
+            value: has_value.then_some(&buf.value[..]),
+            headers,
+        })
     }
 
-    fn headers(
+    /// Appends `headers` to `out`.
+    pub(crate) fn headers(
         &self,
         topic: &str,
         headers: &[Header],
         buf: &mut Vec<u8>,
+        mut out: OwnedHeaders,
     ) -> Result<OwnedHeaders, KafkaError> {
-        let mut out = OwnedHeaders::new_with_capacity(headers.len());
         for h in headers {
             let value: Option<&[u8]> = match &h.value {
                 Value::Null => None,

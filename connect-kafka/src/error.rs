@@ -82,6 +82,20 @@ pub enum KafkaError {
         /// What is wrong.
         detail: String,
     },
+    /// A message read by the sink runner that the key or value converter cannot read.
+    #[error("cannot convert the message at topic `{topic}` partition {partition} offset {offset} ({stage}): {reason}")]
+    Unconvertible {
+        /// The topic.
+        topic: String,
+        /// Its partition.
+        partition: i32,
+        /// The message's offset.
+        offset: i64,
+        /// `KEY_CONVERTER` or `VALUE_CONVERTER`.
+        stage: &'static str,
+        /// The converter's error.
+        reason: String,
+    },
     /// A blocking read could not run to its end.
     #[error("reading from Kafka stopped: {0}")]
     Io(String),
@@ -118,6 +132,7 @@ impl KafkaError {
             | KafkaError::Delivery { .. }
             | KafkaError::TopicShape { .. }
             | KafkaError::Io(_)
+            | KafkaError::Unconvertible { .. }
             | KafkaError::Corrupt { .. } => return false,
         };
         matches!(

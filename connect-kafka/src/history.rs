@@ -92,7 +92,7 @@ impl SchemaHistory for KafkaSchemaHistory {
         self.state.ensure_exists().await?;
         let value = serde_json::to_vec(&record).expect("a history record serialises");
         self.state.send(
-            FutureRecord::to(&self.state.topic)
+            FutureRecord::<str, [u8]>::to(&self.state.topic)
                 .partition(0)
                 .payload(&value[..]),
         )?;

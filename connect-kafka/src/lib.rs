@@ -62,6 +62,7 @@
 //! ```
 
 mod config;
+mod dead_letter;
 mod destination;
 mod error;
 mod exactly_once;
@@ -69,18 +70,21 @@ mod history;
 mod lease;
 mod offsets;
 mod reader;
+mod sink;
 mod topics;
 
 pub use config::{
     KafkaConfig, TopicCreation, BROKER_DEFAULT_REPLICATION, DEFAULT_OFFSET_PARTITIONS,
     DEFAULT_OFFSET_TOPIC,
 };
+pub use dead_letter::KafkaDeadLetterQueue;
 pub use destination::{IntoKafka, KafkaDestination};
 pub use error::KafkaError;
 pub use exactly_once::KafkaExactlyOnce;
 pub use history::KafkaSchemaHistory;
 pub use lease::KafkaLease;
 pub use offsets::KafkaOffsetStore;
+pub use sink::{KafkaTopics, REVOCATION_FLUSH_TIMEOUT};
 
 use std::sync::Arc;
 

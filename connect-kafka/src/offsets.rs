@@ -4,7 +4,7 @@ use connect_core::offsets::{connect_key, parse_connect_key};
 use connect_core::{async_trait, Error, OffsetMap, OffsetStore, SourceOffset, SourcePartition};
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
-use rdkafka::message::Message;
+use rdkafka::message::{Message, ToBytes};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Map, Value as Json};
 use tokio::sync::OnceCell;
@@ -58,7 +58,10 @@ impl StateTopic {
     }
 
     /// Queues a write; durable once [`StateTopic::flush`] returned.
-    pub(crate) fn send(&self, record: FutureRecord<'_, str, [u8]>) -> Result<(), KafkaError> {
+    pub(crate) fn send<K: ToBytes + ?Sized>(
+        &self,
+        record: FutureRecord<'_, K, [u8]>,
+    ) -> Result<(), KafkaError> {
         let delivery =
             self.producer
                 .send_result(record)

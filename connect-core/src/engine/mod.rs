@@ -36,9 +36,10 @@ use tokio::task::JoinHandle;
 pub use batch::{Batch, BatchReceiver, Committer};
 pub use metrics::{EngineListener, MetricsSnapshot, NoopListener, PipelineSnapshot};
 pub use pipeline::{
-    DeadLetterQueue, ErrorTolerance, Pipeline, PipelineBuilder, PipelineReport, PipelineSettings,
-    DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_BATCH_RECORDS, DEFAULT_MAX_QUEUE_BATCHES,
-    DEFAULT_MAX_QUEUE_BYTES, DEFAULT_RETRY_MAX_DELAY, DEFAULT_RETRY_TIMEOUT, DEFAULT_TASKS_MAX,
+    DeadLetterQueue, ErrorContext, ErrorTolerance, Pipeline, PipelineBuilder, PipelineReport,
+    PipelineSettings, DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_BATCH_RECORDS,
+    DEFAULT_MAX_QUEUE_BATCHES, DEFAULT_MAX_QUEUE_BYTES, DEFAULT_RETRY_MAX_DELAY,
+    DEFAULT_RETRY_TIMEOUT, DEFAULT_TASKS_MAX,
 };
 pub use policy::CommitPolicy;
 

@@ -21,11 +21,11 @@ use super::batch::{now_ms, AckHandle, Batch, BatchReceiver, Committer};
 use super::metrics::{EngineListener, PipelineMetrics};
 use super::policy::CommitPolicy;
 use crate::connector::{
-    SinkConnector, SinkTask, SourceBatch, SourceConnector, SourceTask, TaskContext,
+    CommitRequest, SinkConnector, SinkTask, SourceBatch, SourceConnector, SourceTask, TaskContext,
 };
 use crate::error::{BoxError, Error, Result};
 use crate::offsets::{MemoryOffsetStore, OffsetMap, OffsetStore};
-use crate::record::{Record, SourceOffset, SourcePartition};
+use crate::record::{Header, Record, SourceOffset, SourcePartition};
 use crate::transform::{Predicate, Transform, TransformChain};
 use crate::value::Value;
 
@@ -504,6 +504,8 @@ struct OffsetCommitter {
     uncommitted: HashMap<SourcePartition, SourceOffset>,
     committed_tx: watch::Sender<Arc<OffsetMap>>,
     last_commit: Instant,
+    /// Tasks' requests to commit ahead of the policy.
+    requested: Arc<tokio::sync::Notify>,
 }
 
 impl OffsetCommitter {
@@ -544,14 +546,16 @@ impl OffsetCommitter {
     async fn run(mut self, policy: CommitPolicy, mut stop: watch::Receiver<bool>) -> Self {
         let mut acks = self.shared.acks.subscribe();
         let tick = policy.tick();
+        let requested = self.requested.clone();
         loop {
-            tokio::select! {
+            let mut due = tokio::select! {
                 _ = until_set(&mut stop) => return self,
-                _ = acks.changed() => {}
-                _ = tokio::time::sleep(tick) => {}
-            }
+                _ = requested.notified() => true,
+                _ = acks.changed() => false,
+                _ = tokio::time::sleep(tick) => false,
+            };
             let records = self.shared.records_since_commit() as u64;
-            let due = policy.should_commit(records.max(1), self.last_commit.elapsed());
+            due = due || policy.should_commit(records.max(1), self.last_commit.elapsed());
             if due {
                 if let Err(e) = self.commit().await {
                     if e.is_retryable() {
@@ -873,31 +877,78 @@ fn split(records: Vec<Record>, max_records: usize, max_bytes: usize) -> Vec<(Vec
     out
 }
 
-fn with_error_headers(record: Record, error: &Error, connector: &str, task: usize) -> Record {
-    let stage = match error {
-        Error::Conversion { .. } => "VALUE_CONVERTER",
-        _ => "TRANSFORMATION",
+fn with_error_headers(mut record: Record, error: &Error, connector: &str, task: usize) -> Record {
+    let context = ErrorContext {
+        topic: &record.topic,
+        read_at: record
+            .kafka_offset
+            .map(|offset| (record.partition.unwrap_or(-1), offset)),
+        stage: match error {
+            Error::Conversion { .. } => "VALUE_CONVERTER",
+            _ => "TRANSFORMATION",
+        },
+        class: match error {
+            Error::Transform { transform, .. } => transform,
+            _ => "",
+        },
+        connector,
+        task,
     };
-    let class = match error {
-        Error::Transform { transform, .. } => transform.clone(),
-        _ => String::new(),
-    };
-    let topic = record.topic.clone();
+    let headers = context.headers(error);
+    record.headers.extend(headers);
     record
-        .with_header("__connect.errors.topic", None, Value::string(&topic))
-        .with_header(
-            "__connect.errors.connector.name",
-            None,
-            Value::string(connector),
-        )
-        .with_header("__connect.errors.task.id", None, Value::Int32(task as i32))
-        .with_header("__connect.errors.stage", None, Value::static_str(stage))
-        .with_header("__connect.errors.class.name", None, Value::string(&class))
-        .with_header(
-            "__connect.errors.exception.message",
-            None,
-            Value::string(&error.to_string()),
-        )
+}
+
+/// Where and why a record failed: Kafka Connect's error context, written as
+/// `__connect.errors.*` headers on the record sent to the dead-letter destination.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorContext<'a> {
+    /// The record's topic (for records read from Kafka, the topic it was read from).
+    pub topic: &'a str,
+    /// For records read from Kafka: the partition and offset they were read at.
+    pub read_at: Option<(i32, i64)>,
+    /// Kafka Connect's stage: `KEY_CONVERTER`, `VALUE_CONVERTER`, `TRANSFORMATION`, ...
+    pub stage: &'static str,
+    /// The transform or converter that failed, empty if unknown.
+    pub class: &'a str,
+    /// The connector's name.
+    pub connector: &'a str,
+    /// The task's index.
+    pub task: usize,
+}
+
+impl ErrorContext<'_> {
+    /// The `__connect.errors.*` headers, in Kafka Connect's order.
+    pub fn headers(&self, error: &Error) -> Vec<Header> {
+        let header = |key: &str, value: Value| Header {
+            key: Arc::from(key),
+            schema: None,
+            value,
+        };
+        let mut out = Vec::with_capacity(8);
+        out.push(header("__connect.errors.topic", Value::string(self.topic)));
+        if let Some((partition, offset)) = self.read_at {
+            out.push(header(
+                "__connect.errors.partition",
+                Value::Int32(partition),
+            ));
+            out.push(header("__connect.errors.offset", Value::Int64(offset)));
+        }
+        out.extend([
+            header(
+                "__connect.errors.connector.name",
+                Value::string(self.connector),
+            ),
+            header("__connect.errors.task.id", Value::Int32(self.task as i32)),
+            header("__connect.errors.stage", Value::static_str(self.stage)),
+            header("__connect.errors.class.name", Value::string(self.class)),
+            header(
+                "__connect.errors.exception.message",
+                Value::string(&error.to_string()),
+            ),
+        ]);
+        out
+    }
 }
 
 impl Pipeline {
@@ -938,7 +989,16 @@ impl Pipeline {
             Destination::Connector(sink) => Some(sink.clone()),
             _ => None,
         };
-        let prepared = prepare(&rc, &builder, &source, &store, sink_connector).await;
+        let (commit_request, commit_requested) = CommitRequest::new();
+        let prepared = prepare(
+            &rc,
+            &builder,
+            &source,
+            &store,
+            sink_connector,
+            &commit_request,
+        )
+        .await;
         let (configs, initial, sink_task) = match prepared {
             Ok(p) => p,
             Err(e) => {
@@ -972,6 +1032,7 @@ impl Pipeline {
                 config,
                 offsets: initial.clone(),
                 committed: committed_rx.clone(),
+                commit: commit_request.clone(),
             };
             let lp = SourceLoop {
                 task_id,
@@ -1011,6 +1072,7 @@ impl Pipeline {
             uncommitted: HashMap::new(),
             committed_tx,
             last_commit: Instant::now(),
+            requested: commit_requested,
         };
         let committer = tokio::spawn(
             committer
@@ -1133,6 +1195,7 @@ async fn prepare(
     source: &Arc<dyn SourceConnector>,
     store: &Arc<dyn OffsetStore>,
     sink_connector: Option<Arc<dyn SinkConnector>>,
+    commit_request: &CommitRequest,
 ) -> Result<Prepared> {
     let mut configs = source.task_configs(builder.settings.tasks_max)?;
     configs.truncate(builder.settings.tasks_max);
@@ -1156,6 +1219,7 @@ async fn prepare(
                 config,
                 offsets: offsets.clone(),
                 committed,
+                commit: commit_request.clone(),
             })
             .await?;
             if let Some(own) = task.committed_offsets().await? {
