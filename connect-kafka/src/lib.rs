@@ -2,8 +2,10 @@
 //!
 //! Kafka for [`connect_core`] pipelines: a destination that produces every record to
 //! Kafka (at-least-once, or exactly-once with transactions), an offset store in a
-//! compacted topic in Kafka Connect's format, and Debezium's schema history topic;
-//! [`register`] makes both selectable from properties files.
+//! compacted topic in Kafka Connect's format, and Debezium's schema history topic
+//! ([`register`] makes both selectable from properties files); and the other way, the
+//! sink runner, which reads topics through a consumer group into any sink, with a
+//! dead-letter topic.
 //!
 //! ## Destination ([`KafkaDestination`], attached with [`IntoKafka::into_kafka`])
 //! - Producer with `acks=all` and idempotence (a `producer.*` setting that weakens either
@@ -35,6 +37,12 @@
 //! ## One instance at a time ([`KafkaLease`])
 //! Instances of a pipeline share a consumer group on a one-partition topic; the holder of
 //! the partition runs, the others wait and take over when it leaves or dies.
+//!
+//! ## Sink runner ([`KafkaTopics`]) and dead-letter topic ([`KafkaDeadLetterQueue`])
+//! Kafka topics as a pipeline's source, read by a consumer group whose offsets are
+//! committed only after the sink flushed, also around rebalances; see [`KafkaTopics`].
+//! Failed records go to a dead-letter topic with Kafka Connect's `__connect.errors.*`
+//! headers.
 //!
 //! ## Offsets ([`KafkaOffsetStore`])
 //! Kafka Connect's `offset.storage.topic` format, so offsets move between Kafka Connect,
