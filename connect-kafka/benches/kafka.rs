@@ -4,22 +4,38 @@
 //! with the same settings sending the same key and value bytes, converted beforehand.
 //! Aim: ours / bare >= 0.8. Both sides count until every message is acknowledged.
 //!
+//! Then the sink runner on what the bare producer wrote: `KafkaTopics` (a fresh group per
+//! run) → engine → a callback counting records, against a bare consumer that reads the
+//! same partitions and converts keys and values with the same JSON converter. Both sides
+//! count until every message was read and converted.
+//!
 //! Needs the broker of `scripts/services.sh kafka` (`CONNECT_KAFKA_BOOTSTRAP`, default
 //! 127.0.0.1:9092). `RUST_BACKTRACE=0 cargo bench -p connect-kafka --bench kafka`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use connect_core::testing::bench::{best_of, env_or, print_peak_rss, rate};
 use connect_core::testing::{OrdersSchemas, SyntheticSource};
 use connect_core::{Converter, Engine, JsonConverter, SourcePartition};
-use connect_kafka::{IntoKafka, KafkaConfig, KafkaDestination};
+use connect_kafka::{IntoKafka, KafkaConfig, KafkaDestination, KafkaTopics};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 use rdkafka::ClientConfig;
+use rdkafka::{Offset, TopicPartitionList};
+
+// Records are built on one thread and freed on another (the consumer thread and the
+// engine's, the engine's and librdkafka's); glibc's malloc serialises such cross-thread
+// frees on arena locks. A service embedding us picks its allocator; this benchmark uses
+// mimalloc, for both sides of each ratio alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const PARTITIONS: i32 = 4;
 const NAME_LEN: usize = 24;
@@ -112,6 +128,76 @@ fn bare(bootstrap: &str, topic: &str, messages: &[(Vec<u8>, Vec<u8>)]) -> Option
     Some(start.elapsed())
 }
 
+/// The sink runner reading `topic` to its end into a counting callback.
+async fn ours_reading(bootstrap: &str, topic: &str, events: u64) -> Option<Duration> {
+    let counted = Arc::new(AtomicU64::new(0));
+    let (done_tx, done) = tokio::sync::oneshot::channel();
+    let done_tx = Arc::new(std::sync::Mutex::new(Some(done_tx)));
+    static RUN: AtomicU64 = AtomicU64::new(0);
+    // A fresh group per run: each run reads the topic from the start.
+    let group = format!(
+        "bench-sink-{}-{}",
+        std::process::id(),
+        RUN.fetch_add(1, Ordering::Relaxed)
+    );
+    let start = Instant::now();
+    let engine = Engine::builder()
+        .name(&group)
+        .source(KafkaTopics::new(KafkaConfig::new(bootstrap), [topic]))
+        .into_callback(move |records, committer| {
+            let seen =
+                counted.fetch_add(records.len() as u64, Ordering::Relaxed) + records.len() as u64;
+            committer.mark_batch_finished();
+            if seen >= events {
+                if let Some(tx) = done_tx.lock().unwrap().take() {
+                    let _ = tx.send(());
+                }
+            }
+            async { Ok(()) }
+        })
+        .start()
+        .await
+        .ok()?;
+    done.await.ok()?;
+    let elapsed = start.elapsed();
+    engine.shutdown().await.ok()?;
+    Some(elapsed)
+}
+
+/// A bare consumer reading every partition of `topic` from the start, converting each key
+/// and value with the JSON converter.
+fn bare_reading(bootstrap: &str, topic: &str, events: u64) -> Option<Duration> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "bench-bare-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .ok()?;
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .ok()?;
+    }
+    let json = JsonConverter::default();
+    let start = Instant::now();
+    consumer.assign(&assignment).ok()?;
+    let mut read = 0;
+    while read < events {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let key = json.deserialize(topic, m.key()).ok()?;
+                let value = json.deserialize(topic, m.payload()).ok()?;
+                std::hint::black_box((key, value));
+                read += 1;
+            }
+            Some(Err(e)) => panic!("bare consumer: {e}"),
+            None => {}
+        }
+    }
+    Some(start.elapsed())
+}
+
 fn converted(topic: &str, events: u64) -> Vec<(Vec<u8>, Vec<u8>)> {
     let schemas = OrdersSchemas::default();
     let topic_arc: Arc<str> = Arc::from(topic);
@@ -148,10 +234,12 @@ async fn main() {
         bytes as f64 / events as f64,
         connect_core::testing::bench::repeats()
     );
+    let written = Arc::new(std::sync::Mutex::new(None));
     let bare_time = best_of(|| {
-        let (bootstrap, messages) = (bootstrap.clone(), messages.clone());
+        let (bootstrap, messages, written) = (bootstrap.clone(), messages.clone(), written.clone());
         async move {
             let topic = fresh_topic(&bootstrap, "bench-bare").await?;
+            *written.lock().unwrap() = Some(topic.clone());
             tokio::task::spawn_blocking(move || bare(&bootstrap, &topic, &messages))
                 .await
                 .ok()?
@@ -167,6 +255,32 @@ async fn main() {
     println!("engine → JSON → KafkaDestination:           {ours_rate:>9.0} events/s");
     println!(
         "ratio ours / bare: {:.2} (aim >= 0.8)",
+        ours_rate / bare_rate
+    );
+
+    let topic = written
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the bare producer wrote a topic");
+    let bare_read = best_of(|| {
+        let (bootstrap, topic) = (bootstrap.clone(), topic.clone());
+        async move {
+            tokio::task::spawn_blocking(move || bare_reading(&bootstrap, &topic, events))
+                .await
+                .ok()?
+        }
+    })
+    .await
+    .expect("the bare consumer runs");
+    let ours_read = best_of(|| ours_reading(&bootstrap, &topic, events))
+        .await
+        .expect("the sink runner runs");
+    let (ours_rate, bare_rate) = (rate(events, ours_read), rate(events, bare_read));
+    println!("bare rdkafka consumer + JSON converter:     {bare_rate:>9.0} events/s");
+    println!("KafkaTopics → engine → callback:            {ours_rate:>9.0} events/s");
+    println!(
+        "ratio ours / bare: {:.2} (sink runner)",
         ours_rate / bare_rate
     );
     print_peak_rss([]);
