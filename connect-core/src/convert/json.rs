@@ -3,10 +3,12 @@
 //! Decimal as base64; doubles as Java's `Double.toString`; NaN and infinities quoted;
 //! strings escaped as Jackson escapes them.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use bytes::Bytes;
+use serde_json::value::RawValue;
 use serde_json::Value as Json;
 
 use super::{conversion_error, Converter};
@@ -14,24 +16,59 @@ use crate::error::Error;
 use crate::schema::{logical, Schema, SchemaBuilder, SchemaType};
 use crate::value::{Struct, Value};
 
+/// Schemas parsed from messages, by their JSON text (Kafka's `schemas.cache.size`).
+const SCHEMA_CACHE_SIZE: usize = 1000;
+
 /// Kafka's `JsonConverter`. `schemas.enable` defaults to true, as in Kafka.
+///
+/// Reading keeps the schemas it parsed (up to 1000, Kafka's `schemas.cache.size`): the
+/// messages of a topic repeat the same schema text, which is then parsed once.
 #[derive(Debug, Clone)]
 pub struct JsonConverter {
     schemas_enable: bool,
+    schema_cache: Arc<Mutex<HashMap<Box<str>, Arc<Schema>>>>,
 }
 
 impl Default for JsonConverter {
     fn default() -> Self {
-        JsonConverter {
-            schemas_enable: true,
-        }
+        JsonConverter::new(true)
     }
+}
+
+/// A message with schemas enabled, the schema left as text (it is looked up in the cache
+/// before it is parsed).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    schema: &'a RawValue,
+    #[serde(borrow)]
+    payload: &'a RawValue,
 }
 
 impl JsonConverter {
     /// A converter with `schemas.enable` set as given.
     pub fn new(schemas_enable: bool) -> Self {
-        JsonConverter { schemas_enable }
+        JsonConverter {
+            schemas_enable,
+            schema_cache: Arc::default(),
+        }
+    }
+
+    /// The schema of this text, parsed once.
+    fn cached_schema(&self, topic: &str, text: &RawValue) -> Result<Arc<Schema>, Error> {
+        let mut cache = self.schema_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(schema) = cache.get(text.get()) {
+            return Ok(schema.clone());
+        }
+        let json: Json = serde_json::from_str(text.get())
+            .map_err(|e| conversion_error(topic, format!("invalid JSON: {e}")))?;
+        let schema = parse_schema(topic, &json)?;
+        if cache.len() >= SCHEMA_CACHE_SIZE {
+            cache.clear();
+        }
+        cache.insert(text.get().into(), schema.clone());
+        Ok(schema)
     }
 
     /// Whether the schema is embedded in every message.
@@ -75,6 +112,20 @@ impl Converter for JsonConverter {
         let Some(bytes) = bytes else {
             return Ok((None, Value::Null));
         };
+        if self.schemas_enable {
+            // The common shape first; anything else takes the checks below, which name
+            // what is wrong.
+            if let Ok(envelope) = serde_json::from_slice::<Envelope<'_>>(bytes) {
+                let payload: Json = serde_json::from_str(envelope.payload.get())
+                    .map_err(|e| conversion_error(topic, format!("invalid JSON: {e}")))?;
+                if envelope.schema.get() == "null" {
+                    return Ok((None, schemaless_value(&payload)));
+                }
+                let schema = self.cached_schema(topic, envelope.schema)?;
+                let value = typed_value(topic, &schema, &payload)?;
+                return Ok((Some(schema), value));
+            }
+        }
         let doc: Json = serde_json::from_slice(bytes)
             .map_err(|e| conversion_error(topic, format!("invalid JSON: {e}")))?;
         if !self.schemas_enable {
@@ -633,6 +684,15 @@ mod tests {
         let (s2, v2) = conv.deserialize("t", Some(&out)).unwrap();
         assert_eq!(s2.as_deref(), Some(&*schema));
         assert_eq!(v2, value);
+        // The same schema text again: parsed once, the cached schema shared.
+        let (s3, v3) = conv.deserialize("t", Some(&out)).unwrap();
+        assert!(Arc::ptr_eq(s2.as_ref().unwrap(), s3.as_ref().unwrap()));
+        assert_eq!(v3, value);
+        // A third key is refused, as before the cache.
+        let mut extra = out[..out.len() - 1].to_vec();
+        extra.extend_from_slice(br#","x":1}"#);
+        let e = conv.deserialize("t", Some(&extra)).unwrap_err().to_string();
+        assert!(e.contains("exactly `schema` and `payload`"), "{e}");
     }
 
     #[test]
