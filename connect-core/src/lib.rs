@@ -120,6 +120,6 @@ pub use history::{FileSchemaHistory, HistoryRecord, MemorySchemaHistory, SchemaH
 pub use offsets::{FileOffsetStore, MemoryOffsetStore, OffsetMap, OffsetStore};
 pub use properties::Properties;
 pub use record::{EventId, Header, Record, SourceOffset, SourcePartition};
-pub use registry::Registry;
+pub use registry::{Registry, SINK_RUNNER_CLASS};
 pub use schema::{Field, Schema, SchemaBuilder, SchemaType};
 pub use value::{Struct, Value};

@@ -21,6 +21,11 @@
 //! | `key.converter`, `value.converter`, `*.converter.schemas.enable` | converters |
 //! | `schema.history.internal`, `schema.history.internal.file.filename` | schema history |
 //!
+//! A sink pipeline ([`Registry::build_sink_pipeline`]) reads Kafka Connect's sink
+//! connector file: the same keys, `connector.class` naming a sink, the topics read by the
+//! registered sink runner ([`SINK_RUNNER_CLASS`]), and
+//! `errors.deadletterqueue.topic.name` for the registered dead-letter queue.
+//!
 //! Accepted and ignored (documented no-ops of the embedded engine):
 //! `offset.flush.timeout.ms`, `errors.log.enable`, `errors.log.include.messages`.
 
@@ -30,7 +35,9 @@ use std::time::Duration;
 
 use crate::connector::{SinkConnector, SourceConnector};
 use crate::convert::{ByteArrayConverter, Converter, JsonConverter, StringConverter};
-use crate::engine::{CommitPolicy, ErrorTolerance, PipelineBuilder, PipelineSettings};
+use crate::engine::{
+    CommitPolicy, DeadLetterQueue, ErrorTolerance, Pipeline, PipelineBuilder, PipelineSettings,
+};
 use crate::error::{Error, Result};
 use crate::history::{FileSchemaHistory, MemorySchemaHistory, SchemaHistory};
 use crate::offsets::{FileOffsetStore, MemoryOffsetStore, OffsetStore};
@@ -66,6 +73,11 @@ type TransformFactory = Arc<dyn Fn(&Scope<'_>) -> Result<Box<dyn Transform>> + S
 type PredicateFactory = Arc<dyn Fn(&Scope<'_>) -> Result<Arc<dyn Predicate>> + Send + Sync>;
 type OffsetStoreFactory = Arc<dyn Fn(&Scope<'_>) -> Result<Arc<dyn OffsetStore>> + Send + Sync>;
 type HistoryFactory = Arc<dyn Fn(&Scope<'_>) -> Result<Arc<dyn SchemaHistory>> + Send + Sync>;
+type DeadLetterFactory = Arc<dyn Fn(&Scope<'_>) -> Result<Arc<dyn DeadLetterQueue>> + Send + Sync>;
+
+/// The source class a sink pipeline reads its topics with (the sink runner); a crate
+/// that provides one (connect-kafka) registers it under this name.
+pub const SINK_RUNNER_CLASS: &str = "connect.sink.runner";
 
 /// A pipeline built from properties, before its destination is chosen.
 pub struct BuiltPipeline {
@@ -97,6 +109,7 @@ pub struct Registry {
     predicates: HashMap<String, PredicateFactory>,
     offset_stores: HashMap<String, OffsetStoreFactory>,
     histories: HashMap<String, HistoryFactory>,
+    dead_letter: Option<DeadLetterFactory>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -125,6 +138,7 @@ impl Registry {
             predicates: HashMap::new(),
             offset_stores: HashMap::new(),
             histories: HashMap::new(),
+            dead_letter: None,
         };
         r.register_transform("io.debezium.transforms.ExtractNewRecordState", |s| {
             Ok(Box::new(ExtractNewRecordState::from_props(s)?))
@@ -258,6 +272,76 @@ impl Registry {
             key_converter,
             value_converter,
         })
+    }
+
+    /// Registers the dead-letter queue a sink pipeline sends failed records to when
+    /// `errors.deadletterqueue.topic.name` is set (connect-kafka's dead-letter topic).
+    pub fn register_dead_letter_queue(
+        &mut self,
+        factory: impl Fn(&Scope<'_>) -> Result<Arc<dyn DeadLetterQueue>> + Send + Sync + 'static,
+    ) {
+        self.dead_letter = Some(Arc::new(factory));
+    }
+
+    /// Builds a sink pipeline from Kafka Connect's sink connector properties: the
+    /// registered sink runner ([`SINK_RUNNER_CLASS`]) reads the topics (`topics` or
+    /// `topics.regex`), then converters, transforms and the sink named by
+    /// `connector.class`; `errors.tolerance=all` with `errors.deadletterqueue.topic.name`
+    /// sends failed records to the registered dead-letter queue. Returns the pipeline's
+    /// name and the pipeline. Every key must be understood.
+    pub fn build_sink_pipeline(&self, props: &Properties) -> Result<(String, Pipeline)> {
+        let root = props.root();
+        for key in IGNORED_KEYS {
+            let _ = root.get(key);
+        }
+        let name = root
+            .get("name")
+            .unwrap_or(crate::engine::DEFAULT_ENGINE_NAME)
+            .to_owned();
+        let class = root.require("connector.class")?;
+        let sink_factory = self.sinks.get(class).ok_or_else(|| {
+            Error::config(
+                "connector.class",
+                format!(
+                    "no sink connector registered as `{class}`{}",
+                    self.known(&self.sinks)
+                ),
+            )
+        })?;
+        let runner = self.sources.get(SINK_RUNNER_CLASS).ok_or_else(|| {
+            Error::config(
+                "connector.class",
+                "a sink needs a sink runner to read its topics: register connect-kafka",
+            )
+        })?;
+        let ctx = FactoryContext {
+            props: root.clone(),
+            key_converter: converter(&root, "key.converter")?,
+            value_converter: converter(&root, "value.converter")?,
+            history: Arc::new(MemorySchemaHistory::new()),
+        };
+        let source = runner(&ctx)?;
+        let sink = sink_factory(&ctx)?;
+        let settings = settings(&root)?;
+        settings.validate()?;
+        let chain = self.chain(&root)?;
+        let store = self.offset_store(&root)?;
+        let mut pipeline = PipelineBuilder::new(&name)
+            .source_arc(source)
+            .transforms(chain)
+            .offsets_arc(store)
+            .settings(settings);
+        if root.get("errors.deadletterqueue.topic.name").is_some() {
+            let factory = self.dead_letter.as_ref().ok_or_else(|| {
+                Error::config(
+                    "errors.deadletterqueue.topic.name",
+                    "no dead-letter queue registered: register connect-kafka",
+                )
+            })?;
+            pipeline = pipeline.dead_letter_arc(factory(&root)?);
+        }
+        props.reject_unused()?;
+        Ok((name, pipeline.into_connector_arc(sink)))
     }
 
     /// Builds a sink connector from properties (its own file, as in Kafka Connect).

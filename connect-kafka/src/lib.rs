@@ -115,7 +115,25 @@ pub const SCHEMA_HISTORY_CLASS: &str = "io.debezium.storage.kafka.history.KafkaS
 /// | `schema.history.internal=io.debezium.storage.kafka.history.KafkaSchemaHistory` | [`KafkaSchemaHistory`] |
 /// | `schema.history.internal.kafka.bootstrap.servers`, `.kafka.topic` | its brokers and topic |
 /// | `schema.history.internal.producer.*`, `.consumer.*` | its clients |
+///
+/// and the sink runner for [`Registry::build_sink_pipeline`] (Kafka Connect's sink
+/// connector file):
+///
+/// | key | meaning |
+/// |---|---|
+/// | `topics` or `topics.regex` | what [`KafkaTopics`] reads |
+/// | `bootstrap.servers`, `consumer.*` | its consumer (`consumer.group.id`, default `connect-<name>`) |
+/// | `errors.tolerance=all` | skip records that fail conversion or a transform |
+/// | `errors.deadletterqueue.topic.name`, `.topic.replication.factor`, `.context.headers.enable` | [`KafkaDeadLetterQueue`] |
 pub fn register(registry: &mut Registry) {
+    registry.register_source(connect_core::SINK_RUNNER_CLASS, |ctx| {
+        Ok(Arc::new(KafkaTopics::from_props(ctx)?))
+    });
+    registry.register_dead_letter_queue(|props| {
+        let dlq = sink::dead_letter_from_props(props)?
+            .ok_or_else(|| Error::config("errors.deadletterqueue.topic.name", "is required"))?;
+        Ok(Arc::new(dlq))
+    });
     registry.register_offset_store(OFFSET_STORE_CLASS, |props| {
         Ok(Arc::new(KafkaOffsetStore::new(KafkaConfig::from_props(
             props,

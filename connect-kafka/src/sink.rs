@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use connect_core::properties::Scope;
+use connect_core::registry::FactoryContext;
 use connect_core::{
     async_trait, CommitRequest, Error, ErrorContext, EventId, Header, OffsetMap, Record,
     SourceBatch, SourceConnector, SourceOffset, SourcePartition, SourceTask, Task, TaskConfig,
@@ -20,7 +22,7 @@ use rdkafka::ClientContext;
 use serde_json::{Map, Value as Json};
 use tokio::sync::{mpsc, watch};
 
-use crate::config::KafkaConfig;
+use crate::config::{KafkaConfig, BROKER_DEFAULT_REPLICATION};
 use crate::dead_letter::KafkaDeadLetterQueue;
 use crate::error::KafkaError;
 
@@ -146,6 +148,39 @@ impl KafkaTopics {
         self
     }
 
+    /// Reads Kafka Connect's sink keys: `topics` or `topics.regex`, the worker's
+    /// `bootstrap.servers` and `consumer.*`, `consumer.group.id` (default
+    /// `connect-<name>`), and for unreadable messages `errors.tolerance` with
+    /// `errors.deadletterqueue.topic.name`; converters from the context.
+    pub fn from_props(ctx: &FactoryContext<'_>) -> Result<Self, Error> {
+        let props = &ctx.props;
+        let config = KafkaConfig::from_props(props)?
+            .with_converters(ctx.key_converter.clone(), ctx.value_converter.clone());
+        let topics = props.list("topics");
+        let mut runner = match (topics.is_empty(), props.get("topics.regex")) {
+            (false, Some(_)) => {
+                return Err(Error::config(
+                    "topics.regex",
+                    "set either `topics` or `topics.regex`, not both",
+                ))
+            }
+            (true, None) => return Err(Error::config("topics", "is required (or `topics.regex`)")),
+            (_, Some(pattern)) => KafkaTopics::matching(config, pattern),
+            (false, None) => KafkaTopics::new(config, topics),
+        };
+        if let Some(group) = props.get("consumer.group.id") {
+            runner = runner.group_id(group);
+        }
+        if props.one_of("errors.tolerance", &["none", "all"], "none")? == "all" {
+            runner = match dead_letter_from_props(props)? {
+                Some(dlq) => runner.dead_letter(dlq),
+                None => runner.skip_unconvertible(),
+            };
+        }
+        runner.validate()?;
+        Ok(runner)
+    }
+
     /// The subscription as librdkafka takes it: names, or one `^`-anchored pattern.
     fn subscription(&self) -> Vec<String> {
         match &self.subscription {
@@ -195,6 +230,27 @@ impl SourceConnector for KafkaTopics {
             running: None,
         })
     }
+}
+
+/// The dead-letter queue of `errors.deadletterqueue.topic.name`
+/// (`.topic.replication.factor`, `.context.headers.enable`), if set.
+pub(crate) fn dead_letter_from_props(
+    props: &Scope<'_>,
+) -> Result<Option<KafkaDeadLetterQueue>, Error> {
+    let dlq = props.scope("errors.deadletterqueue.");
+    let Some(topic) = dlq.get("topic.name") else {
+        return Ok(None);
+    };
+    // The error context is always written (Kafka Connect's `true`); `false` is accepted
+    // for existing files.
+    dlq.bool_or("context.headers.enable", true)?;
+    let replication = dlq.parse_or("topic.replication.factor", BROKER_DEFAULT_REPLICATION)?;
+    KafkaDeadLetterQueue::with_replication_factor(
+        KafkaConfig::from_props(props)?,
+        topic,
+        replication,
+    )
+    .map(Some)
 }
 
 /// One partition this member has held, and where it stands.

@@ -639,3 +639,95 @@ async fn a_killed_member_s_partitions_move_to_the_other() {
         ids.len() - 5_000
     );
 }
+
+/// Kafka Connect's sink connector file for the file sink, with a dead-letter topic.
+fn sink_properties(bootstrap: &str, name: &str, topic: &str, file: &Path, dlq: &str) -> String {
+    format!(
+        "name={name}
+connector.class=org.apache.kafka.connect.file.FileStreamSinkConnector
+tasks.max=1
+topics={topic}
+file={file}
+bootstrap.servers={bootstrap}
+consumer.session.timeout.ms=10000
+key.converter=org.apache.kafka.connect.json.JsonConverter
+key.converter.schemas.enable=false
+value.converter=org.apache.kafka.connect.json.JsonConverter
+value.converter.schemas.enable=false
+errors.tolerance=all
+errors.deadletterqueue.topic.name={dlq}
+errors.deadletterqueue.topic.replication.factor=1
+errors.deadletterqueue.context.headers.enable=true
+",
+        file = file.display()
+    )
+}
+
+fn registry() -> connect_core::Registry {
+    let mut registry = connect_core::Registry::new();
+    connect_file::register(&mut registry);
+    connect_kafka::register(&mut registry);
+    registry
+}
+
+/// A sink pipeline from Kafka Connect's sink connector properties: the topics into the
+/// file sink, an unreadable message to the dead-letter topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_runs_from_kafka_connect_properties() {
+    let bootstrap = bootstrap();
+    let name = unique("sink-props");
+    let topic = format!("{name}.orders");
+    create_topic(&bootstrap, &topic, PARTITIONS).await;
+    produce(&bootstrap, &topic, 1..=200).await;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    producer
+        .send(
+            FutureRecord::to(&topic)
+                .partition(0)
+                .key("0")
+                .payload("{oops"),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sink.out");
+    let dlq = format!("{name}.dlq");
+    let props =
+        connect_core::Properties::parse(&sink_properties(&bootstrap, &name, &topic, &out, &dlq))
+            .unwrap();
+    let (built_name, pipeline) = registry().build_sink_pipeline(&props).unwrap();
+    assert_eq!(built_name, name);
+    let engine = Engine::builder().pipeline(pipeline).start().await.unwrap();
+    wait_until("every record in the file", || ids_in(&out).len() >= 200).await;
+    engine.shutdown().await.unwrap();
+    let ids = ids_in(&out);
+    assert_eq!(ids.len(), 200);
+    assert!(missing(ids.iter().copied(), 200).is_empty());
+    let letters = read_dead_letters(&bootstrap, &dlq, 1);
+    assert_eq!(letters[0].value, "{oops");
+    assert_eq!(letters[0].headers["__connect.errors.offset"], "50");
+
+    // Every key must be understood, and the topics named once.
+    let typo = format!(
+        "{}errors.deadletterqueue.topic.replicaton.factor=1\n",
+        sink_properties(&bootstrap, &name, &topic, &out, &dlq)
+    );
+    let e = registry()
+        .build_sink_pipeline(&connect_core::Properties::parse(&typo).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("replicaton"), "{e}");
+    let both = format!(
+        "{}topics.regex=x.*\n",
+        sink_properties(&bootstrap, &name, &topic, &out, &dlq)
+    );
+    let e = registry()
+        .build_sink_pipeline(&connect_core::Properties::parse(&both).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("topics.regex"), "{e}");
+}

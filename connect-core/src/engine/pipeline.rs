@@ -272,8 +272,13 @@ impl PipelineBuilder {
     }
 
     /// Where failed records go under `errors.tolerance=all`.
-    pub fn dead_letter(mut self, dlq: impl DeadLetterQueue + 'static) -> Self {
-        self.dead_letter = Some(Arc::new(dlq));
+    pub fn dead_letter(self, dlq: impl DeadLetterQueue + 'static) -> Self {
+        self.dead_letter_arc(Arc::new(dlq))
+    }
+
+    /// Where failed records go, already shared.
+    pub fn dead_letter_arc(mut self, dlq: Arc<dyn DeadLetterQueue>) -> Self {
+        self.dead_letter = Some(dlq);
         self
     }
 
@@ -307,7 +312,12 @@ impl PipelineBuilder {
 
     /// Runs a sink connector in-process: `put` per batch, `flush` before each commit.
     pub fn into_connector(self, sink: impl SinkConnector + 'static) -> Pipeline {
-        self.finish(Destination::Connector(Arc::new(sink)))
+        self.into_connector_arc(Arc::new(sink))
+    }
+
+    /// Delivers to an in-process sink connector, already shared.
+    pub fn into_connector_arc(self, sink: Arc<dyn SinkConnector>) -> Pipeline {
+        self.finish(Destination::Connector(sink))
     }
 
     pub(crate) fn finish(self, destination: Destination) -> Pipeline {
