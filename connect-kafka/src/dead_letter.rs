@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use connect_core::{async_trait, DeadLetterQueue, Error, ErrorContext, Record};
-use rdkafka::message::{BorrowedMessage, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Headers, Message, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 
 use crate::config::{KafkaConfig, TopicCreation, BROKER_DEFAULT_REPLICATION};
@@ -30,8 +30,9 @@ struct Inner {
 /// unless [`KafkaDeadLetterQueue::with_replication_factor`] says otherwise).
 ///
 /// Attach it with `dead_letter(..)` on the engine or pipeline builder (transform
-/// failures) and, for the sink runner, on [`crate::KafkaTopics::dead_letter`]
-/// (conversion failures).
+/// failures), on [`crate::KafkaTopics::dead_letter`] (messages the sink runner cannot
+/// convert) and with [`crate::KafkaDestination::with_dead_letter`] (records Kafka refuses
+/// for good or the converters cannot write).
 #[derive(Clone)]
 pub struct KafkaDeadLetterQueue {
     inner: Arc<Inner>,
@@ -91,12 +92,12 @@ impl KafkaDeadLetterQueue {
         &self.inner.topic.topic
     }
 
-    /// Sends a message the sink runner could not convert: its own key, value, headers and
-    /// timestamp, plus the error context. Durable once [`KafkaDeadLetterQueue::flush`]
-    /// returned.
-    pub(crate) async fn send_unconverted(
+    /// Sends a Kafka message as it is (one the sink runner could not convert, or one the
+    /// destination's topic refused): its own key, value, headers and timestamp, plus the
+    /// error context. Returns once the broker acknowledged it.
+    pub(crate) async fn send_as_is<M: Message>(
         &self,
-        message: &BorrowedMessage<'_>,
+        message: &M,
         context: &ErrorContext<'_>,
         error: &Error,
     ) -> Result<(), KafkaError> {
@@ -128,16 +129,15 @@ impl KafkaDeadLetterQueue {
         state.send(out)?;
         state.flush().await
     }
-}
 
-#[async_trait]
-impl DeadLetterQueue for KafkaDeadLetterQueue {
-    async fn send(&self, records: Vec<Record>) -> connect_core::Result<()> {
+    /// Sends records converted with the configured converters (their own headers first);
+    /// returns once the broker acknowledged them.
+    pub(crate) async fn send_records(&self, records: &[Record]) -> Result<(), KafkaError> {
         let state = &self.inner.topic;
         state.ensure_exists().await?;
         {
             let mut buf = self.inner.buffers.lock().unwrap_or_else(|p| p.into_inner());
-            for r in &records {
+            for r in records {
                 let parts = self.inner.encoder.encode_parts(r, &mut buf)?;
                 let mut out = FutureRecord::<[u8], [u8]>::to(&state.topic);
                 if let Some(key) = parts.key {
@@ -155,6 +155,13 @@ impl DeadLetterQueue for KafkaDeadLetterQueue {
                 state.send(out)?;
             }
         }
-        Ok(state.flush().await?)
+        state.flush().await
+    }
+}
+
+#[async_trait]
+impl DeadLetterQueue for KafkaDeadLetterQueue {
+    async fn send(&self, records: Vec<Record>) -> connect_core::Result<()> {
+        Ok(self.send_records(&records).await?)
     }
 }

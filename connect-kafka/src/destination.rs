@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use connect_core::{
-    BoxError, Committer, Converter, EngineBuilder, Error, Header, JsonConverter, Pipeline,
-    PipelineBuilder, Record, Value,
+    BoxError, Committer, Converter, EngineBuilder, Error, ErrorContext, Header, JsonConverter,
+    Pipeline, PipelineBuilder, Record, Value,
 };
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
@@ -20,6 +20,7 @@ use rdkafka::util::IntoOpaque;
 use rdkafka::ClientContext;
 
 use crate::config::KafkaConfig;
+use crate::dead_letter::KafkaDeadLetterQueue;
 use crate::error::KafkaError;
 use crate::topics::{admin_client, ensure_topic, lists_topic};
 
@@ -37,6 +38,9 @@ const DRAIN_AFTER_DROP: Duration = Duration::from_secs(300);
 struct BatchDelivery {
     remaining: AtomicUsize,
     committer: Mutex<Option<Committer>>,
+    /// Where a refused record's dead-letter send runs (delivery reports come on
+    /// librdkafka's thread, which must not block on it).
+    runtime: tokio::runtime::Handle,
 }
 
 impl BatchDelivery {
@@ -62,8 +66,37 @@ impl BatchDelivery {
     }
 }
 
+/// Whether Kafka refused the record itself (not the connection, not the producer's
+/// state): the errors a dead-letter topic takes.
+fn is_record_refusal(error: &ClientError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::MessageBatchTooLarge
+                | RDKafkaErrorCode::InvalidRecord
+        )
+    )
+}
+
+/// The error context of a record the destination could not deliver.
+fn produce_context<'a>(topic: &'a str, stage: &'static str) -> ErrorContext<'a> {
+    ErrorContext {
+        topic,
+        read_at: None,
+        stage,
+        class: "",
+        connector: "",
+        task: 0,
+    }
+}
+
 /// Routes librdkafka's delivery reports to their batches.
-struct DeliveryContext;
+struct DeliveryContext {
+    dead_letter: Option<KafkaDeadLetterQueue>,
+}
 
 impl ClientContext for DeliveryContext {}
 
@@ -73,6 +106,25 @@ impl ProducerContext for DeliveryContext {
     fn delivery(&self, result: &DeliveryResult<'_>, batch: Arc<BatchDelivery>) {
         match result {
             Ok(_) => batch.delivered(),
+            Err((source, message)) if is_record_refusal(source) && self.dead_letter.is_some() => {
+                let dlq = self.dead_letter.clone().expect("checked");
+                let error: Error = KafkaError::Delivery {
+                    topic: message.topic().to_owned(),
+                    partition: message.partition(),
+                    source: source.clone(),
+                }
+                .into();
+                let message = message.detach();
+                let runtime = batch.runtime.clone();
+                runtime.spawn(async move {
+                    let context = produce_context(message.topic(), "KAFKA_PRODUCE");
+                    tracing::warn!(%error, topic = dlq.topic(), "sending a refused record to the dead-letter topic");
+                    match dlq.send_as_is(&message, &context, &error).await {
+                        Ok(()) => batch.delivered(),
+                        Err(e) => batch.failed(e),
+                    }
+                });
+            }
             Err((
                 ClientError::MessageProduction(
                     RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight,
@@ -111,6 +163,7 @@ fn serve_deliveries(producer: Arc<DeliveryProducer>) {
 
 struct Inner {
     producer: Arc<DeliveryProducer>,
+    dead_letter: Option<KafkaDeadLetterQueue>,
     admin: Option<AdminClient<DefaultClientContext>>,
     config: KafkaConfig,
     encoder: RecordEncoder,
@@ -143,11 +196,30 @@ impl KafkaDestination {
     /// A destination for a validated configuration. Connects lazily: an unreachable
     /// broker delays delivery (and holds the source) rather than failing here.
     pub fn new(config: KafkaConfig) -> Result<Self, Error> {
+        Self::build(config, None)
+    }
+
+    /// As [`KafkaDestination::new`], with a dead-letter topic for the records that Kafka
+    /// refuses for good (too large, invalid) and those the converters cannot write:
+    /// they go there, with the `__connect.errors.*` headers (stage `KAFKA_PRODUCE` or
+    /// `VALUE_CONVERTER`), instead of failing the pipeline. The batch is acknowledged
+    /// only once the dead-letter topic acknowledged them; if it refuses them too, the
+    /// pipeline fails.
+    pub fn with_dead_letter(config: KafkaConfig, dlq: KafkaDeadLetterQueue) -> Result<Self, Error> {
+        Self::build(config, Some(dlq))
+    }
+
+    fn build(
+        config: KafkaConfig,
+        dead_letter: Option<KafkaDeadLetterQueue>,
+    ) -> Result<Self, Error> {
         config.validate()?;
         let producer: Arc<DeliveryProducer> = Arc::new(
             config
                 .producer_config()
-                .create_with_context(DeliveryContext)
+                .create_with_context(DeliveryContext {
+                    dead_letter: dead_letter.clone(),
+                })
                 .map_err(|source| KafkaError::Client {
                     client: "producer",
                     source,
@@ -165,6 +237,7 @@ impl KafkaDestination {
         Ok(KafkaDestination {
             inner: Arc::new(Inner {
                 producer,
+                dead_letter,
                 admin,
                 encoder: RecordEncoder::new(&config),
                 config,
@@ -187,6 +260,7 @@ impl KafkaDestination {
         let batch = Arc::new(BatchDelivery {
             remaining: AtomicUsize::new(records.len()),
             committer: Mutex::new(Some(committer)),
+            runtime: tokio::runtime::Handle::current(),
         });
         if let Err(error) = self.queue(&records, &batch).await {
             // Recorded as the pipeline's error before the batch's nack can be.
@@ -204,7 +278,14 @@ impl KafkaDestination {
         self.check_new_topics(records).await?;
         let mut encoded = inner.encoder.buffers();
         for r in records {
-            let mut out = inner.encoder.encode(r, &mut encoded, batch.clone())?;
+            let mut out = match inner.encoder.encode(r, &mut encoded, batch.clone()) {
+                Ok(out) => out,
+                Err(e @ KafkaError::Convert(_)) if inner.dead_letter.is_some() => {
+                    self.to_dead_letter(r, "VALUE_CONVERTER", e, batch).await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             loop {
                 match inner.producer.send(out) {
                     Ok(()) => break,
@@ -213,14 +294,49 @@ impl KafkaDestination {
                         tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
                     }
                     Err((source, _)) => {
-                        return Err(KafkaError::Send {
+                        let error = KafkaError::Send {
                             topic: r.topic.to_string(),
                             source,
-                        })
+                        };
+                        match &error {
+                            KafkaError::Send { source, .. }
+                                if is_record_refusal(source) && inner.dead_letter.is_some() =>
+                            {
+                                self.to_dead_letter(r, "KAFKA_PRODUCE", error, batch)
+                                    .await?;
+                                break;
+                            }
+                            _ => return Err(error),
+                        }
                     }
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Sends one record of `batch` to the dead-letter topic, with the error context, and
+    /// counts it as delivered once the topic acknowledged it.
+    async fn to_dead_letter(
+        &self,
+        record: &Record,
+        stage: &'static str,
+        error: KafkaError,
+        batch: &BatchDelivery,
+    ) -> Result<(), KafkaError> {
+        let dlq = self
+            .inner
+            .dead_letter
+            .as_ref()
+            .expect("checked by the caller");
+        let error: Error = error.into();
+        tracing::warn!(%error, topic = dlq.topic(), "sending a record to the dead-letter topic");
+        let mut failed = record.clone();
+        failed
+            .headers
+            .extend(produce_context(&record.topic, stage).headers(&error));
+        dlq.send_records(std::slice::from_ref(&failed)).await?;
+        batch.delivered();
         Ok(())
     }
 

@@ -24,8 +24,10 @@
 //!   `topic.creation.default.partitions`, `.replication.factor` and any other
 //!   `topic.creation.default.<topic config>` (e.g. `cleanup.policy`).
 //! - A record that cannot be converted, that Kafka refuses for good, or whose topic does
-//!   not exist (and is not created), fails the pipeline with an error naming the topic; nothing is skipped, and the next start resumes from
-//!   the last committed offset.
+//!   not exist (and is not created), fails the pipeline with an error naming the topic;
+//!   nothing is skipped, and the next start resumes from the last committed offset.
+//!   [`KafkaDestination::with_dead_letter`] sends the unconvertible and refused ones to a
+//!   dead-letter topic instead.
 //!
 //! ## Exactly-once ([`KafkaExactlyOnce`], attached with `into_connector`)
 //! A transactional producer writes the records between two engine commits and their

@@ -705,7 +705,7 @@ impl ConsumerLoop {
                 };
                 tracing::warn!(error = %at(), topic = dlq.topic(), "sending a message to the dead-letter topic");
                 self.runtime
-                    .block_on(dlq.send_unconverted(message, &context, &error))?;
+                    .block_on(dlq.send_as_is(message, &context, &error))?;
                 Ok(None)
             }
         }

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use connect_core::testing::SyntheticSource;
 use connect_core::{Engine, Error, MemoryOffsetStore, OffsetStore, SourceOffset, SourcePartition};
-use connect_kafka::{IntoKafka, KafkaConfig, KafkaDestination, KafkaOffsetStore, TopicCreation};
+use connect_kafka::{
+    IntoKafka, KafkaConfig, KafkaDeadLetterQueue, KafkaDestination, KafkaOffsetStore, TopicCreation,
+};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -437,6 +439,106 @@ async fn a_refused_record_fails_the_pipeline_naming_the_topic() {
         offsets.snapshot(&name).is_empty(),
         "no offset committed past an undelivered record"
     );
+}
+
+/// Runs `total` synthetic events, unwrapped to the row, as schemaless JSON into `topic`
+/// through a destination with a dead-letter topic; returns what reached each (every id
+/// exactly once across both) and checks that the offsets reached the end.
+async fn deliver_with_dead_letter(
+    bootstrap: &str,
+    name: &str,
+    total: u64,
+    producer_settings: &[(&str, &str)],
+) -> (Vec<Read>, Vec<common::DeadLetter>) {
+    let topic = format!("{name}.inventory.orders");
+    let json = std::sync::Arc::new(connect_core::JsonConverter::new(false));
+    let config = KafkaConfig::new(bootstrap).with_converters(json.clone(), json);
+    let dlq_topic = format!("{name}.dlq");
+    let dlq = KafkaDeadLetterQueue::new(config.clone(), &dlq_topic).unwrap();
+    let config = producer_settings
+        .iter()
+        .fold(config, |c, (k, v)| c.with_producer(k, v));
+    let source = SyntheticSource::new(name, Some(total)).name_len(10, 4_000);
+    let offsets = MemoryOffsetStore::new();
+    let engine = Engine::builder()
+        .name(name)
+        .source(source.clone())
+        .transform(
+            "unwrap",
+            connect_core::transform::ExtractNewRecordState::new(),
+        )
+        .offsets(offsets.clone())
+        .into_kafka(KafkaDestination::with_dead_letter(config, dlq).unwrap())
+        .start()
+        .await
+        .unwrap();
+    engine.wait().await.unwrap();
+    assert_eq!(committed_seq_in(&offsets, name, &source), total);
+    let delivered = read_topic(bootstrap, &topic, 0);
+    let letters =
+        common::read_dead_letters(bootstrap, &dlq_topic, total as usize - delivered.len());
+    let mut seen = vec![0u32; total as usize + 1];
+    for id in delivered
+        .iter()
+        .map(|r| id_of(r.value.as_deref().unwrap()))
+        .chain(letters.iter().map(|l| id_of(&l.value)))
+    {
+        seen[id as usize] += 1;
+    }
+    let wrong: Vec<usize> = (1..=total as usize)
+        .filter(|&i| seen[i] != 1)
+        .take(10)
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "ids not delivered exactly once: {wrong:?}"
+    );
+    for l in &letters {
+        assert_eq!(l.headers["__connect.errors.stage"], "KAFKA_PRODUCE");
+        assert_eq!(l.headers["__connect.errors.topic"], topic);
+    }
+    (delivered, letters)
+}
+
+/// With a dead-letter topic, records larger than the producer's `message.max.bytes`
+/// go there with the error context, the others to their topic, and the pipeline goes on
+/// to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_records_go_to_the_dead_letter_topic_when_one_is_set() {
+    let bootstrap = bootstrap();
+    let name = unique("refused-dlq");
+    create_topic(&bootstrap, &format!("{name}.inventory.orders"), 1).await;
+    let (delivered, letters) =
+        deliver_with_dead_letter(&bootstrap, &name, 200, &[("message.max.bytes", "2000")]).await;
+    assert!(!delivered.is_empty() && !letters.is_empty());
+    for l in &letters {
+        assert!(l.value.len() > 1_000, "a small record was refused");
+        assert!(
+            l.headers["__connect.errors.exception.message"].contains("too large"),
+            "{:?}",
+            l.headers
+        );
+    }
+}
+
+/// A produce request the broker refuses (injected on librdkafka's mock cluster: tansu
+/// cannot be made to refuse one): its records go to the dead-letter topic from their
+/// delivery reports, and the batch is acknowledged only after that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_the_broker_refuses_go_to_the_dead_letter_topic() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let mock = rdkafka::mocking::MockCluster::new(1).expect("librdkafka's mock cluster");
+    let bootstrap = mock.bootstrap_servers();
+    let name = unique("broker-refused");
+    mock.create_topic(&format!("{name}.inventory.orders"), 1, 1)
+        .unwrap();
+    mock.create_topic(&format!("{name}.dlq"), 1, 1).unwrap();
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE],
+    );
+    let (_, letters) = deliver_with_dead_letter(&bootstrap, &name, 100, &[]).await;
+    assert!(!letters.is_empty(), "the refused request's records");
 }
 
 #[test]

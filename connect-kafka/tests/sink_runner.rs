@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{bootstrap, create_topic, unique, DEADLINE};
+use common::{bootstrap, create_topic, read_dead_letters, unique, DeadLetter, DEADLINE};
 use connect_core::transform::Transform;
 use connect_core::{
     async_trait, Engine, Error, ErrorTolerance, JsonConverter, OffsetMap, Record, SinkConnector,
@@ -18,7 +18,6 @@ use connect_core::{
 use connect_file::{FileSink, FileSinkConfig};
 use connect_kafka::{KafkaConfig, KafkaDeadLetterQueue, KafkaTopics};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::Value as Json;
@@ -359,49 +358,6 @@ impl Transform for Poison {
         }
         Ok(Some(record))
     }
-}
-
-/// A message read from the dead-letter topic: key, value and headers as text.
-struct DeadLetter {
-    value: String,
-    headers: HashMap<String, String>,
-}
-
-fn read_dead_letters(bootstrap: &str, topic: &str, count: usize) -> Vec<DeadLetter> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", unique("dlq-reader"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    let mut out = Vec::new();
-    let deadline = Instant::now() + DEADLINE;
-    while out.len() < count {
-        assert!(
-            Instant::now() < deadline,
-            "{} of {count} dead letters",
-            out.len()
-        );
-        let Some(m) = consumer.poll(Duration::from_millis(100)) else {
-            continue;
-        };
-        let m = m.unwrap();
-        let text = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
-        let headers = m
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|h| (h.key.to_owned(), text(h.value)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        out.push(DeadLetter {
-            value: text(m.payload()),
-            headers,
-        });
-    }
-    out
 }
 
 /// With `errors.tolerance=all` and a dead-letter topic: a message the converter cannot

@@ -2,8 +2,12 @@
 
 #![allow(dead_code)] // each test binary uses its own share
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -48,4 +52,47 @@ pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     for r in results {
         r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
     }
+}
+
+/// A message read from the dead-letter topic: key, value and headers as text.
+pub struct DeadLetter {
+    pub value: String,
+    pub headers: HashMap<String, String>,
+}
+
+pub fn read_dead_letters(bootstrap: &str, topic: &str, count: usize) -> Vec<DeadLetter> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("dlq-reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + DEADLINE;
+    while out.len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {count} dead letters",
+            out.len()
+        );
+        let Some(m) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let m = m.unwrap();
+        let text = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
+        let headers = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key.to_owned(), text(h.value)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(DeadLetter {
+            value: text(m.payload()),
+            headers,
+        });
+    }
+    out
 }
