@@ -227,23 +227,7 @@ impl Registry {
     /// Builds a source pipeline from properties. Every key must be understood.
     pub fn build_pipeline(&self, props: &Properties) -> Result<BuiltPipeline> {
         let root = props.root();
-        for key in IGNORED_KEYS {
-            let _ = root.get(key);
-        }
-        let name = root
-            .get("name")
-            .unwrap_or(crate::engine::DEFAULT_ENGINE_NAME)
-            .to_owned();
-        let class = root.require("connector.class")?;
-        let factory = self.sources.get(class).ok_or_else(|| {
-            Error::config(
-                "connector.class",
-                format!(
-                    "no source connector registered as `{class}`{}",
-                    self.known(&self.sources)
-                ),
-            )
-        })?;
+        let (name, factory) = self.connector(&root, &self.sources, "source")?;
         let (key_converter, value_converter) = (
             converter(&root, "key.converter")?,
             converter(&root, "value.converter")?,
@@ -291,23 +275,7 @@ impl Registry {
     /// name and the pipeline. Every key must be understood.
     pub fn build_sink_pipeline(&self, props: &Properties) -> Result<(String, Pipeline)> {
         let root = props.root();
-        for key in IGNORED_KEYS {
-            let _ = root.get(key);
-        }
-        let name = root
-            .get("name")
-            .unwrap_or(crate::engine::DEFAULT_ENGINE_NAME)
-            .to_owned();
-        let class = root.require("connector.class")?;
-        let sink_factory = self.sinks.get(class).ok_or_else(|| {
-            Error::config(
-                "connector.class",
-                format!(
-                    "no sink connector registered as `{class}`{}",
-                    self.known(&self.sinks)
-                ),
-            )
-        })?;
+        let (name, sink_factory) = self.connector(&root, &self.sinks, "sink")?;
         let runner = self.sources.get(SINK_RUNNER_CLASS).ok_or_else(|| {
             Error::config(
                 "connector.class",
@@ -347,18 +315,8 @@ impl Registry {
     /// Builds a sink connector from properties (its own file, as in Kafka Connect).
     pub fn build_sink(&self, props: &Properties) -> Result<Arc<dyn SinkConnector>> {
         let root = props.root();
-        let _ = root.get("name");
         let _ = root.get("tasks.max");
-        let class = root.require("connector.class")?;
-        let factory = self.sinks.get(class).ok_or_else(|| {
-            Error::config(
-                "connector.class",
-                format!(
-                    "no sink connector registered as `{class}`{}",
-                    self.known(&self.sinks)
-                ),
-            )
-        })?;
+        let (_, factory) = self.connector(&root, &self.sinks, "sink")?;
         let ctx = FactoryContext {
             props: root.clone(),
             key_converter: converter(&root, "key.converter")?,
@@ -422,6 +380,34 @@ impl Registry {
 
     fn registered<T>(&self, map: &HashMap<String, T>) -> String {
         sorted_names(map).iter().map(|n| format!(", {n}")).collect()
+    }
+
+    /// Reads the keys every connector file has (`name`, `connector.class`, the ignored
+    /// ones) and finds the `kind` factory `connector.class` names.
+    fn connector<'m, T>(
+        &self,
+        root: &Scope<'_>,
+        factories: &'m HashMap<String, T>,
+        kind: &str,
+    ) -> Result<(String, &'m T)> {
+        for key in IGNORED_KEYS {
+            let _ = root.get(key);
+        }
+        let name = root
+            .get("name")
+            .unwrap_or(crate::engine::DEFAULT_ENGINE_NAME)
+            .to_owned();
+        let class = root.require("connector.class")?;
+        let factory = factories.get(class).ok_or_else(|| {
+            Error::config(
+                "connector.class",
+                format!(
+                    "no {kind} connector registered as `{class}`{}",
+                    self.known(factories)
+                ),
+            )
+        })?;
+        Ok((name, factory))
     }
 
     fn known<T>(&self, map: &HashMap<String, T>) -> String {

@@ -139,20 +139,14 @@ impl KafkaDeadLetterQueue {
             let mut buf = self.inner.buffers.lock().unwrap_or_else(|p| p.into_inner());
             for r in records {
                 let parts = self.inner.encoder.encode_parts(r, &mut buf)?;
-                let mut out = FutureRecord::<[u8], [u8]>::to(&state.topic);
-                if let Some(key) = parts.key {
-                    out = out.key(key);
-                }
-                if let Some(value) = parts.value {
-                    out = out.payload(value);
-                }
-                if let Some(h) = parts.headers {
-                    out = out.headers(h);
-                }
-                if let Some(ts) = r.timestamp_ms {
-                    out = out.timestamp(ts);
-                }
-                state.send(out)?;
+                state.send(FutureRecord::<[u8], [u8]> {
+                    topic: &state.topic,
+                    partition: None,
+                    key: parts.key,
+                    payload: parts.value,
+                    timestamp: r.timestamp_ms,
+                    headers: parts.headers,
+                })?;
             }
         }
         state.flush().await

@@ -53,6 +53,24 @@ async fn produce(bootstrap: &str, topic: &str, ids: std::ops::RangeInclusive<i64
     }
 }
 
+/// Produces one message with key `1` and this payload to `partition`.
+async fn produce_raw(bootstrap: &str, topic: &str, partition: i32, payload: &str) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    producer
+        .send(
+            FutureRecord::to(topic)
+                .partition(partition)
+                .key("1")
+                .payload(payload),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+}
+
 /// The ids in a sink file (one `{"id":..}` per line), complete lines only.
 fn ids_in(file: &Path) -> Vec<i64> {
     let Ok(text) = std::fs::read_to_string(file) else {
@@ -372,20 +390,7 @@ async fn failed_records_go_to_the_dead_letter_topic_with_their_position() {
     create_topic(&bootstrap, &topic, PARTITIONS).await;
     produce(&bootstrap, &topic, 1..=50).await;
     // Offset 12 of partition 3 (ids 3, 7, .. 47 are offsets 0..=11 there).
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .unwrap();
-    producer
-        .send(
-            FutureRecord::to(&topic)
-                .partition(3)
-                .key("999")
-                .payload("{not json"),
-            Duration::from_secs(30),
-        )
-        .await
-        .unwrap();
+    produce_raw(&bootstrap, &topic, 3, "{not json").await;
     produce(&bootstrap, &topic, 51..=100).await;
 
     let dlq_topic = format!("{name}.dlq");
@@ -439,18 +444,8 @@ async fn an_unreadable_message_fails_the_pipeline_naming_its_position() {
     let name = unique("sink-bad");
     let topic = format!("{name}.orders");
     create_topic(&bootstrap, &topic, 1).await;
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .unwrap();
     for payload in ["{\"id\":1}", "{\"id\":2}", "\u{1}binary"] {
-        producer
-            .send(
-                FutureRecord::to(&topic).key("1").payload(payload),
-                Duration::from_secs(30),
-            )
-            .await
-            .unwrap();
+        produce_raw(&bootstrap, &topic, 0, payload).await;
     }
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::builder()
@@ -635,20 +630,7 @@ async fn a_sink_runs_from_kafka_connect_properties() {
     let topic = format!("{name}.orders");
     create_topic(&bootstrap, &topic, PARTITIONS).await;
     produce(&bootstrap, &topic, 1..=200).await;
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .unwrap();
-    producer
-        .send(
-            FutureRecord::to(&topic)
-                .partition(0)
-                .key("0")
-                .payload("{oops"),
-            Duration::from_secs(30),
-        )
-        .await
-        .unwrap();
+    produce_raw(&bootstrap, &topic, 0, "{oops").await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sink.out");
     let dlq = format!("{name}.dlq");
