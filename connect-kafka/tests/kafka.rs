@@ -3,7 +3,7 @@
 //! outage test runs its own tansu so that stopping it disturbs no other test.
 
 use std::collections::{BTreeMap, HashMap};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use connect_core::testing::SyntheticSource;
@@ -19,7 +19,7 @@ use serde_json::Value as Json;
 
 mod common;
 
-use common::{bootstrap, create_topic, unique, DEADLINE};
+use common::{bootstrap, create_topic, unique, PrivateBroker, DEADLINE};
 
 /// A message read back: partition, offset, key and value as text.
 #[derive(Debug, Clone)]
@@ -252,80 +252,6 @@ async fn partitions_keys_as_the_java_client_does() {
             (hash & 0x7fff_ffff) % partitions,
             "partition of key {key}"
         );
-    }
-}
-
-/// A tansu of this test's own on a free port (memory storage), so that stopping it
-/// disturbs no other test. Killed on drop.
-struct PrivateBroker {
-    child: Child,
-    bootstrap: String,
-}
-
-impl PrivateBroker {
-    fn start() -> PrivateBroker {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(tansu_binary())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tansu starts (scripts/services.sh installs it)");
-        let bootstrap = format!("127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(&bootstrap).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "tansu did not listen on {bootstrap}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        PrivateBroker { child, bootstrap }
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill {signal} the broker");
-    }
-}
-
-impl Drop for PrivateBroker {
-    fn drop(&mut self) {
-        self.signal("-CONT");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn tansu_binary() -> std::path::PathBuf {
-    if let Ok(path) = std::env::var("CONNECT_TANSU") {
-        return path.into();
-    }
-    let home = std::env::var("CARGO_HOME")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| {
-            std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo")
-        });
-    let installed = home.join("bin/tansu");
-    if installed.exists() {
-        installed
-    } else {
-        "tansu".into()
     }
 }
 

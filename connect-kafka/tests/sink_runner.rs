@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{bootstrap, create_topic, read_dead_letters, unique, DeadLetter, DEADLINE};
+use common::{
+    bootstrap, create_topic, read_dead_letters, unique, DeadLetter, PrivateBroker, DEADLINE,
+};
 use connect_core::transform::Transform;
 use connect_core::{
     async_trait, Engine, Error, ErrorTolerance, JsonConverter, OffsetMap, Record, SinkConnector,
@@ -751,5 +753,59 @@ async fn stored_offsets_ahead_of_the_group_win_and_tasks_share_the_partitions() 
         (0..PARTITIONS)
             .map(|p| (p, 100))
             .collect::<BTreeMap<_, _>>()
+    );
+}
+
+/// A broker outage (SIGSTOP for 4 s, several request timeouts long) while the sink runner
+/// is reading: it goes on afterwards, and the sink ends with every record in partition
+/// order (repeats only of what was not committed). On a tansu of the test's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sink_runner_goes_on_through_a_broker_outage() {
+    let broker = PrivateBroker::start();
+    let bootstrap = broker.bootstrap.clone();
+    let topic = unique("sink-outage");
+    create_topic(&bootstrap, &topic, PARTITIONS).await;
+    produce(&bootstrap, &topic, 1..=40_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sink.out");
+    let kafka = config(&bootstrap)
+        .with_consumer("socket.timeout.ms", "1000")
+        .with_consumer("fetch.wait.max.ms", "100");
+    let engine = Engine::builder()
+        .name(&topic)
+        .source(KafkaTopics::new(kafka, [topic.clone()]))
+        .commit_policy(connect_core::CommitPolicy::periodic(Duration::from_millis(
+            100,
+        )))
+        .into_connector(file_sink(&out))
+        .start()
+        .await
+        .unwrap();
+    wait_until("records before the outage", || !ids_in(&out).is_empty()).await;
+    broker.signal("-STOP");
+    let at_stop = ids_in(&out).len();
+    // The outage itself, not a wait for a condition: requests time out and are retried.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    broker.signal("-CONT");
+    produce(&bootstrap, &topic, 40_001..=41_000).await;
+    wait_until("every record after the outage", || {
+        missing(ids_in(&out), 41_000).is_empty()
+    })
+    .await;
+    let report = engine
+        .shutdown()
+        .await
+        .expect("the pipeline survives the outage");
+    assert!(report.drained() && report.committed(), "{report:?}");
+    let ids = ids_in(&out);
+    assert_partition_order(&ids);
+    eprintln!(
+        "{at_stop} records in the sink when the broker stopped, {} at the end ({} repeats)",
+        ids.len(),
+        ids.len() - 41_000
+    );
+    assert!(
+        at_stop < 40_000,
+        "the outage came after the backlog was read"
     );
 }
