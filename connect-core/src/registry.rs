@@ -239,17 +239,8 @@ impl Registry {
             value_converter: value_converter.clone(),
             history,
         };
-        let source = factory(&ctx)?;
-        let settings = settings(&root)?;
-        settings.validate()?;
-        let chain = self.chain(&root)?;
-        let store = self.offset_store(&root)?;
+        let pipeline = self.assemble(&root, &name, factory(&ctx)?)?;
         props.reject_unused()?;
-        let pipeline = PipelineBuilder::new(&name)
-            .source_arc(source)
-            .transforms(chain)
-            .offsets_arc(store)
-            .settings(settings);
         Ok(BuiltPipeline {
             name,
             pipeline,
@@ -288,17 +279,8 @@ impl Registry {
             value_converter: converter(&root, "value.converter")?,
             history: Arc::new(MemorySchemaHistory::new()),
         };
-        let source = runner(&ctx)?;
+        let mut pipeline = self.assemble(&root, &name, runner(&ctx)?)?;
         let sink = sink_factory(&ctx)?;
-        let settings = settings(&root)?;
-        settings.validate()?;
-        let chain = self.chain(&root)?;
-        let store = self.offset_store(&root)?;
-        let mut pipeline = PipelineBuilder::new(&name)
-            .source_arc(source)
-            .transforms(chain)
-            .offsets_arc(store)
-            .settings(settings);
         if root.get("errors.deadletterqueue.topic.name").is_some() {
             let factory = self.dead_letter.as_ref().ok_or_else(|| {
                 Error::config(
@@ -380,6 +362,22 @@ impl Registry {
 
     fn registered<T>(&self, map: &HashMap<String, T>) -> String {
         sorted_names(map).iter().map(|n| format!(", {n}")).collect()
+    }
+
+    /// The pipeline around `source`: limits and policies, transforms, offset store.
+    fn assemble(
+        &self,
+        root: &Scope<'_>,
+        name: &str,
+        source: Arc<dyn SourceConnector>,
+    ) -> Result<PipelineBuilder> {
+        let settings = settings(root)?;
+        settings.validate()?;
+        Ok(PipelineBuilder::new(name)
+            .source_arc(source)
+            .transforms(self.chain(root)?)
+            .offsets_arc(self.offset_store(root)?)
+            .settings(settings))
     }
 
     /// Reads the keys every connector file has (`name`, `connector.class`, the ignored

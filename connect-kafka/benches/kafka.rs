@@ -216,6 +216,14 @@ fn converted(topic: &str, events: u64) -> Vec<(Vec<u8>, Vec<u8>)> {
         .collect()
 }
 
+/// Prints both rates and their ratio.
+fn print_ratio(events: u64, bare: (&str, Duration), ours: (&str, Duration), note: &str) {
+    let (bare_rate, ours_rate) = (rate(events, bare.1), rate(events, ours.1));
+    println!("{:<44} {bare_rate:>9.0} events/s", format!("{}:", bare.0));
+    println!("{:<44} {ours_rate:>9.0} events/s", format!("{}:", ours.0));
+    println!("ratio ours / bare: {:.2} ({note})", ours_rate / bare_rate);
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     if !std::env::args().any(|a| a == "--bench") {
@@ -250,12 +258,11 @@ async fn main() {
     let ours_time = best_of(|| ours(&bootstrap, events))
         .await
         .expect("the engine runs");
-    let (ours_rate, bare_rate) = (rate(events, ours_time), rate(events, bare_time));
-    println!("bare rdkafka producer (pre-converted bytes): {bare_rate:>9.0} events/s");
-    println!("engine → JSON → KafkaDestination:           {ours_rate:>9.0} events/s");
-    println!(
-        "ratio ours / bare: {:.2} (aim >= 0.8)",
-        ours_rate / bare_rate
+    print_ratio(
+        events,
+        ("bare rdkafka producer (pre-converted bytes)", bare_time),
+        ("engine → JSON → KafkaDestination", ours_time),
+        "aim >= 0.8",
     );
 
     let topic = written
@@ -276,12 +283,11 @@ async fn main() {
     let ours_read = best_of(|| ours_reading(&bootstrap, &topic, events))
         .await
         .expect("the sink runner runs");
-    let (ours_rate, bare_rate) = (rate(events, ours_read), rate(events, bare_read));
-    println!("bare rdkafka consumer + JSON converter:     {bare_rate:>9.0} events/s");
-    println!("KafkaTopics → engine → callback:            {ours_rate:>9.0} events/s");
-    println!(
-        "ratio ours / bare: {:.2} (sink runner)",
-        ours_rate / bare_rate
+    print_ratio(
+        events,
+        ("bare rdkafka consumer + JSON converter", bare_read),
+        ("KafkaTopics → engine → callback", ours_read),
+        "sink runner",
     );
     print_peak_rss([]);
 }

@@ -294,20 +294,17 @@ impl KafkaDestination {
                         tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
                     }
                     Err((source, _)) => {
+                        let refused = is_record_refusal(&source);
                         let error = KafkaError::Send {
                             topic: r.topic.to_string(),
                             source,
                         };
-                        match &error {
-                            KafkaError::Send { source, .. }
-                                if is_record_refusal(source) && inner.dead_letter.is_some() =>
-                            {
-                                self.to_dead_letter(r, "KAFKA_PRODUCE", error, batch)
-                                    .await?;
-                                break;
-                            }
-                            _ => return Err(error),
+                        if !(refused && inner.dead_letter.is_some()) {
+                            return Err(error);
                         }
+                        self.to_dead_letter(r, "KAFKA_PRODUCE", error, batch)
+                            .await?;
+                        break;
                     }
                 }
             }

@@ -440,7 +440,7 @@ impl GroupContext {
                 self.wait_until_durable(&awaited);
             }
             let offsets = self.committed.borrow().clone();
-            let commit = durable_advances(&self.partitions, &offsets, revoked.iter().copied());
+            let commit = durable_advances(&self.partitions, &offsets, |i, _| revoked.contains(&i));
             if commit.count() > 0 {
                 if let Err(e) = consumer.commit(&commit, CommitMode::Sync) {
                     tracing::warn!(error = %e, "cannot commit the revoked partitions' offsets; their next owner re-reads from the previous commit");
@@ -495,17 +495,19 @@ impl GroupContext {
     }
 }
 
-/// The engine's committed offsets of these slots that are ahead of the group's, recorded
-/// as committed.
+/// The engine's committed offsets of the chosen slots that are ahead of the group's,
+/// recorded as committed.
 fn durable_advances(
     partitions: &Mutex<Partitions>,
     offsets: &OffsetMap,
-    slots: impl Iterator<Item = usize>,
+    chosen: impl Fn(usize, &Slot) -> bool,
 ) -> TopicPartitionList {
     let mut tpl = TopicPartitionList::new();
     let mut parts = lock(partitions);
-    for i in slots {
-        let slot = &mut parts.slots[i];
+    for (i, slot) in parts.slots.iter_mut().enumerate() {
+        if !chosen(i, slot) {
+            continue;
+        }
         if let Some(o) = offset_in(offsets, &slot.source).filter(|&o| o > slot.committed) {
             if tpl
                 .add_partition_offset(&slot.topic, slot.partition, Offset::Offset(o))
@@ -731,14 +733,7 @@ impl ConsumerLoop {
             return;
         }
         let offsets = self.committed.borrow_and_update().clone();
-        let assigned: Vec<usize> = lock(&self.partitions)
-            .slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.epoch.is_some())
-            .map(|(i, _)| i)
-            .collect();
-        let tpl = durable_advances(&self.partitions, &offsets, assigned.into_iter());
+        let tpl = durable_advances(&self.partitions, &offsets, |_, slot| slot.epoch.is_some());
         if tpl.count() > 0 {
             if let Err(e) = self.consumer.commit(&tpl, mode) {
                 tracing::warn!(error = %e, "cannot commit consumer offsets; a restart re-reads from the previous commit");

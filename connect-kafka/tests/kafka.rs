@@ -335,6 +335,25 @@ async fn keeps_order_and_loses_nothing_through_a_broker_outage() {
     assert_every_id_once_in_order(&reads, total as i64);
 }
 
+/// Runs `source` into Kafka until the pipeline fails; its error and offsets.
+async fn failure_into_kafka(
+    name: &str,
+    source: impl connect_core::SourceConnector + 'static,
+    config: KafkaConfig,
+) -> (Error, MemoryOffsetStore) {
+    let offsets = MemoryOffsetStore::new();
+    let engine = Engine::builder()
+        .name(name)
+        .source(source)
+        .offsets(offsets.clone())
+        .into_kafka(KafkaDestination::new(config).unwrap())
+        .start()
+        .await
+        .unwrap();
+    let error = engine.wait().await.expect_err("the pipeline fails");
+    (error, offsets)
+}
+
 /// A record larger than `message.max.bytes` fails the pipeline with an error naming the
 /// topic, and the offsets stay before it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -345,16 +364,7 @@ async fn a_refused_record_fails_the_pipeline_naming_the_topic() {
     create_topic(&bootstrap, &topic, 1).await;
     let source = SyntheticSource::new(&name, Some(10)).name_len(5_000, 5_000);
     let config = KafkaConfig::new(&bootstrap).with_producer("message.max.bytes", "2000");
-    let offsets = MemoryOffsetStore::new();
-    let engine = Engine::builder()
-        .name(&name)
-        .source(source.clone())
-        .offsets(offsets.clone())
-        .into_kafka(KafkaDestination::new(config).unwrap())
-        .start()
-        .await
-        .unwrap();
-    let error = engine.wait().await.expect_err("the pipeline fails");
+    let (error, offsets) = failure_into_kafka(&name, source, config).await;
     let text = error.to_string();
     assert!(
         text.contains(&topic) && text.contains("too large"),
@@ -1141,16 +1151,8 @@ async fn a_missing_topic_fails_the_pipeline_naming_it() {
     let string = std::sync::Arc::new(connect_core::StringConverter);
     let config = KafkaConfig::new(&bootstrap).with_converters(string.clone(), string);
     let name = unique("missing-pipeline");
-    let offsets = MemoryOffsetStore::new();
-    let engine = Engine::builder()
-        .name(&name)
-        .source(connect_core::testing::FixedSource::new(records))
-        .offsets(offsets.clone())
-        .into_kafka(KafkaDestination::new(config).unwrap())
-        .start()
-        .await
-        .unwrap();
-    let error = engine.wait().await.expect_err("the pipeline fails");
+    let source = connect_core::testing::FixedSource::new(records);
+    let (error, offsets) = failure_into_kafka(&name, source, config).await;
     let text = error.to_string();
     assert!(
         text.contains(&format!("topic `{topic}` does not exist"))
