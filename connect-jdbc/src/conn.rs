@@ -153,7 +153,9 @@ impl ConnectionConfig {
             }
             // Timestamps without zone are UTC, as Kafka Connect's are.
             config.options("-c TimeZone=UTC -c extra_float_digits=3");
-            config.application_name("connect-jdbc");
+            if config.get_application_name().is_none() {
+                config.application_name("connect-jdbc");
+            }
             return Ok(Target::Postgres(Box::new(config)));
         }
         for scheme in ["mysql://", "mariadb://"] {

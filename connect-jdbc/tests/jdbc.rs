@@ -513,3 +513,295 @@ fn bad_configuration_names_the_key() {
     let e = JdbcSinkConfig::from_props(&props.root()).unwrap_err();
     assert!(e.to_string().contains("insert.mode"), "{e}");
 }
+
+/// Ends the sink's connection from the server side, as a server restart or a network
+/// failure would.
+async fn kill_sink_connection(db: &mut Db, pg_application: &str) {
+    let sql = match db.dialect {
+        "postgresql" => format!(
+            "SELECT pg_terminate_backend(pid)::text FROM pg_stat_activity WHERE application_name = '{pg_application}'"
+        ),
+        _ => {
+            let database = db.url.rsplit('/').next().unwrap().to_owned();
+            let ids = db
+                .rows(&format!(
+                    "SELECT CAST(ID AS CHAR) FROM information_schema.PROCESSLIST \
+                     WHERE DB = '{database}' AND ID <> CONNECTION_ID()"
+                ))
+                .await;
+            assert_eq!(ids.len(), 1, "one sink connection to kill");
+            for id in ids {
+                db.admin
+                    .execute(&format!("KILL {}", id[0].as_deref().unwrap()))
+                    .await
+                    .unwrap();
+            }
+            return;
+        }
+    };
+    let killed = db.rows(&sql).await;
+    assert_eq!(killed.len(), 1, "one sink connection to kill");
+}
+
+#[tokio::test]
+async fn a_lost_connection_mid_transaction_is_reopened_and_the_transaction_written_again() {
+    for dialect in ["postgresql", "mysql"] {
+        let mut db = Db::new(dialect).await;
+        let application = unique("sink");
+        let url = if dialect == "postgresql" {
+            format!("{}?application_name={application}", db.url)
+        } else {
+            db.url.clone()
+        };
+        let config = JdbcSinkConfig::new(ConnectionConfig::new(url))
+            .with_table_name_format(format!("{}${{topic}}", db.qualifier))
+            .with_offsets_table(format!("{}connect_offsets", db.qualifier))
+            .with_auto_create(true, false)
+            .with_event_id_column("event_id");
+        let mut sink = task(config, "p").await;
+        sink.put(&[plain("t", 1, "a")]).await.unwrap();
+        sink.flush(&offsets(1)).await.unwrap();
+        sink.put(&[plain("t", 2, "b"), plain("t", 3, "c")])
+            .await
+            .unwrap();
+        kill_sink_connection(&mut db, &application).await;
+        let batch = [plain("t", 4, "d")];
+        // The engine retries a retryable put with the same records, as here.
+        let e = sink.put(&batch).await.unwrap_err();
+        assert!(e.is_retryable(), "{dialect}: {e}");
+        sink.put(&batch).await.unwrap();
+        sink.flush(&offsets(4)).await.unwrap();
+        assert_eq!(db.count("t").await, 4, "{dialect}: every row once");
+        let distinct = format!(
+            "SELECT {} FROM {}",
+            db.text("COUNT(DISTINCT event_id)"),
+            db.table("t")
+        );
+        assert_eq!(
+            db.scalar(&distinct).await.as_deref(),
+            Some("4"),
+            "{dialect}"
+        );
+        assert_eq!(
+            sink.committed_offsets().await.unwrap(),
+            Some(offsets(4)),
+            "{dialect}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn kafka_coordinates_key_the_rows() {
+    for dialect in DIALECTS {
+        let mut db = Db::new(dialect).await;
+        let config = db
+            .config()
+            .with_pk(PkMode::Kafka, &[])
+            .with_insert_mode(InsertMode::Upsert)
+            .with_auto_create(true, false);
+        let mut sink = task(config, "p").await;
+        let at = |offset: i64, name: &str| {
+            let mut r = plain("k", offset as i32, name);
+            r.partition = Some(2);
+            r.kafka_offset = Some(offset);
+            r
+        };
+        sink.put(&[at(10, "a"), at(11, "b"), at(10, "a again")])
+            .await
+            .unwrap();
+        sink.flush(&offsets(1)).await.unwrap();
+        let sql = format!(
+            "SELECT {}, {}, {}, name FROM {} ORDER BY __connect_offset",
+            db.text("__connect_topic"),
+            db.text("__connect_partition"),
+            db.text("__connect_offset"),
+            db.table("k")
+        );
+        let rows: Vec<Vec<Option<String>>> = db.rows(&sql).await;
+        let s = |v: &str| Some(v.to_owned());
+        assert_eq!(
+            rows,
+            [
+                vec![s("k"), s("2"), s("10"), s("a again")],
+                vec![s("k"), s("2"), s("11"), s("b")]
+            ],
+            "{dialect}"
+        );
+        let e = sink
+            .put(&[plain("k", 1, "not from kafka")])
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pk.mode=kafka"), "{dialect}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn every_connect_and_debezium_type_keeps_its_value() {
+    use connect_core::schema::logical;
+    let named = |ty: SchemaType, name: &str| Schema::builder(ty).name(name).build();
+    let fields: Vec<(&str, Arc<Schema>, Value, [&str; 3])> = vec![
+        (
+            "c_bool",
+            Schema::required(SchemaType::Boolean),
+            Value::Boolean(true),
+            ["1", "true", "1"],
+        ),
+        (
+            "c_i8",
+            Schema::required(SchemaType::Int8),
+            Value::Int8(-7),
+            ["-7"; 3],
+        ),
+        (
+            "c_i16",
+            Schema::required(SchemaType::Int16),
+            Value::Int16(300),
+            ["300"; 3],
+        ),
+        (
+            "c_i32",
+            Schema::required(SchemaType::Int32),
+            Value::Int32(-70_000),
+            ["-70000"; 3],
+        ),
+        (
+            "c_i64",
+            Schema::required(SchemaType::Int64),
+            Value::Int64(9_007_199_254_740_993),
+            ["9007199254740993"; 3],
+        ),
+        (
+            "c_f32",
+            Schema::required(SchemaType::Float32),
+            Value::Float32(1.5),
+            ["1.5"; 3],
+        ),
+        (
+            "c_f64",
+            Schema::required(SchemaType::Float64),
+            Value::Float64(0.1),
+            ["0.1"; 3],
+        ),
+        (
+            "c_text",
+            Schema::required(SchemaType::String),
+            Value::from("héllo ☃ 'q'"),
+            ["héllo ☃ 'q'"; 3],
+        ),
+        (
+            "c_dec",
+            Schema::builder(SchemaType::Bytes)
+                .name(logical::DECIMAL)
+                .parameter("scale", "3")
+                .build(),
+            Value::decimal(12_345_678_901_234_567_890_123),
+            ["12345678901234567890.123"; 3],
+        ),
+        (
+            "c_date",
+            named(SchemaType::Int32, logical::DATE),
+            Value::Int32(19_782),
+            ["2024-02-29"; 3],
+        ),
+        (
+            "c_time",
+            named(SchemaType::Int32, logical::TIME),
+            Value::Int32(3_723_004),
+            ["01:02:03.004000", "01:02:03.004", "01:02:03.004"],
+        ),
+        (
+            "c_mtime",
+            named(SchemaType::Int64, "io.debezium.time.MicroTime"),
+            Value::Int64(3_723_000_004),
+            ["01:02:03.000004"; 3],
+        ),
+        (
+            "c_ts",
+            named(SchemaType::Int64, logical::TIMESTAMP),
+            Value::Int64(1_709_210_096_789),
+            [
+                "2024-02-29 12:34:56.789000",
+                "2024-02-29 12:34:56.789",
+                "2024-02-29 12:34:56.789",
+            ],
+        ),
+        (
+            "c_mts",
+            named(SchemaType::Int64, "io.debezium.time.MicroTimestamp"),
+            Value::Int64(1_709_210_096_789_012),
+            ["2024-02-29 12:34:56.789012"; 3],
+        ),
+        (
+            "c_nts",
+            named(SchemaType::Int64, "io.debezium.time.NanoTimestamp"),
+            Value::Int64(1_709_210_096_789_012_345),
+            ["2024-02-29 12:34:56.789012"; 3],
+        ),
+        (
+            "c_zts",
+            named(SchemaType::String, "io.debezium.time.ZonedTimestamp"),
+            Value::from("2024-02-29T12:34:56.789012Z"),
+            [
+                "2024-02-29T12:34:56.789012Z",
+                "2024-02-29 12:34:56.789012+00",
+                "2024-02-29 12:34:56.789012",
+            ],
+        ),
+        (
+            "c_json",
+            named(SchemaType::String, "io.debezium.data.Json"),
+            Value::from(r#"{"a": [1, 2]}"#),
+            [r#"{"a": [1, 2]}"#; 3],
+        ),
+        (
+            "c_uuid",
+            named(SchemaType::String, "io.debezium.data.Uuid"),
+            Value::from("f81d4fae-7dec-11d0-a765-00a0c91e6bf6"),
+            ["f81d4fae-7dec-11d0-a765-00a0c91e6bf6"; 3],
+        ),
+    ];
+    let mut builder = Schema::struct_builder()
+        .optional()
+        .field("c_bytes", Schema::required(SchemaType::Bytes));
+    for (name, schema, _, _) in &fields {
+        builder = builder.field(*name, schema.clone());
+    }
+    let schema = builder
+        .field("c_null", Schema::optional(SchemaType::String))
+        .build();
+    let mut values = vec![Value::Bytes(bytes::Bytes::from_static(&[0, 1, 255]))];
+    values.extend(fields.iter().map(|f| f.2.clone()));
+    values.push(Value::Null);
+    let record = Record::new(
+        Arc::from("types"),
+        Some(schema.clone()),
+        Value::Struct(Struct::new(schema, values).unwrap()),
+    );
+    for (d, dialect) in DIALECTS.into_iter().enumerate() {
+        let mut db = Db::new(dialect).await;
+        let mut sink = task(db.config().with_auto_create(true, false), "p").await;
+        sink.put(std::slice::from_ref(&record)).await.unwrap();
+        sink.flush(&offsets(1)).await.unwrap();
+        let hex = match dialect {
+            "postgresql" => "encode(c_bytes, 'hex')",
+            _ => "LOWER(HEX(c_bytes))",
+        };
+        let columns: Vec<String> = fields.iter().map(|f| db.text(f.0)).collect();
+        let sql = format!(
+            "SELECT {hex}, {}, c_null FROM {}",
+            columns.join(", "),
+            db.table("types")
+        );
+        let row = db.rows(&sql).await.remove(0);
+        assert_eq!(row[0].as_deref(), Some("0001ff"), "{dialect}: c_bytes");
+        for (i, (name, _, _, expected)) in fields.iter().enumerate() {
+            assert_eq!(
+                row[i + 1].as_deref(),
+                Some(expected[d]),
+                "{dialect}: {name}"
+            );
+        }
+        assert_eq!(row.last().unwrap(), &None, "{dialect}: c_null");
+    }
+}
