@@ -60,15 +60,16 @@ mod conn;
 mod dialect;
 mod error;
 mod sink;
+mod store;
 mod value;
 
 pub use conn::{Connection, ConnectionConfig, DbError, TextRows};
 pub use dialect::{Column, Dialect, MySql, Postgres, Sqlite, TableName, WriteOp, WritePlan};
 pub use error::JdbcError;
 pub use sink::{
-    InsertMode, JdbcSink, JdbcSinkConfig, PkMode, DEFAULT_BATCH_SIZE, DEFAULT_OFFSETS_TABLE,
-    DEFAULT_TABLE_NAME_FORMAT,
+    InsertMode, JdbcSink, JdbcSinkConfig, PkMode, DEFAULT_BATCH_SIZE, DEFAULT_TABLE_NAME_FORMAT,
 };
+pub use store::{SqlOffsetStore, SqlSchemaHistory, DEFAULT_HISTORY_TABLE, DEFAULT_OFFSETS_TABLE};
 pub use value::{SqlKind, SqlValue, TimeUnit};
 
 use std::sync::Arc;
@@ -79,10 +80,22 @@ use connect_core::{Registry, SinkConnector};
 /// Confluent's class name of the JDBC sink, accepted as `connector.class`.
 pub const SINK_CLASS: &str = "io.confluent.connect.jdbc.JdbcSinkConnector";
 
-/// Registers the JDBC sink under Confluent's class name.
+/// Debezium's class name of the JDBC offset store, accepted as `offset.storage`.
+pub const OFFSET_STORE_CLASS: &str = "io.debezium.storage.jdbc.offset.JdbcOffsetBackingStore";
+/// Debezium's class name of the JDBC schema history, accepted as `schema.history.internal`.
+pub const SCHEMA_HISTORY_CLASS: &str = "io.debezium.storage.jdbc.history.JdbcSchemaHistory";
+
+/// Registers the JDBC sink under Confluent's class name, and the SQL offset store and
+/// schema history under Debezium's.
 pub fn register(registry: &mut Registry) {
     registry.register_sink(SINK_CLASS, |ctx: &FactoryContext<'_>| {
         let config = JdbcSinkConfig::from_props(&ctx.props)?;
         Ok(Arc::new(JdbcSink::new(config)?) as Arc<dyn SinkConnector>)
+    });
+    registry.register_offset_store(OFFSET_STORE_CLASS, |props| {
+        Ok(Arc::new(SqlOffsetStore::from_props(props)?))
+    });
+    registry.register_schema_history(SCHEMA_HISTORY_CLASS, |props| {
+        Ok(Arc::new(SqlSchemaHistory::from_props(props)?))
     });
 }

@@ -8,20 +8,19 @@ use connect_core::envelope::Op;
 use connect_core::properties::Scope;
 use connect_core::{
     async_trait, ChangeEvent, CommitRequest, Error, OffsetMap, Record, Schema, SinkConnector,
-    SinkTask, SourceOffset, SourcePartition, Struct, Task, TaskConfig, TaskContext, Value,
+    SinkTask, Struct, Task, TaskConfig, TaskContext, Value,
 };
 
 use crate::conn::{Connection, ConnectionConfig};
 use crate::dialect::{Column, Dialect, TableName, WriteOp, WritePlan};
 use crate::error::JdbcError;
+use crate::store::{OffsetsTable, DEFAULT_OFFSETS_TABLE};
 use crate::value::{SqlKind, SqlValue};
 
 /// Default `batch.size`: rows per statement at most (Kafka Connect's JDBC sink default).
 pub const DEFAULT_BATCH_SIZE: usize = 3000;
 /// Default `table.name.format`.
 pub const DEFAULT_TABLE_NAME_FORMAT: &str = "${topic}";
-/// Default `offsets.table.name`: where the sink keeps the source offsets of its rows.
-pub const DEFAULT_OFFSETS_TABLE: &str = "connect_offsets";
 /// Records held for a replay (after a lost connection) beyond which the sink asks the
 /// engine to commit early, bounding memory and transaction length.
 const PENDING_COMMIT_BYTES: usize = 32 << 20;
@@ -269,7 +268,7 @@ impl SinkConnector for JdbcSink {
             pending_bytes: 0,
             unsure_commit: None,
             commit: CommitRequest::default(),
-            offsets_plan: None,
+            offsets_table: OffsetsTable::new(&self.config.offsets_table),
         })
     }
 }
@@ -336,7 +335,7 @@ struct JdbcSinkTask {
     /// Offsets of a commit whose outcome is unknown (the connection broke during COMMIT).
     unsure_commit: Option<OffsetMap>,
     commit: CommitRequest,
-    offsets_plan: Option<Arc<WritePlan>>,
+    offsets_table: OffsetsTable,
 }
 
 /// Rows of one plan waiting to be written in one statement.
@@ -365,7 +364,7 @@ impl JdbcSinkTask {
             return Ok(());
         }
         let mut conn = self.config.connection.connect().await?;
-        self.ensure_offsets_table(conn.as_mut()).await?;
+        self.offsets_table.ensure(conn.as_mut()).await?;
         self.conn = Some(conn);
         self.in_transaction = false;
         if let Some(target) = self.unsure_commit.take() {
@@ -401,78 +400,9 @@ impl JdbcSinkTask {
         e
     }
 
-    async fn ensure_offsets_table(&self, conn: &mut dyn Connection) -> Result<(), JdbcError> {
-        let d = self.dialect;
-        let table = TableName::parse(&self.config.offsets_table);
-        if conn
-            .columns(&table)
-            .await
-            .map_err(|e| table_error(&table, e, d, "read columns"))?
-            .is_some()
-        {
-            return Ok(());
-        }
-        let text_key = d.column_type(SqlKind::Text, true);
-        let wide_key = if d.name() == "mysql" {
-            "VARCHAR(512)".to_owned()
-        } else {
-            text_key.clone()
-        };
-        let ddl = d.create_table(
-            &table,
-            &[
-                ("namespace_name".into(), text_key, false),
-                ("source_partition".into(), wide_key, false),
-                (
-                    "source_offset".into(),
-                    d.column_type(SqlKind::Text, false),
-                    false,
-                ),
-            ],
-            &["namespace_name".into(), "source_partition".into()],
-        );
-        match conn.execute(&ddl).await {
-            Ok(()) => Ok(()),
-            // Another task may have created it meanwhile.
-            Err(e) => match conn.columns(&table).await {
-                Ok(Some(_)) => Ok(()),
-                _ => Err(table_error(&table, e, d, "create offsets table")),
-            },
-        }
-    }
-
     async fn read_offsets(&mut self) -> Result<Option<OffsetMap>, JdbcError> {
-        let d = self.dialect;
-        let table = TableName::parse(&self.config.offsets_table);
-        let sql = format!(
-            "SELECT source_partition, source_offset FROM {} WHERE namespace_name = {}",
-            d.quote_table(&table),
-            d.placeholder(1)
-        );
-        let conn = self.conn.as_mut().expect("connected");
-        let rows = conn
-            .query_text(&sql, &[&self.namespace])
-            .await
-            .map_err(|e| table_error(&table, e, d, "read offsets"))?;
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        let mut offsets = OffsetMap::new();
-        for row in rows {
-            let (Some(Some(p)), Some(Some(o))) = (row.first(), row.get(1)) else {
-                continue;
-            };
-            let bad = |e: serde_json::Error| JdbcError::BadRecord {
-                topic: String::new(),
-                table: table.to_string(),
-                message: format!("stored offset `{o}` of `{p}` is not JSON: {e}"),
-            };
-            let partition = SourcePartition::from_json(p).map_err(bad)?;
-            let offset: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(o).map_err(bad)?;
-            offsets.insert(partition, SourceOffset::new(offset));
-        }
-        Ok(Some(offsets))
+        let conn = self.conn.as_deref_mut().expect("connected");
+        self.offsets_table.read(conn, &self.namespace).await
     }
 
     async fn begin(&mut self) -> Result<(), JdbcError> {
@@ -972,60 +902,6 @@ impl JdbcSinkTask {
             .map_err(|e| table_error(table, e, self.dialect, action))
     }
 
-    async fn write_offsets(&mut self, offsets: &OffsetMap) -> Result<(), JdbcError> {
-        let d = self.dialect;
-        let table = TableName::parse(&self.config.offsets_table);
-        let plan = match &self.offsets_plan {
-            Some(p) => p.clone(),
-            None => {
-                let conn = self.conn.as_mut().expect("connected");
-                let columns = conn
-                    .columns(&table)
-                    .await
-                    .map_err(|e| table_error(&table, e, d, "read columns"))?
-                    .ok_or_else(|| JdbcError::MissingTable {
-                        table: table.to_string(),
-                    })?;
-                let column = |name: &str| Column {
-                    name: name.to_owned(),
-                    quoted: d.quote(name),
-                    sql_type: columns
-                        .iter()
-                        .find(|(n, _)| n == name)
-                        .map_or_else(|| "text".to_owned(), |(_, t)| t.clone()),
-                };
-                let plan = Arc::new(WritePlan {
-                    id: 0,
-                    quoted_table: d.quote_table(&table),
-                    table: table.clone(),
-                    op: WriteOp::Upsert,
-                    columns: vec![
-                        column("namespace_name"),
-                        column("source_partition"),
-                        column("source_offset"),
-                    ],
-                    keys: 2,
-                });
-                self.offsets_plan = Some(plan.clone());
-                plan
-            }
-        };
-        let mut rows = Vec::with_capacity(offsets.len() * 3);
-        for (partition, offset) in offsets {
-            rows.push(SqlValue::Text(self.namespace.as_str().into()));
-            rows.push(SqlValue::Text(partition.as_json().into()));
-            rows.push(SqlValue::Text(
-                serde_json::to_string(offset.map())
-                    .expect("JSON serialises")
-                    .into(),
-            ));
-        }
-        let conn = self.conn.as_mut().expect("connected");
-        conn.write(&plan, rows)
-            .await
-            .map_err(|e| table_error(&table, e, d, "write offsets"))
-    }
-
     async fn try_put(&mut self, records: &[Record]) -> Result<(), JdbcError> {
         self.ready().await?;
         self.write_records(records).await
@@ -1037,8 +913,10 @@ impl JdbcSinkTask {
             return Ok(());
         }
         self.begin().await?;
-        self.write_offsets(offsets).await?;
-        let conn = self.conn.as_mut().expect("connected");
+        let conn = self.conn.as_deref_mut().expect("connected");
+        self.offsets_table
+            .write(conn, &self.namespace, offsets)
+            .await?;
         match conn.execute("COMMIT").await {
             Ok(()) => {
                 self.in_transaction = false;

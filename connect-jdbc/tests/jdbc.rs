@@ -805,3 +805,134 @@ async fn every_connect_and_debezium_type_keeps_its_value() {
         assert_eq!(row.last().unwrap(), &None, "{dialect}: c_null");
     }
 }
+
+#[tokio::test]
+async fn the_sql_offset_store_and_schema_history_keep_what_was_flushed() {
+    use connect_core::{HistoryRecord, OffsetStore, SchemaHistory};
+    use connect_jdbc::{SqlOffsetStore, SqlSchemaHistory};
+    for dialect in DIALECTS {
+        let db = Db::new(dialect).await;
+        let table = format!("{}offsets", db.qualifier);
+        let store = SqlOffsetStore::new(ConnectionConfig::new(&db.url), &table).unwrap();
+        assert!(store.load("p").await.unwrap().is_empty(), "{dialect}");
+        let (a, b) = (SourcePartition::server("a"), SourcePartition::server("b"));
+        store
+            .write("p", &[(a.clone(), SourceOffset::single("lsn", 1))])
+            .await
+            .unwrap();
+        store
+            .write(
+                "p",
+                &[
+                    (a.clone(), SourceOffset::single("lsn", 2)),
+                    (b.clone(), SourceOffset::single("lsn", 9)),
+                ],
+            )
+            .await
+            .unwrap();
+        store
+            .write("q", &[(a.clone(), SourceOffset::single("lsn", 5))])
+            .await
+            .unwrap();
+        // Staged, not durable: a new store sees nothing yet.
+        let reopened = || SqlOffsetStore::new(ConnectionConfig::new(&db.url), &table).unwrap();
+        assert!(reopened().load("p").await.unwrap().is_empty(), "{dialect}");
+        store.flush().await.unwrap();
+        let loaded = reopened().load("p").await.unwrap();
+        assert_eq!(loaded.len(), 2, "{dialect}");
+        assert_eq!(loaded[&a], SourceOffset::single("lsn", 2), "{dialect}");
+        assert_eq!(loaded[&b], SourceOffset::single("lsn", 9), "{dialect}");
+        assert_eq!(
+            reopened().load("q").await.unwrap()[&a],
+            SourceOffset::single("lsn", 5),
+            "{dialect}"
+        );
+
+        let history_table = format!("{}history", db.qualifier);
+        let history =
+            SqlSchemaHistory::new(ConnectionConfig::new(&db.url), &history_table, "srv").unwrap();
+        assert!(history.recover().await.unwrap().is_empty(), "{dialect}");
+        let record = |ddl: &str| HistoryRecord {
+            source: serde_json::from_str(r#"{"server":"srv"}"#).unwrap(),
+            position: serde_json::from_str(r#"{"file":"b.000001","pos":4}"#).unwrap(),
+            ts_ms: 1,
+            database_name: "shop".into(),
+            schema_name: None,
+            ddl: Some(ddl.into()),
+            table_changes: Vec::new(),
+        };
+        history
+            .append(record("CREATE TABLE a (id INT)"))
+            .await
+            .unwrap();
+        history
+            .append(record("ALTER TABLE a ADD b TEXT"))
+            .await
+            .unwrap();
+        history.flush().await.unwrap();
+        let other =
+            SqlSchemaHistory::new(ConnectionConfig::new(&db.url), &history_table, "other").unwrap();
+        other
+            .append(record("CREATE TABLE z (id INT)"))
+            .await
+            .unwrap();
+        other.flush().await.unwrap();
+        let again =
+            SqlSchemaHistory::new(ConnectionConfig::new(&db.url), &history_table, "srv").unwrap();
+        let recovered = again.recover().await.unwrap();
+        assert_eq!(
+            recovered,
+            [
+                record("CREATE TABLE a (id INT)"),
+                record("ALTER TABLE a ADD b TEXT")
+            ],
+            "{dialect}"
+        );
+        again.append(record("DROP TABLE a")).await.unwrap();
+        again.flush().await.unwrap();
+        let third =
+            SqlSchemaHistory::new(ConnectionConfig::new(&db.url), &history_table, "srv").unwrap();
+        assert_eq!(third.recover().await.unwrap().len(), 3, "{dialect}");
+    }
+}
+
+#[tokio::test]
+async fn the_registry_builds_the_sink_and_stores_from_properties() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("jdbc:sqlite:{}", dir.path().join("r.db").display());
+    let mut registry = connect_core::Registry::new();
+    connect_jdbc::register(&mut registry);
+    let props = connect_core::Properties::from_pairs([
+        ("connector.class", connect_jdbc::SINK_CLASS),
+        ("name", "copy"),
+        ("connection.url", url.as_str()),
+        ("insert.mode", "upsert"),
+        ("pk.mode", "record_key"),
+        ("auto.create", "true"),
+        ("delete.enabled", "true"),
+    ]);
+    let sink = registry.build_sink(&props).unwrap();
+    let mut task = sink.create_task();
+    task.start(context("copy")).await.unwrap();
+    task.put(&[plain("t", 1, "x"), tombstone("t", 1), plain("t", 2, "y")])
+        .await
+        .unwrap();
+    task.flush(&offsets(1)).await.unwrap();
+    let mut db = Db {
+        dialect: "sqlite",
+        url: url.clone(),
+        qualifier: String::new(),
+        admin: ConnectionConfig::new(&url).connect().await.unwrap(),
+        _dir: None,
+    };
+    assert_eq!(names(&mut db, "t").await, [(2, Some("y".into()))]);
+
+    let unknown = connect_core::Properties::from_pairs([
+        ("connector.class", connect_jdbc::SINK_CLASS),
+        ("name", "copy"),
+        ("connection.url", url.as_str()),
+        ("pk.mode", "record_keys"),
+    ]);
+    let e = registry.build_sink(&unknown).err().unwrap().to_string();
+    assert!(e.contains("pk.mode"), "{e}");
+}
