@@ -269,6 +269,7 @@ impl SinkConnector for JdbcSink {
             unsure_commit: None,
             commit: CommitRequest::default(),
             offsets_table: OffsetsTable::new(&self.config.offsets_table),
+            touched: Default::default(),
         })
     }
 }
@@ -336,6 +337,8 @@ struct JdbcSinkTask {
     unsure_commit: Option<OffsetMap>,
     commit: CommitRequest,
     offsets_table: OffsetsTable,
+    /// Tables the open transaction has written to.
+    touched: std::collections::HashSet<TableName>,
 }
 
 /// Rows of one plan waiting to be written in one statement.
@@ -366,7 +369,7 @@ impl JdbcSinkTask {
         let mut conn = self.config.connection.connect().await?;
         self.offsets_table.ensure(conn.as_mut()).await?;
         self.conn = Some(conn);
-        self.in_transaction = false;
+        self.transaction_ended();
         if let Some(target) = self.unsure_commit.take() {
             let stored = self.read_offsets().await?;
             if stored.as_ref().is_some_and(|s| covers(s, &target)) {
@@ -395,9 +398,14 @@ impl JdbcSinkTask {
     fn after_failure(&mut self, e: JdbcError) -> JdbcError {
         if e.is_retryable() {
             self.conn = None;
-            self.in_transaction = false;
+            self.transaction_ended();
         }
         e
+    }
+
+    fn transaction_ended(&mut self) {
+        self.in_transaction = false;
+        self.touched.clear();
     }
 
     async fn read_offsets(&mut self) -> Result<Option<OffsetMap>, JdbcError> {
@@ -456,6 +464,9 @@ impl JdbcSinkTask {
         let plan = &group.shape.plan;
         if plan.op == WriteOp::Update && plan.value_columns().is_empty() {
             return Ok(());
+        }
+        if !self.touched.contains(&plan.table) {
+            self.touched.insert(plan.table.clone());
         }
         let conn = self.conn.as_mut().expect("connected");
         let action = match plan.op {
@@ -893,13 +904,24 @@ impl JdbcSinkTask {
         sql: &str,
         action: &'static str,
     ) -> Result<(), JdbcError> {
-        if self.dialect.name() == "mysql" && !self.pending.is_empty() {
-            tracing::warn!(%table, "MySQL commits the open transaction before DDL: its rows are durable before their offsets");
+        let failed = |e| table_error(table, e, self.dialect, action);
+        // MySQL commits the open transaction before any DDL and leaves the session in
+        // autocommit. DDL on a table the transaction has not written to runs on a
+        // connection of its own, keeping the transaction whole; a table it has written to
+        // is locked by it, so that DDL runs here and a new transaction begins after it.
+        if self.dialect.name() == "mysql" && self.in_transaction {
+            if !self.touched.contains(table) {
+                let mut side = self.config.connection.connect().await?;
+                return side.execute(sql).await.map_err(failed);
+            }
+            tracing::warn!(%table, "MySQL commits the open transaction before this DDL: its rows become durable before their offsets (at-least-once for them)");
+            let conn = self.conn.as_mut().expect("connected");
+            conn.execute(sql).await.map_err(failed)?;
+            self.transaction_ended();
+            return self.begin().await;
         }
         let conn = self.conn.as_mut().expect("connected");
-        conn.execute(sql)
-            .await
-            .map_err(|e| table_error(table, e, self.dialect, action))
+        conn.execute(sql).await.map_err(failed)
     }
 
     async fn try_put(&mut self, records: &[Record]) -> Result<(), JdbcError> {
@@ -919,7 +941,7 @@ impl JdbcSinkTask {
             .await?;
         match conn.execute("COMMIT").await {
             Ok(()) => {
-                self.in_transaction = false;
+                self.transaction_ended();
                 self.pending.clear();
                 self.pending_bytes = 0;
                 Ok(())

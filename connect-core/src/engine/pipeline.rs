@@ -520,6 +520,13 @@ struct OffsetCommitter {
 
 impl OffsetCommitter {
     async fn commit(&mut self) -> Result<bool> {
+        // Taken under the sink's lock, which `put` acknowledges under: the offsets a sink
+        // flushes are exactly those of the records it was given, as a transactional sink
+        // that stores them with its rows needs.
+        let mut sink = match &self.sink {
+            Some(sink) => Some(sink.lock().await),
+            None => None,
+        };
         let changes = self.shared.take_commit_candidates();
         self.uncommitted.extend(changes);
         if self.uncommitted.is_empty() {
@@ -527,9 +534,10 @@ impl OffsetCommitter {
         }
         let mut target = self.committed.clone();
         target.extend(self.uncommitted.iter().map(|(p, o)| (p.clone(), o.clone())));
-        if let Some(sink) = &self.sink {
-            sink.lock().await.flush(&target).await?;
+        if let Some(sink) = &mut sink {
+            sink.flush(&target).await?;
         }
+        drop(sink);
         let changes: Vec<_> = self
             .uncommitted
             .iter()
@@ -1315,13 +1323,16 @@ async fn put_with_retry(
     let mut delays = backoff(settings.retry_max_delay);
     let since = Instant::now();
     loop {
-        let r = task.lock().await.put(&records).await;
+        let mut sink = task.lock().await;
+        let r = sink.put(&records).await;
         match r {
             Ok(()) => {
+                // Acknowledged before the lock is released: see `OffsetCommitter::commit`.
                 committer.mark_batch_finished();
                 return Ok(());
             }
             Err(e) if e.is_retryable() && settings.may_retry(since) => {
+                drop(sink);
                 tracing::warn!(pipeline = %shared.name, error = %e, "sink put failed; retrying");
                 tokio::time::sleep(delays.next().unwrap_or(settings.retry_max_delay)).await;
             }
