@@ -308,6 +308,59 @@ impl PgConnection {
     }
 }
 
+impl PgConnection {
+    /// Plain inserts take PostgreSQL's bulk path: `COPY FROM STDIN` in text format,
+    /// inside the open transaction like any statement.
+    async fn copy(&mut self, plan: &WritePlan, rows: &[SqlValue]) -> Result<(), DbError> {
+        use futures::SinkExt;
+        let width = plan.columns.len();
+        let mut text = String::with_capacity(rows.len() * 16);
+        for (i, value) in rows.iter().enumerate() {
+            let start = text.len();
+            if value.write_text(&mut text) {
+                escape_copy_text(&mut text, start);
+            } else {
+                text.push_str("\\N");
+            }
+            text.push(if (i + 1) % width == 0 { '\n' } else { '\t' });
+        }
+        let sql = format!(
+            "COPY {} ({}) FROM STDIN",
+            plan.quoted_table,
+            plan.column_list(&plan.columns)
+        );
+        let sink = self
+            .client
+            .copy_in::<_, bytes::Bytes>(sql.as_str())
+            .await
+            .map_err(pg_error)?;
+        futures::pin_mut!(sink);
+        sink.send(bytes::Bytes::from(text))
+            .await
+            .map_err(pg_error)?;
+        sink.finish().await.map(|_| ()).map_err(pg_error)
+    }
+}
+
+/// Escapes what COPY's text format reserves (backslash, tab, newline, carriage return)
+/// in `text[start..]`; most values have none and are only scanned.
+fn escape_copy_text(text: &mut String, start: usize) {
+    let special = |c: char| matches!(c, '\\' | '\t' | '\n' | '\r');
+    if !text[start..].contains(special) {
+        return;
+    }
+    let value = text.split_off(start);
+    for c in value.chars() {
+        match c {
+            '\\' => text.push_str("\\\\"),
+            '\t' => text.push_str("\\t"),
+            '\n' => text.push_str("\\n"),
+            '\r' => text.push_str("\\r"),
+            c => text.push(c),
+        }
+    }
+}
+
 #[async_trait]
 impl Connection for PgConnection {
     fn dialect(&self) -> &'static dyn Dialect {
@@ -348,6 +401,9 @@ impl Connection for PgConnection {
         let width = plan.columns.len();
         if width == 0 || rows.is_empty() {
             return Ok(());
+        }
+        if plan.op == WriteOp::Insert {
+            return self.copy(plan, &rows).await;
         }
         let statement = match self.statements.get(&plan.id) {
             Some(s) => s.clone(),
@@ -775,17 +831,18 @@ impl Connection for LiteConnection {
                 return Ok(());
             }
             let mut stmt = c.prepare_cached(&Self::sql(&plan))?;
+            // An update binds the values first, then the key.
+            let rotate = if plan.op == WriteOp::Update {
+                plan.keys
+            } else {
+                0
+            };
             for row in rows.chunks(width) {
-                let params: Vec<Lite<'_>> = if matches!(plan.op, WriteOp::Update) {
-                    row[plan.keys..]
-                        .iter()
-                        .chain(&row[..plan.keys])
-                        .map(Lite)
-                        .collect()
-                } else {
-                    row.iter().map(Lite).collect()
-                };
-                stmt.execute(rusqlite::params_from_iter(params))?;
+                let ordered = row[rotate..].iter().chain(&row[..rotate]);
+                for (i, value) in ordered.enumerate() {
+                    stmt.raw_bind_parameter(i + 1, Lite(value))?;
+                }
+                stmt.raw_execute()?;
             }
             Ok(())
         })

@@ -270,6 +270,7 @@ impl SinkConnector for JdbcSink {
             commit: CommitRequest::default(),
             offsets_table: OffsetsTable::new(&self.config.offsets_table),
             touched: Default::default(),
+            last_shape: None,
         })
     }
 }
@@ -339,6 +340,16 @@ struct JdbcSinkTask {
     offsets_table: OffsetsTable,
     /// Tables the open transaction has written to.
     touched: std::collections::HashSet<TableName>,
+    last_shape: Option<LastShape>,
+}
+
+/// The shape of the previous record, and what it was found for.
+struct LastShape {
+    topic: Arc<str>,
+    op: WriteOp,
+    key_schema: usize,
+    row_schema: usize,
+    shape: Arc<Shape>,
 }
 
 /// Rows of one plan waiting to be written in one statement.
@@ -433,7 +444,7 @@ impl JdbcSinkTask {
         self.begin().await?;
         let mut group: Option<Group> = None;
         for record in records {
-            let Some((shape, row)) = self.row(record).await? else {
+            let Some((shape, row)) = self.shape_of(record).await? else {
                 continue;
             };
             let same = group
@@ -449,10 +460,14 @@ impl JdbcSinkTask {
             }
             let g = group.get_or_insert_with(|| Group {
                 shape: shape.clone(),
-                rows: Vec::new(),
+                rows: Vec::with_capacity(
+                    shape.columns.len() * records.len().min(self.config.batch_size),
+                ),
                 by_key: HashMap::new(),
             });
-            g.push(row);
+            let start = g.rows.len();
+            self.append_row(&shape, record, row, &mut g.rows)?;
+            g.keep_last_of_key(start);
         }
         if let Some(g) = group {
             self.execute(g).await?;
@@ -480,11 +495,11 @@ impl JdbcSinkTask {
             .map_err(|e| table_error(&plan.table, e, self.dialect, action))
     }
 
-    /// The shape and row of a record; `None` for a record that writes nothing.
-    async fn row(
+    /// The shape of a record and the row it writes; `None` for a record that writes nothing.
+    async fn shape_of<'r>(
         &mut self,
-        record: &Record,
-    ) -> Result<Option<(Arc<Shape>, Vec<SqlValue>)>, JdbcError> {
+        record: &'r Record,
+    ) -> Result<Option<(Arc<Shape>, Option<&'r Struct>)>, JdbcError> {
         let action = self.action(record)?;
         let (op, row) = match action {
             Action::Skip => return Ok(None),
@@ -498,15 +513,28 @@ impl JdbcSinkTask {
             ),
             Action::Delete(row) => (WriteOp::Delete, row),
         };
-        let table = self.table_name(record);
+        let key_schema = record
+            .key_schema
+            .as_ref()
+            .map_or(0, |s| Arc::as_ptr(s) as usize);
+        let row_schema = row.map_or(0, |r| Arc::as_ptr(r.schema()) as usize);
+        // Consecutive records of one topic and schemas share a shape: found without
+        // formatting the table name again (unless the name depends on the record's source).
+        if let Some(last) = &self.last_shape {
+            if last.op == op
+                && last.key_schema == key_schema
+                && last.row_schema == row_schema
+                && *last.topic == *record.topic
+                && !self.config.table_name_format.contains("${source.")
+            {
+                return Ok(Some((last.shape.clone(), row)));
+            }
+        }
         let key = ShapeKey {
-            table,
+            table: self.table_name(record),
             op,
-            key_schema: record
-                .key_schema
-                .as_ref()
-                .map_or(0, |s| Arc::as_ptr(s) as usize),
-            row_schema: row.map_or(0, |r| Arc::as_ptr(r.schema()) as usize),
+            key_schema,
+            row_schema,
         };
         let shape = match self.shapes.get(&key) {
             Some(shape) => shape.clone(),
@@ -516,7 +544,24 @@ impl JdbcSinkTask {
                 shape
             }
         };
-        let mut values = Vec::with_capacity(shape.columns.len());
+        self.last_shape = Some(LastShape {
+            topic: record.topic.clone(),
+            op,
+            key_schema,
+            row_schema,
+            shape: shape.clone(),
+        });
+        Ok(Some((shape, row)))
+    }
+
+    /// Appends the record's row (in the shape's column order) to `out`.
+    fn append_row(
+        &self,
+        shape: &Shape,
+        record: &Record,
+        row: Option<&Struct>,
+        out: &mut Vec<SqlValue>,
+    ) -> Result<(), JdbcError> {
         for column in &shape.columns {
             let value = match column.source {
                 Source::KeyField(i) => {
@@ -536,22 +581,22 @@ impl JdbcSinkTask {
             .map_err(|message| {
                 self.bad(
                     record,
-                    &key.table,
+                    &shape.plan.table,
                     format!("column `{}`: {message}", column.name),
                 )
             })?;
-            if matches!(value, SqlValue::Null) && !column.nullable && shape.plan.keys > 0 {
-                if let Source::KeyField(_) | Source::WholeKey = column.source {
-                    return Err(self.bad(
-                        record,
-                        &key.table,
-                        format!("key column `{}` is null", column.name),
-                    ));
-                }
+            if matches!(value, SqlValue::Null)
+                && matches!(column.source, Source::KeyField(_) | Source::WholeKey)
+            {
+                return Err(self.bad(
+                    record,
+                    &shape.plan.table,
+                    format!("key column `{}` is null", column.name),
+                ));
             }
-            values.push(value);
+            out.push(value);
         }
-        Ok(Some((shape, values)))
+        Ok(())
     }
 
     fn bad(&self, record: &Record, table: &TableName, message: String) -> JdbcError {
@@ -962,24 +1007,32 @@ impl JdbcSinkTask {
 }
 
 impl Group {
-    fn push(&mut self, row: Vec<SqlValue>) {
-        let width = self.shape.columns.len();
+    /// Keeps only the last row of a key in an upsert or update statement: the row just
+    /// appended at `start` replaces an earlier one with the same key.
+    fn keep_last_of_key(&mut self, start: usize) {
         let plan = &self.shape.plan;
-        if matches!(plan.op, WriteOp::Upsert | WriteOp::Update) && plan.keys > 0 {
-            let mut key = Vec::new();
-            for v in &row[..plan.keys] {
-                let mut text = String::new();
-                v.write_text(&mut text);
-                key.extend_from_slice(&(text.len() as u32).to_le_bytes());
-                key.extend_from_slice(text.as_bytes());
-            }
-            if let Some(&at) = self.by_key.get(&key) {
-                self.rows[at * width..(at + 1) * width].clone_from_slice(&row);
-                return;
-            }
-            self.by_key.insert(key, self.rows.len() / width.max(1));
+        if !matches!(plan.op, WriteOp::Upsert | WriteOp::Update) || plan.keys == 0 {
+            return;
         }
-        self.rows.extend(row);
+        let width = self.shape.columns.len();
+        let mut key = String::new();
+        for v in &self.rows[start..start + plan.keys] {
+            let before = key.len();
+            v.write_text(&mut key);
+            // Length-suffixed, so ("ab","c") and ("a","bc") differ.
+            key.push_str(itoa::Buffer::new().format(key.len() - before));
+            key.push('\0');
+        }
+        let index = start / width;
+        match self.by_key.get(key.as_bytes()) {
+            Some(&at) => {
+                let row: Vec<SqlValue> = self.rows.drain(start..).collect();
+                self.rows[at * width..(at + 1) * width].clone_from_slice(&row);
+            }
+            None => {
+                self.by_key.insert(key.into_bytes(), index);
+            }
+        }
     }
 }
 

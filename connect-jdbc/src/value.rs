@@ -241,28 +241,39 @@ impl SqlValue {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// Appends `value` as at least `width` digits (zero-padded); no formatter on this path.
+fn push_padded(out: &mut String, value: u64, width: usize) {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(value);
+    out.extend(std::iter::repeat_n('0', width.saturating_sub(digits.len())));
+    out.push_str(digits);
+}
+
 fn write_date(out: &mut String, days: i64) {
-    use std::fmt::Write as _;
     let (y, m, d) = civil_from_days(days);
-    if y < 1 {
-        // PostgreSQL's and SQL's notation for years before 1 AD.
-        let _ = write!(out, "{:04}-{m:02}-{d:02} BC", 1 - y);
-    } else {
-        let _ = write!(out, "{y:04}-{m:02}-{d:02}");
+    // Years before 1 AD in PostgreSQL's and SQL's notation: year 0 is 1 BC.
+    let bc = y < 1;
+    push_padded(out, if bc { (1 - y) as u64 } else { y as u64 }, 4);
+    out.push('-');
+    push_padded(out, m as u64, 2);
+    out.push('-');
+    push_padded(out, d as u64, 2);
+    if bc {
+        out.push_str(" BC");
     }
 }
 
 fn write_time(out: &mut String, micros: i64) {
-    use std::fmt::Write as _;
-    let (h, min, s, frac) = (
-        micros / 3_600_000_000,
-        micros / 60_000_000 % 60,
-        micros / 1_000_000 % 60,
-        micros % 1_000_000,
-    );
-    let _ = write!(out, "{h:02}:{min:02}:{s:02}");
+    let micros = micros.unsigned_abs();
+    push_padded(out, micros / 3_600_000_000, 2);
+    out.push(':');
+    push_padded(out, micros / 60_000_000 % 60, 2);
+    out.push(':');
+    push_padded(out, micros / 1_000_000 % 60, 2);
+    let frac = micros % 1_000_000;
     if frac != 0 {
-        let _ = write!(out, ".{frac:06}");
+        out.push('.');
+        push_padded(out, frac, 6);
     }
 }
 

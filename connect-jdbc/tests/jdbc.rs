@@ -686,8 +686,8 @@ async fn every_connect_and_debezium_type_keeps_its_value() {
         (
             "c_text",
             Schema::required(SchemaType::String),
-            Value::from("héllo ☃ 'q'"),
-            ["héllo ☃ 'q'"; 3],
+            Value::from("héllo ☃ 'q'\t\\N\r\n"),
+            ["héllo ☃ 'q'\t\\N\r\n"; 3],
         ),
         (
             "c_dec",
