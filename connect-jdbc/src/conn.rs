@@ -10,6 +10,7 @@ use connect_core::{async_trait, BoxError, Error};
 
 use crate::dialect::{Column, Dialect, MySql, Postgres, Sqlite, TableName, WriteOp, WritePlan};
 use crate::error::JdbcError;
+use crate::read::{self, ReadColumn, Rows};
 use crate::value::SqlValue;
 
 /// A driver error, with whether it lost the connection.
@@ -53,6 +54,16 @@ pub trait Connection: Send + Sync {
     async fn write(&mut self, plan: &Arc<WritePlan>, rows: Vec<SqlValue>) -> Result<(), DbError>;
     /// A query with text parameters whose result columns are all text.
     async fn query_text(&mut self, sql: &str, params: &[&str]) -> Result<TextRows, DbError>;
+    /// A query read with each column's native type; parameters are bound as the
+    /// statement's placeholders need them.
+    async fn query_typed(&mut self, sql: &str, params: &[SqlValue]) -> Result<Rows, DbError>;
+}
+
+fn unreadable(column: &str, message: impl std::fmt::Display) -> DbError {
+    DbError {
+        lost: false,
+        source: format!("column `{column}`: {message}").into(),
+    }
 }
 
 /// Where to connect: `connection.url` with optional `connection.user` / `connection.password`.
@@ -455,6 +466,101 @@ impl Connection for PgConnection {
             .map(|r| (0..r.len()).map(|i| r.get(i)).collect())
             .collect())
     }
+
+    async fn query_typed(&mut self, sql: &str, params: &[SqlValue]) -> Result<Rows, DbError> {
+        let statement = self.client.prepare(sql).await.map_err(pg_error)?;
+        let mut columns = Vec::with_capacity(statement.columns().len());
+        for c in statement.columns() {
+            let kind = read::pg_kind(c.type_(), c.type_modifier()).ok_or_else(|| {
+                unreadable(c.name(), format!("type {} has no mapping", c.type_()))
+            })?;
+            columns.push(ReadColumn {
+                name: c.name().to_owned(),
+                kind,
+            });
+        }
+        let binds: Vec<PgParam<'_>> = params.iter().map(PgParam).collect();
+        let binds: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = binds
+            .iter()
+            .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        let found = self
+            .client
+            .query(&statement, &binds)
+            .await
+            .map_err(pg_error)?;
+        let mut rows = Vec::with_capacity(found.len());
+        for row in &found {
+            let mut values = Vec::with_capacity(columns.len());
+            for (i, column) in columns.iter().enumerate() {
+                let raw: Option<read::PgRaw<'_>> = row.try_get(i).map_err(pg_error)?;
+                values.push(match raw {
+                    None => connect_core::Value::Null,
+                    Some(raw) => read::pg_value(column.kind, statement.columns()[i].type_(), raw.0)
+                        .map_err(|e| unreadable(&column.name, e))?,
+                });
+            }
+            rows.push(values);
+        }
+        Ok(Rows { columns, rows })
+    }
+}
+
+/// A parameter in the binary form of the type PostgreSQL inferred for its placeholder.
+#[derive(Debug)]
+struct PgParam<'a>(&'a SqlValue);
+
+impl tokio_postgres::types::ToSql for PgParam<'_> {
+    fn to_sql(
+        &self,
+        ty: &tokio_postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        use bytes::BufMut;
+        use tokio_postgres::types::{IsNull, Type};
+        const PG_EPOCH_US: i64 = 946_684_800_000_000;
+        match (self.0, ty) {
+            (SqlValue::Null, _) => return Ok(IsNull::Yes),
+            (SqlValue::Int(i), &Type::INT2) => out.put_i16(i16::try_from(*i)?),
+            (SqlValue::Int(i), &Type::INT4) => out.put_i32(i32::try_from(*i)?),
+            (SqlValue::Int(i), &Type::INT8) => out.put_i64(*i),
+            (SqlValue::Int(i), &Type::NUMERIC) => {
+                return SqlValue::Decimal(i.to_string()).to_sql_text(ty, out)
+            }
+            (SqlValue::Timestamp(us), &Type::TIMESTAMP | &Type::TIMESTAMPTZ) => {
+                out.put_i64(us - PG_EPOCH_US)
+            }
+            (SqlValue::Date(days), &Type::DATE) => out.put_i32(days - 10_957),
+            (value, _) => return value.to_sql_text(ty, out),
+        }
+        Ok(IsNull::No)
+    }
+
+    fn accepts(_: &tokio_postgres::types::Type) -> bool {
+        true
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
+impl SqlValue {
+    /// Text and anything else PostgreSQL can take as text.
+    fn to_sql_text(
+        &self,
+        ty: &tokio_postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        use tokio_postgres::types::{IsNull, Kind};
+        if !matches!(ty.kind(), Kind::Simple)
+            || !<&str as tokio_postgres::types::ToSql>::accepts(ty)
+        {
+            return Err(format!("a parameter of type {ty} cannot be bound from {self:?}").into());
+        }
+        let mut text = String::new();
+        self.write_text(&mut text);
+        out.extend_from_slice(text.as_bytes());
+        Ok(IsNull::No)
+    }
 }
 
 // --- MySQL / MariaDB -------------------------------------------------------------------
@@ -666,6 +772,34 @@ impl Connection for MyConnection {
             })
             .collect())
     }
+
+    async fn query_typed(&mut self, sql: &str, params: &[SqlValue]) -> Result<Rows, DbError> {
+        use mysql_async::prelude::Queryable;
+        let params: Vec<mysql_async::Value> = params.iter().cloned().map(Self::value).collect();
+        let mut result = self.conn.exec_iter(sql, params).await.map_err(my_error)?;
+        let mut columns = Vec::new();
+        for c in result.columns_ref() {
+            let name = c.name_str().into_owned();
+            let kind = read::mysql_kind(c).ok_or_else(|| {
+                unreadable(&name, format!("type {:?} has no mapping", c.column_type()))
+            })?;
+            columns.push(ReadColumn { name, kind });
+        }
+        let found: Vec<mysql_async::Row> = result.collect().await.map_err(my_error)?;
+        let mut rows = Vec::with_capacity(found.len());
+        for row in found {
+            let values = row.unwrap();
+            let mut out = Vec::with_capacity(values.len());
+            for (value, column) in values.into_iter().zip(&columns) {
+                out.push(
+                    read::mysql_value(column.kind, value)
+                        .map_err(|e| unreadable(&column.name, e))?,
+                );
+            }
+            rows.push(out);
+        }
+        Ok(Rows { columns, rows })
+    }
 }
 
 // --- SQLite ----------------------------------------------------------------------------
@@ -863,6 +997,46 @@ impl Connection for LiteConnection {
             Ok(rows)
         })
         .await
+    }
+
+    async fn query_typed(&mut self, sql: &str, params: &[SqlValue]) -> Result<Rows, DbError> {
+        let sql = sql.to_owned();
+        let params = params.to_vec();
+        let result = self
+            .call(move |c| {
+                let mut stmt = c.prepare_cached(&sql)?;
+                let columns: Vec<ReadColumn> = stmt
+                    .columns()
+                    .iter()
+                    .map(|col| ReadColumn {
+                        name: col.name().to_owned(),
+                        kind: read::sqlite_kind(col.decl_type()),
+                    })
+                    .collect();
+                for (i, p) in params.iter().enumerate() {
+                    stmt.raw_bind_parameter(i + 1, Lite(p))?;
+                }
+                let mut rows = Vec::new();
+                let mut cursor = stmt.raw_query();
+                while let Some(row) = cursor.next()? {
+                    let mut values = Vec::with_capacity(columns.len());
+                    for (i, column) in columns.iter().enumerate() {
+                        let raw = row.get_ref(i)?;
+                        let value = read::sqlite_value(column.kind, raw).map_err(|e| {
+                            rusqlite::Error::FromSqlConversionFailure(
+                                i,
+                                raw.data_type(),
+                                format!("column `{}`: {e}", column.name).into(),
+                            )
+                        })?;
+                        values.push(value);
+                    }
+                    rows.push(values);
+                }
+                Ok(Rows { columns, rows })
+            })
+            .await?;
+        Ok(result)
     }
 }
 

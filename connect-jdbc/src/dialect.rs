@@ -167,6 +167,11 @@ pub trait Dialect: Send + Sync + std::fmt::Debug {
     /// The clause that turns an `INSERT` into an upsert on the plan's key.
     fn upsert_clause(&self, plan: &WritePlan) -> String;
 
+    /// An expression cast to text (as the database prints its values).
+    fn text_cast(&self, expr: &str) -> String {
+        format!("CAST({expr} AS TEXT)")
+    }
+
     /// The `n`th (from 1) statement parameter.
     fn placeholder(&self, n: usize) -> String {
         let _ = n;
@@ -269,6 +274,10 @@ impl Dialect for MySql {
             SqlKind::Timestamp(_) => "DATETIME(6)".into(),
             SqlKind::ZonedTimestamp => "TIMESTAMP(6)".into(),
         }
+    }
+
+    fn text_cast(&self, expr: &str) -> String {
+        format!("CAST({expr} AS CHAR)")
     }
 
     fn upsert_clause(&self, plan: &WritePlan) -> String {

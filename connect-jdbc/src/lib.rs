@@ -59,15 +59,22 @@
 mod conn;
 mod dialect;
 mod error;
+mod read;
 mod sink;
+mod source;
 mod store;
 mod value;
 
 pub use conn::{Connection, ConnectionConfig, DbError, TextRows};
 pub use dialect::{Column, Dialect, MySql, Postgres, Sqlite, TableName, WriteOp, WritePlan};
 pub use error::JdbcError;
+pub use read::{ReadColumn, ReadKind, Rows};
 pub use sink::{
     InsertMode, JdbcSink, JdbcSinkConfig, PkMode, DEFAULT_BATCH_SIZE, DEFAULT_TABLE_NAME_FORMAT,
+};
+pub use source::{
+    JdbcSource, JdbcSourceConfig, Mode, DEFAULT_BATCH_MAX_ROWS, DEFAULT_POLL_INTERVAL,
+    DEFAULT_TABLE_POLL_INTERVAL,
 };
 pub use store::{SqlOffsetStore, SqlSchemaHistory, DEFAULT_HISTORY_TABLE, DEFAULT_OFFSETS_TABLE};
 pub use value::{SqlKind, SqlValue, TimeUnit};
@@ -75,19 +82,25 @@ pub use value::{SqlKind, SqlValue, TimeUnit};
 use std::sync::Arc;
 
 use connect_core::registry::FactoryContext;
-use connect_core::{Registry, SinkConnector};
+use connect_core::{Registry, SinkConnector, SourceConnector};
 
 /// Confluent's class name of the JDBC sink, accepted as `connector.class`.
 pub const SINK_CLASS: &str = "io.confluent.connect.jdbc.JdbcSinkConnector";
+/// Confluent's class name of the JDBC source, accepted as `connector.class`.
+pub const SOURCE_CLASS: &str = "io.confluent.connect.jdbc.JdbcSourceConnector";
 
 /// Debezium's class name of the JDBC offset store, accepted as `offset.storage`.
 pub const OFFSET_STORE_CLASS: &str = "io.debezium.storage.jdbc.offset.JdbcOffsetBackingStore";
 /// Debezium's class name of the JDBC schema history, accepted as `schema.history.internal`.
 pub const SCHEMA_HISTORY_CLASS: &str = "io.debezium.storage.jdbc.history.JdbcSchemaHistory";
 
-/// Registers the JDBC sink under Confluent's class name, and the SQL offset store and
-/// schema history under Debezium's.
+/// Registers the JDBC source and sink under Confluent's class names, and the SQL offset
+/// store and schema history under Debezium's.
 pub fn register(registry: &mut Registry) {
+    registry.register_source(SOURCE_CLASS, |ctx: &FactoryContext<'_>| {
+        let config = JdbcSourceConfig::from_props(&ctx.props)?;
+        Ok(Arc::new(JdbcSource::new(config)?) as Arc<dyn SourceConnector>)
+    });
     registry.register_sink(SINK_CLASS, |ctx: &FactoryContext<'_>| {
         let config = JdbcSinkConfig::from_props(&ctx.props)?;
         Ok(Arc::new(JdbcSink::new(config)?) as Arc<dyn SinkConnector>)

@@ -1297,3 +1297,250 @@ async fn table_changes_inside_an_open_transaction_keep_it_whole() {
         assert_eq!(db.count("a").await, 3, "{dialect}");
     }
 }
+
+// --- the polling source ------------------------------------------------------------
+
+use connect_jdbc::{JdbcSource, JdbcSourceConfig, Mode};
+
+/// Creates a table `name` of (id auto-increment key, name, updated_at) in `db`.
+async fn source_table(db: &mut Db, name: &str) {
+    let t = db.table(name);
+    let ddl = match db.dialect {
+        "postgresql" => format!("CREATE TABLE {t} (id serial PRIMARY KEY, name text, updated_at timestamp(6) NOT NULL)"),
+        "mysql" => format!("CREATE TABLE {t} (id INT AUTO_INCREMENT PRIMARY KEY, name TEXT, updated_at DATETIME(6) NOT NULL)"),
+        _ => format!("CREATE TABLE {t} (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, updated_at TEXT NOT NULL)"),
+    };
+    db.admin.execute(&ddl).await.unwrap();
+}
+
+async fn insert(db: &mut Db, table: &str, name: &str, updated_at: &str) {
+    let sql = format!(
+        "INSERT INTO {} (name, updated_at) VALUES ('{name}', '{updated_at}')",
+        db.table(table)
+    );
+    db.admin.execute(&sql).await.unwrap();
+}
+
+fn source_config(db: &Db, mode: Mode) -> JdbcSourceConfig {
+    let mut c = JdbcSourceConfig::new(ConnectionConfig::new(&db.url), mode, "db.")
+        .with_poll_interval(std::time::Duration::from_millis(10));
+    if let Some(schema) = db.qualifier.strip_suffix('.') {
+        c = c.with_schema(schema);
+    }
+    c
+}
+
+/// A started source task and the offsets it has produced so far.
+struct Polling {
+    task: Box<dyn connect_core::SourceTask>,
+    offsets: OffsetMap,
+}
+
+impl Polling {
+    async fn start(config: JdbcSourceConfig, offsets: OffsetMap) -> Polling {
+        let source = JdbcSource::new(config).unwrap();
+        let mut task = connect_core::SourceConnector::create_task(&source);
+        let mut ctx = context("src");
+        ctx.config = connect_core::SourceConnector::task_configs(&source, 1)
+            .unwrap()
+            .remove(0);
+        ctx.offsets = offsets.clone();
+        task.start(ctx).await.unwrap();
+        Polling { task, offsets }
+    }
+
+    /// Polls until a pass finds nothing new; returns (topic, id, name) of every record.
+    async fn drain(&mut self) -> Vec<(String, i64, String)> {
+        let mut out = Vec::new();
+        loop {
+            let batch = self.task.poll().await.unwrap().unwrap();
+            if batch.records.is_empty() && batch.offsets.is_empty() {
+                return out;
+            }
+            self.offsets.extend(batch.offsets);
+            for r in batch.records {
+                let row = r.value.as_struct().unwrap();
+                out.push((
+                    r.topic.to_string(),
+                    row.get("id").and_then(Value::as_i64).unwrap(),
+                    row.get("name").and_then(Value::as_str).unwrap().to_owned(),
+                ));
+            }
+        }
+    }
+}
+
+fn ids(rows: &[(String, i64, String)]) -> Vec<i64> {
+    rows.iter().map(|r| r.1).collect()
+}
+
+#[tokio::test]
+async fn incrementing_mode_reads_new_rows_once_and_resumes_after_the_last_id() {
+    for dialect in DIALECTS {
+        let mut db = Db::new(dialect).await;
+        source_table(&mut db, "items").await;
+        for i in 0..5 {
+            insert(&mut db, "items", &format!("r{i}"), "2024-01-01 00:00:00").await;
+        }
+        let config = source_config(&db, Mode::Incrementing("id".into())).with_batch_max_rows(2);
+        let mut polling = Polling::start(config.clone(), OffsetMap::new()).await;
+        let first = polling.drain().await;
+        assert_eq!(ids(&first), [1, 2, 3, 4, 5], "{dialect}");
+        assert!(
+            first.iter().all(|r| r.0 == "db.items"),
+            "{dialect}: {first:?}"
+        );
+        insert(&mut db, "items", "r5", "2024-01-01 00:00:00").await;
+        assert_eq!(ids(&polling.drain().await), [6], "{dialect}");
+        // A restart from the offsets resumes strictly after the last id.
+        insert(&mut db, "items", "r6", "2024-01-01 00:00:00").await;
+        let offsets = polling.offsets.clone();
+        let mut again = Polling::start(config, offsets).await;
+        assert_eq!(ids(&again.drain().await), [7], "{dialect}");
+    }
+}
+
+#[tokio::test]
+async fn timestamp_and_incrementing_pages_through_equal_timestamps_exactly() {
+    for dialect in DIALECTS {
+        let mut db = Db::new(dialect).await;
+        source_table(&mut db, "items").await;
+        for i in 0..5 {
+            insert(&mut db, "items", &format!("r{i}"), "2024-01-01 00:00:00").await;
+        }
+        insert(&mut db, "items", "later", "2024-01-01 00:00:01.5").await;
+        let mode = Mode::TimestampIncrementing(vec!["updated_at".into()], "id".into());
+        let config = source_config(&db, mode).with_batch_max_rows(2);
+        let mut polling = Polling::start(config.clone(), OffsetMap::new()).await;
+        assert_eq!(ids(&polling.drain().await), [1, 2, 3, 4, 5, 6], "{dialect}");
+        // An update moves a row forward in time: read again, once.
+        let update = format!(
+            "UPDATE {} SET name = 'r1b', updated_at = '2024-01-02 00:00:00' WHERE id = 2",
+            db.table("items")
+        );
+        db.admin.execute(&update).await.unwrap();
+        let changed = polling.drain().await;
+        assert_eq!(changed, [("db.items".into(), 2, "r1b".into())], "{dialect}");
+        // A restart mid-page resumes exactly: a row sharing the last timestamp with a
+        // larger id still comes.
+        let stop_after_two = polling.offsets.clone();
+        insert(&mut db, "items", "same-ts", "2024-01-02 00:00:00").await;
+        let mut again = Polling::start(config, stop_after_two).await;
+        assert_eq!(ids(&again.drain().await), [7], "{dialect}");
+    }
+}
+
+#[tokio::test]
+async fn timestamp_mode_rereads_updated_rows_and_waits_for_the_delay() {
+    for dialect in DIALECTS {
+        let mut db = Db::new(dialect).await;
+        source_table(&mut db, "items").await;
+        insert(&mut db, "items", "old", "2024-01-01 00:00:00").await;
+        insert(&mut db, "items", "future", "2999-01-01 00:00:00").await;
+        let config = source_config(&db, Mode::Timestamp(vec!["updated_at".into()]))
+            .with_timestamp_delay(std::time::Duration::from_secs(3600));
+        let mut polling = Polling::start(config, OffsetMap::new()).await;
+        // A row stamped after now minus the delay waits.
+        assert_eq!(ids(&polling.drain().await), [1], "{dialect}");
+        let update = format!(
+            "UPDATE {} SET name = 'old2', updated_at = '2024-06-01 00:00:00' WHERE id = 1",
+            db.table("items")
+        );
+        db.admin.execute(&update).await.unwrap();
+        let again = polling.drain().await;
+        assert_eq!(again, [("db.items".into(), 1, "old2".into())], "{dialect}");
+    }
+}
+
+#[tokio::test]
+async fn bulk_mode_reads_every_row_each_poll_and_lists_only_whitelisted_tables() {
+    for dialect in DIALECTS {
+        let mut db = Db::new(dialect).await;
+        for t in ["a", "b", "c"] {
+            source_table(&mut db, t).await;
+            insert(&mut db, t, t, "2024-01-01 00:00:00").await;
+        }
+        let config = source_config(&db, Mode::Bulk).with_tables(["a", "c"]);
+        let mut polling = Polling::start(config, OffsetMap::new()).await;
+        let mut topics = std::collections::BTreeSet::new();
+        for _ in 0..4 {
+            let batch = polling.task.poll().await.unwrap().unwrap();
+            topics.extend(batch.records.iter().map(|r| r.topic.to_string()));
+            assert!(batch.offsets.is_empty(), "{dialect}: bulk has no offsets");
+        }
+        assert_eq!(
+            topics.into_iter().collect::<Vec<_>>(),
+            ["db.a", "db.c"],
+            "{dialect}"
+        );
+        let config = source_config(&db, Mode::Bulk).with_excluded_tables(["a", "c"]);
+        let mut polling = Polling::start(config, OffsetMap::new()).await;
+        let batch = polling.task.poll().await.unwrap().unwrap();
+        assert_eq!(batch.records.len(), 1, "{dialect}");
+        assert_eq!(&*batch.records[0].topic, "db.b", "{dialect}");
+    }
+}
+
+#[tokio::test]
+async fn a_custom_query_is_polled_incrementally_onto_the_prefix_topic() {
+    for dialect in DIALECTS {
+        let mut db = Db::new(dialect).await;
+        source_table(&mut db, "items").await;
+        for name in ["keep", "drop", "keep"] {
+            insert(&mut db, "items", name, "2024-01-01 00:00:00").await;
+        }
+        let query = format!(
+            "SELECT id, name FROM {} WHERE name = 'keep'",
+            db.table("items")
+        );
+        let config = JdbcSourceConfig::new(
+            ConnectionConfig::new(&db.url),
+            Mode::Incrementing("id".into()),
+            "kept",
+        )
+        .with_query(query)
+        .with_poll_interval(std::time::Duration::from_millis(10));
+        let mut polling = Polling::start(config, OffsetMap::new()).await;
+        let rows = polling.drain().await;
+        assert_eq!(
+            rows,
+            [
+                ("kept".into(), 1, "keep".into()),
+                ("kept".into(), 3, "keep".into())
+            ],
+            "{dialect}"
+        );
+    }
+}
+
+#[test]
+fn bad_source_configuration_names_the_key() {
+    let props = |pairs: &[(&str, &str)]| {
+        let mut all = vec![
+            ("connection.url", "sqlite::memory:"),
+            ("topic.prefix", "p."),
+        ];
+        all.extend_from_slice(pairs);
+        connect_core::Properties::from_pairs(all)
+    };
+    let e = JdbcSourceConfig::from_props(&props(&[("mode", "incrementing")]).root()).unwrap_err();
+    assert!(e.to_string().contains("incrementing.column.name"), "{e}");
+    let e = JdbcSourceConfig::from_props(
+        &props(&[
+            ("mode", "timestamp+incrementing"),
+            ("incrementing.column.name", "id"),
+        ])
+        .root(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("timestamp.column.name"), "{e}");
+    let e = JdbcSourceConfig::from_props(&props(&[("mode", "sometimes")]).root()).unwrap_err();
+    assert!(e.to_string().contains("mode"), "{e}");
+    let e = JdbcSourceConfig::from_props(&props(&[("batch.max.rows", "0")]).root()).unwrap_err();
+    assert!(e.to_string().contains("batch.max.rows"), "{e}");
+    let e = JdbcSourceConfig::from_props(
+        &props(&[("table.whitelist", "a"), ("table.blacklist", "b")]).root(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("table.blacklist"), "{e}");
+}
