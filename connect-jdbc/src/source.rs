@@ -335,8 +335,11 @@ impl JdbcSourceTask {
         let schema = self.config.schema.clone();
         let (sql, params): (&str, Vec<&str>) = match (d.name(), &schema) {
             ("postgresql", schema) => (
-                "SELECT table_schema::text, table_name::text FROM information_schema.tables \
-                 WHERE table_schema = $1 AND table_type = 'BASE TABLE'",
+                // The catalog, not information_schema (which hides tables the user may
+                // not read): a missing privilege is then an error naming the table.
+                "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')",
                 vec![schema.as_deref().unwrap_or("public")],
             ),
             ("mysql", Some(schema)) => (
@@ -373,6 +376,15 @@ impl JdbcSourceTask {
             })
             .collect();
         names.sort();
+        if let Some(missing) = self.config.include.iter().find(|n| {
+            !names
+                .iter()
+                .any(|(s, t)| *n == t || **n == format!("{s}.{t}"))
+        }) {
+            return Err(JdbcError::MissingTable {
+                table: format!("{missing} (named in table.whitelist)"),
+            });
+        }
         let (index, count) = self.share;
         let mine: Vec<TableName> = names
             .into_iter()

@@ -1544,3 +1544,251 @@ fn bad_source_configuration_names_the_key() {
     .unwrap_err();
     assert!(e.to_string().contains("table.blacklist"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_inserted_while_polling_arrive_exactly_once_in_order() {
+    for dialect in DIALECTS {
+        for mode in [
+            Mode::Incrementing("id".into()),
+            Mode::TimestampIncrementing(vec!["updated_at".into()], "id".into()),
+        ] {
+            let mut db = Db::new(dialect).await;
+            source_table(&mut db, "items").await;
+            let config = source_config(&db, mode.clone()).with_batch_max_rows(7);
+            let mut polling = Polling::start(config, OffsetMap::new()).await;
+            const ROWS: i64 = 300;
+            let url = db.url.clone();
+            let table = db.table("items");
+            let writer = tokio::spawn(async move {
+                let mut conn = ConnectionConfig::new(&url).connect().await.unwrap();
+                for i in 0..ROWS {
+                    // Timestamps repeat (ten rows each), so pages split rows of one timestamp.
+                    let sql = format!(
+                        "INSERT INTO {table} (name, updated_at) VALUES ('w{i}', '2024-01-01 00:{:02}:00')",
+                        i / 10 % 60
+                    );
+                    conn.execute(&sql).await.unwrap();
+                }
+            });
+            let mut seen = Vec::new();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while seen.len() < ROWS as usize {
+                seen.extend(ids(&polling.drain().await));
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{dialect} {mode:?}: {} of {ROWS}",
+                    seen.len()
+                );
+            }
+            writer.await.unwrap();
+            seen.extend(ids(&polling.drain().await));
+            assert_eq!(seen, (1..=ROWS).collect::<Vec<_>>(), "{dialect} {mode:?}");
+        }
+    }
+}
+
+/// One row of many types read by the source from `source` and written by the sink to
+/// each of `targets`, compared there in SQL (`expected[i]` for `targets[i]`).
+async fn round_trip(
+    source: &'static str,
+    ddl: &str,
+    insert: &str,
+    targets: [&'static str; 2],
+    expected: &[(&str, [&str; 2])],
+) {
+    let mut src = Db::new(source).await;
+    let t = src.table("rt");
+    src.admin.execute(&ddl.replace("{t}", &t)).await.unwrap();
+    src.admin.execute(&insert.replace("{t}", &t)).await.unwrap();
+    let mut polling = Polling::start(
+        source_config(&src, Mode::Bulk).with_tables(["rt"]),
+        OffsetMap::new(),
+    )
+    .await;
+    let records = polling.task.poll().await.unwrap().unwrap().records;
+    assert_eq!(records.len(), 1, "{source}");
+    for (i, target) in targets.into_iter().enumerate() {
+        let mut dst = Db::new(target).await;
+        let config = dst
+            .config()
+            .with_table_name_format(format!("{}rt", dst.qualifier))
+            .with_auto_create(true, false);
+        let mut sink = task(config, "rt").await;
+        sink.put(&records).await.unwrap();
+        sink.flush(&offsets(1)).await.unwrap();
+        let columns: Vec<String> = expected
+            .iter()
+            .map(|(c, _)| match (*c, target) {
+                ("bin", "postgresql") => "encode(bin, 'hex')".to_owned(),
+                ("bin", _) => "LOWER(HEX(bin))".to_owned(),
+                (c, _) => dst.text(c),
+            })
+            .collect();
+        let sql = format!("SELECT {} FROM {}", columns.join(", "), dst.table("rt"));
+        let row = dst.rows(&sql).await.remove(0);
+        for (j, (column, want)) in expected.iter().enumerate() {
+            assert_eq!(
+                row[j].as_deref(),
+                Some(want[i]),
+                "{source} -> {target}: {column}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn types_round_trip_from_postgres_to_mariadb_and_sqlite() {
+    round_trip(
+        "postgresql",
+        "CREATE TABLE {t} (id int PRIMARY KEY, b boolean, i2 smallint, i8 bigint, f4 real, \
+         f8 double precision, n numeric(12,3), nv numeric, t text, bin bytea, d date, tm time(6), \
+         ts timestamp(6), tz timestamptz, j jsonb, u uuid)",
+        "INSERT INTO {t} VALUES (1, true, -7, 9007199254740993, 1.5, 0.1, 123456789.125, 12.5, \
+         'héllo', '\\x0001ff', '2024-02-29', '01:02:03.000004', '2024-02-29 12:34:56.789012', \
+         '2024-02-29 12:34:56.789012+00', '{\"a\": [1, 2]}', 'f81d4fae-7dec-11d0-a765-00a0c91e6bf6')",
+        ["mysql", "sqlite"],
+        &[
+            ("b", ["1", "1"]),
+            ("i2", ["-7", "-7"]),
+            ("i8", ["9007199254740993"; 2]),
+            ("f4", ["1.5"; 2]),
+            ("f8", ["0.1"; 2]),
+            ("n", ["123456789.125"; 2]),
+            ("nv", ["12.500000000000000000000000000000", "12.5"]),
+            ("t", ["héllo"; 2]),
+            ("bin", ["0001ff"; 2]),
+            ("d", ["2024-02-29"; 2]),
+            ("tm", ["01:02:03.000004"; 2]),
+            ("ts", ["2024-02-29 12:34:56.789012"; 2]),
+            ("tz", ["2024-02-29 12:34:56.789012", "2024-02-29T12:34:56.789012Z"]),
+            ("j", [r#"{"a": [1, 2]}"#; 2]),
+            ("u", ["f81d4fae-7dec-11d0-a765-00a0c91e6bf6"; 2]),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn types_round_trip_from_mariadb_to_postgres_and_sqlite() {
+    round_trip(
+        "mysql",
+        "CREATE TABLE {t} (id INT PRIMARY KEY, b BOOLEAN, i2 SMALLINT, i8 BIGINT, f4 FLOAT, \
+         f8 DOUBLE, n DECIMAL(12,3), t TEXT, bin VARBINARY(10), d DATE, tm TIME(6), \
+         ts DATETIME(6), tz TIMESTAMP(6) NULL, u INT UNSIGNED)",
+        "INSERT INTO {t} VALUES (1, 1, -7, 9007199254740993, 1.5, 0.1, 123456789.125, 'héllo', \
+         X'0001FF', '2024-02-29', '01:02:03.000004', '2024-02-29 12:34:56.789012', \
+         '2024-02-29 12:34:56.789012', 4000000000)",
+        ["postgresql", "sqlite"],
+        &[
+            ("b", ["true", "1"]),
+            ("i2", ["-7", "-7"]),
+            ("i8", ["9007199254740993"; 2]),
+            ("f4", ["1.5"; 2]),
+            ("f8", ["0.1"; 2]),
+            ("n", ["123456789.125"; 2]),
+            ("t", ["héllo"; 2]),
+            ("bin", ["0001ff"; 2]),
+            ("d", ["2024-02-29"; 2]),
+            ("tm", ["01:02:03.000004"; 2]),
+            ("ts", ["2024-02-29 12:34:56.789012"; 2]),
+            (
+                "tz",
+                [
+                    "2024-02-29 12:34:56.789012+00",
+                    "2024-02-29T12:34:56.789012Z",
+                ],
+            ),
+            ("u", ["4000000000"; 2]),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn source_errors_name_the_table_and_column_or_privilege() {
+    for dialect in DIALECTS {
+        let mut db = Db::new(dialect).await;
+        source_table(&mut db, "items").await;
+        insert(&mut db, "items", "a", "2024-01-01 00:00:00").await;
+        let mut polling = Polling::start(
+            source_config(&db, Mode::Incrementing("nope".into())),
+            OffsetMap::new(),
+        )
+        .await;
+        let e = polling.task.poll().await.unwrap_err().to_string();
+        assert!(e.contains("items") && e.contains("nope"), "{dialect}: {e}");
+    }
+    // A user who may not read the table.
+    let mut db = Db::new("postgresql").await;
+    source_table(&mut db, "items").await;
+    let role = unique("reader");
+    let schema = db.qualifier.trim_end_matches('.').to_owned();
+    db.admin
+        .execute(&format!(
+            "CREATE ROLE {role} LOGIN PASSWORD 'pw'; GRANT USAGE ON SCHEMA {schema} TO {role}"
+        ))
+        .await
+        .unwrap();
+    let config = JdbcSourceConfig::new(
+        ConnectionConfig::new(&db.url)
+            .with_user(&role)
+            .with_password("pw"),
+        Mode::Bulk,
+        "db.",
+    )
+    .with_schema(&schema);
+    let mut polling = Polling::start(config.clone(), OffsetMap::new()).await;
+    let e = polling.task.poll().await.unwrap_err().to_string();
+    assert!(
+        e.contains("items") && e.contains("permission denied"),
+        "{e}"
+    );
+    // A whitelisted table that is not there is named, not silently skipped.
+    let source = JdbcSource::new(config.with_tables(["items", "absent"])).unwrap();
+    let mut task = connect_core::SourceConnector::create_task(&source);
+    let e = task.start(context("src")).await.unwrap_err().to_string();
+    assert!(e.contains("absent") && e.contains("table.whitelist"), "{e}");
+    drop(polling);
+    db.admin
+        .execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_registry_builds_the_source_from_properties() {
+    let mut db = Db::new("sqlite").await;
+    source_table(&mut db, "items").await;
+    insert(&mut db, "items", "a", "2024-01-01 00:00:00").await;
+    let mut registry = connect_core::Registry::new();
+    connect_jdbc::register(&mut registry);
+    let props = connect_core::Properties::from_pairs([
+        ("connector.class", connect_jdbc::SOURCE_CLASS),
+        ("name", "poll"),
+        ("connection.url", db.url.as_str()),
+        ("mode", "incrementing"),
+        ("incrementing.column.name", "id"),
+        ("topic.prefix", "sqlite."),
+        ("poll.interval.ms", "10"),
+    ]);
+    let built = registry.build_pipeline(&props).unwrap();
+    let (pipeline, mut batches) = built.pipeline.into_channel(8);
+    let engine = connect_core::Engine::builder()
+        .name(&built.name)
+        .pipeline(pipeline)
+        .start()
+        .await
+        .unwrap();
+    let mut topics = Vec::new();
+    while topics.is_empty() {
+        let batch = batches.recv().await.expect("the pipeline runs");
+        topics.extend(batch.records().iter().map(|r| r.topic.to_string()));
+        batch.ack();
+    }
+    assert_eq!(topics, ["sqlite.items"]);
+    let shutdown = tokio::spawn(engine.shutdown());
+    while let Some(batch) = batches.recv().await {
+        batch.ack();
+    }
+    shutdown.await.unwrap().unwrap();
+}

@@ -15,6 +15,8 @@ struct Pending {
     acked: bool,
     records: usize,
     offsets: Vec<(SourcePartition, SourceOffset)>,
+    /// A part of a split poll that more parts follow (its offsets come with the last).
+    continues: bool,
 }
 
 /// Tracks one task's in-flight batches.
@@ -26,15 +28,31 @@ pub(crate) struct AckTracker {
     /// Records made committable since the last `take_committable`.
     newly_committable_records: usize,
     changed: bool,
+    /// The last batch released is a part of a split poll that more parts follow.
+    inside_poll: bool,
 }
 
 impl AckTracker {
-    /// Numbers a batch; `offsets` are the positions reached after it (may be empty for a
-    /// batch that is one part of a split poll).
+    /// Numbers a batch (a whole poll, or a split poll's last part); `offsets` are the
+    /// positions reached after it.
     pub fn register(
         &mut self,
         records: usize,
         offsets: Vec<(SourcePartition, SourceOffset)>,
+    ) -> u64 {
+        self.push(records, offsets, false)
+    }
+
+    /// Numbers a part of a split poll that more parts follow.
+    pub fn register_part(&mut self, records: usize) -> u64 {
+        self.push(records, Vec::new(), true)
+    }
+
+    fn push(
+        &mut self,
+        records: usize,
+        offsets: Vec<(SourcePartition, SourceOffset)>,
+        continues: bool,
     ) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -43,6 +61,7 @@ impl AckTracker {
             acked: false,
             records,
             offsets,
+            continues,
         });
         seq
     }
@@ -62,6 +81,7 @@ impl AckTracker {
         while self.pending.front().is_some_and(|p| p.acked) {
             let p = self.pending.pop_front().expect("front exists");
             advanced += p.records;
+            self.inside_poll = p.continues;
             for (partition, offset) in p.offsets {
                 self.committable.insert(partition, offset);
                 self.changed = true;
@@ -69,6 +89,13 @@ impl AckTracker {
         }
         self.newly_committable_records += advanced;
         advanced
+    }
+
+    /// Whether the acknowledged records end where a poll's offsets do: false between
+    /// the parts of a split poll, where the committable offsets are behind records
+    /// already delivered. A sink that stores offsets with its rows must not commit there.
+    pub fn at_poll_boundary(&self) -> bool {
+        !self.inside_poll
     }
 
     /// Batches registered and not yet acknowledged (or behind an unacknowledged one).
@@ -125,6 +152,24 @@ mod tests {
         assert_eq!(t.ack(b), 20);
         assert_eq!(committed_pos(&mut t), Some(30));
         assert_eq!(t.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_split_poll_is_a_boundary_only_after_its_last_part() {
+        let p = SourcePartition::server("s");
+        let mut t = AckTracker::default();
+        let first = t.register_part(2);
+        assert!(t.at_poll_boundary());
+        t.ack(first);
+        // The last part may not even be registered yet (back-pressure between parts).
+        assert!(!t.at_poll_boundary());
+        let last = t.register(2, vec![(p.clone(), SourceOffset::single("n", 4))]);
+        t.ack(last);
+        assert!(t.at_poll_boundary());
+        // A poll without offsets (a source that has none) ends at a boundary too.
+        let lone = t.register(1, Vec::new());
+        t.ack(lone);
+        assert!(t.at_poll_boundary());
     }
 
     #[test]

@@ -410,6 +410,15 @@ impl Shared {
             .register(records, offsets)
     }
 
+    fn register_part(&self, task: usize, records: usize) -> u64 {
+        self.trackers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(task)
+            .or_default()
+            .register_part(records)
+    }
+
     pub(super) fn acknowledge(
         &self,
         task: usize,
@@ -473,6 +482,15 @@ impl Shared {
     }
 
     /// Offsets that became committable since the last call (resets the record counts).
+    /// Whether every task's acknowledged records end at a poll's offsets.
+    fn at_poll_boundaries(&self) -> bool {
+        self.trackers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .all(AckTracker::at_poll_boundary)
+    }
+
     fn take_commit_candidates(&self) -> Vec<(SourcePartition, SourceOffset)> {
         let mut trackers = self.trackers.lock().unwrap_or_else(|p| p.into_inner());
         trackers
@@ -527,6 +545,12 @@ impl OffsetCommitter {
             Some(sink) => Some(sink.lock().await),
             None => None,
         };
+        // Between the parts of a split poll the sink holds records past the committable
+        // offsets: its flush would store offsets behind its rows. The commit waits for
+        // the poll's last part.
+        if sink.is_some() && !self.shared.at_poll_boundaries() {
+            return Ok(false);
+        }
         let changes = self.shared.take_commit_candidates();
         self.uncommitted.extend(changes);
         if self.uncommitted.is_empty() {
@@ -778,14 +802,15 @@ impl SourceLoop {
             let Some(permits) = self.acquire(bytes).await else {
                 return Ok(());
             };
-            let chunk_offsets = if i == last {
-                std::mem::take(&mut offsets)
-            } else {
-                Vec::new()
-            };
             let newest_ts_ms = records.iter().rev().find_map(|r| r.timestamp_ms);
             let count = records.len();
-            let seq = self.shared.register(self.task_id, count, chunk_offsets);
+            // The poll's offsets come with its last part.
+            let seq = if i == last {
+                self.shared
+                    .register(self.task_id, count, std::mem::take(&mut offsets))
+            } else {
+                self.shared.register_part(self.task_id, count)
+            };
             metrics.queue_batches.fetch_add(1, Ordering::Relaxed);
             metrics.queue_bytes.fetch_add(bytes, Ordering::Relaxed);
             let handle = AckHandle {
