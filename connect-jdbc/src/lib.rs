@@ -32,6 +32,16 @@
 //!   the open transaction implicitly: rows written before a table change are then durable
 //!   before their offsets (at-least-once for those rows only).
 //!
+//! ## Source ([`JdbcSource`])
+//! Confluent's JDBC source: `mode` `bulk` / `incrementing` / `timestamp` /
+//! `timestamp+incrementing` over the tables of a schema (white/blacklists, listed again
+//! every `table.poll.interval.ms`, spread over the tasks) or one `query`; rows keep their
+//! native types. See [`Mode`] for what a restart and a concurrent writer can do in each.
+//!
+//! ## Stores
+//! [`SqlOffsetStore`] and [`SqlSchemaHistory`] keep offsets and schema history in a table
+//! of any of the three databases (created if missing).
+//!
 //! ## Example
 //! ```no_run
 //! use connect_core::{Engine, MemoryOffsetStore};
