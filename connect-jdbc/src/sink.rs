@@ -421,7 +421,7 @@ impl JdbcSinkTask {
 
     async fn read_offsets(&mut self) -> Result<Option<OffsetMap>, JdbcError> {
         let conn = self.conn.as_deref_mut().expect("connected");
-        self.offsets_table.read(conn, &self.namespace).await
+        self.offsets_table.read_latest(conn, &self.namespace).await
     }
 
     async fn begin(&mut self) -> Result<(), JdbcError> {

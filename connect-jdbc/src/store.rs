@@ -76,9 +76,40 @@ impl OffsetsTable {
         conn: &mut dyn Connection,
         namespace: &str,
     ) -> Result<Option<OffsetMap>, JdbcError> {
+        self.read_with(conn, namespace, "").await
+    }
+
+    /// The offsets of `namespace` once no other transaction may still commit new ones:
+    /// a locking read waits for a transaction that wrote them (a killed process's
+    /// `COMMIT` the server is still applying) to end, then sees its outcome.
+    pub(crate) async fn read_latest(
+        &self,
+        conn: &mut dyn Connection,
+        namespace: &str,
+    ) -> Result<Option<OffsetMap>, JdbcError> {
+        let d = conn.dialect();
+        if d.name() == "sqlite" {
+            // One writer at a time, and a dead one's transaction is rolled back on open.
+            return self.read(conn, namespace).await;
+        }
+        let failed = |action| move |e: DbError| e.at(d.name(), action, "offsets");
+        conn.execute("BEGIN").await.map_err(failed("begin"))?;
+        let read = self.read_with(conn, namespace, " FOR UPDATE").await;
+        let end = conn.execute("COMMIT").await.map_err(failed("commit"));
+        let offsets = read?;
+        end?;
+        Ok(offsets)
+    }
+
+    async fn read_with(
+        &self,
+        conn: &mut dyn Connection,
+        namespace: &str,
+        lock: &str,
+    ) -> Result<Option<OffsetMap>, JdbcError> {
         let d = conn.dialect();
         let sql = format!(
-            "SELECT source_partition, source_offset FROM {} WHERE namespace_name = {}",
+            "SELECT source_partition, source_offset FROM {} WHERE namespace_name = {}{lock}",
             d.quote_table(&self.table),
             d.placeholder(1)
         );
@@ -296,7 +327,7 @@ impl OffsetStore for SqlOffsetStore {
         let result = async {
             let conn = db.get().await?;
             table.ensure(conn).await?;
-            table.read(conn, namespace).await
+            table.read_latest(conn, namespace).await
         }
         .await;
         Ok(db.check(result)?.unwrap_or_default())
