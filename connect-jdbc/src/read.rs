@@ -116,16 +116,21 @@ fn decimal(unscaled: i128) -> Value {
 
 /// A variable-scale decimal value.
 fn variable_decimal(unscaled: i128, scale: u32) -> Value {
-    let schema = ReadKind::VariableDecimal.schema();
-    let schema = Schema::struct_builder()
-        .name("io.debezium.data.VariableScaleDecimal")
-        .version(1)
-        .field("scale", schema.fields()[0].schema().clone())
-        .field("value", schema.fields()[1].schema().clone())
-        .build();
+    // Built once: a value's schema is shared by every value, not rebuilt per row.
+    static SCHEMA: std::sync::OnceLock<Arc<Schema>> = std::sync::OnceLock::new();
+    let schema = SCHEMA.get_or_init(|| {
+        ReadKind::VariableDecimal
+            .schema()
+            .to_builder()
+            .with_optional(false)
+            .build()
+    });
     Value::Struct(
-        Struct::new(schema, vec![Value::Int32(scale as i32), decimal(unscaled)])
-            .expect("two fields"),
+        Struct::new(
+            schema.clone(),
+            vec![Value::Int32(scale as i32), decimal(unscaled)],
+        )
+        .expect("two fields"),
     )
 }
 

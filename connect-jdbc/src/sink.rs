@@ -271,6 +271,7 @@ impl SinkConnector for JdbcSink {
             offsets_table: OffsetsTable::new(&self.config.offsets_table),
             touched: Default::default(),
             last_shape: None,
+            name_from_source: self.config.table_name_format.contains("${source."),
         })
     }
 }
@@ -341,6 +342,9 @@ struct JdbcSinkTask {
     /// Tables the open transaction has written to.
     touched: std::collections::HashSet<TableName>,
     last_shape: Option<LastShape>,
+    /// `table.name.format` reads the record's `source` block, so a topic alone does not
+    /// decide the table.
+    name_from_source: bool,
 }
 
 /// The shape of the previous record, and what it was found for.
@@ -525,7 +529,7 @@ impl JdbcSinkTask {
                 && last.key_schema == key_schema
                 && last.row_schema == row_schema
                 && *last.topic == *record.topic
-                && !self.config.table_name_format.contains("${source.")
+                && !self.name_from_source
             {
                 return Ok(Some((last.shape.clone(), row)));
             }
@@ -566,11 +570,11 @@ impl JdbcSinkTask {
             let value = match column.source {
                 Source::KeyField(i) => {
                     let key = record.key.as_struct().and_then(|k| k.get_index(i));
-                    convert(column, key.unwrap_or(&Value::Null))
+                    SqlValue::from_value(column.kind, key.unwrap_or(&Value::Null))
                 }
-                Source::WholeKey => convert(column, &record.key),
+                Source::WholeKey => SqlValue::from_value(column.kind, &record.key),
                 Source::RowField(i) => match row {
-                    Some(r) => convert(column, &r.values()[i]),
+                    Some(r) => SqlValue::from_value(column.kind, &r.values()[i]),
                     None => Ok(SqlValue::Null),
                 },
                 Source::Topic => Ok(SqlValue::Text(bytestring::ByteString::from(&*record.topic))),
@@ -1039,10 +1043,6 @@ impl Group {
 /// Whether every offset of `target` is in `stored`.
 fn covers(stored: &OffsetMap, target: &OffsetMap) -> bool {
     target.iter().all(|(p, o)| stored.get(p) == Some(o))
-}
-
-fn convert(column: &ShapeColumn, value: &Value) -> Result<SqlValue, String> {
-    SqlValue::from_value(column.kind, value)
 }
 
 #[async_trait]

@@ -471,13 +471,9 @@ impl SqlSchemaHistory {
         table: &TableName,
     ) -> Result<Vec<(i64, HistoryRecord)>, JdbcError> {
         let d = conn.dialect();
-        let seq_text = match d.name() {
-            "mysql" => "CAST(seq AS CHAR)",
-            "postgresql" => "seq::text",
-            _ => "CAST(seq AS TEXT)",
-        };
         let sql = format!(
-            "SELECT {seq_text}, record FROM {} WHERE history_name = {} ORDER BY seq",
+            "SELECT {}, record FROM {} WHERE history_name = {} ORDER BY seq",
+            d.text_cast("seq"),
             d.quote_table(table),
             d.placeholder(1)
         );
