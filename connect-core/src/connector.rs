@@ -163,6 +163,13 @@ pub trait SourceConnector: Send + Sync {
 pub trait SinkTask: Task {
     /// Writes (or buffers) records.
     async fn put(&mut self, records: &[Record]) -> Result<()>;
+    /// Writes (or buffers) a batch the task may keep a handle on without copying it: the
+    /// engine delivers through this. A transactional sink that must write its open
+    /// transaction again after a lost connection keeps the `Arc`s until `flush` instead
+    /// of cloning every record. By default, [`SinkTask::put`].
+    async fn put_shared(&mut self, records: &Arc<Vec<Record>>) -> Result<()> {
+        self.put(records).await
+    }
     /// Makes everything put so far durable. `offsets` are the source offsets the engine
     /// will commit after this flush: a transactional sink may store them atomically with
     /// its data and report them from [`SinkTask::committed_offsets`].

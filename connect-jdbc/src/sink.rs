@@ -332,8 +332,9 @@ struct JdbcSinkTask {
     /// Plans by table, op and column names, shared by shapes with the same columns.
     plans: HashMap<(TableName, WriteOp, Vec<String>), Arc<WritePlan>>,
     in_transaction: bool,
-    /// Records written in the open transaction, written again if its connection is lost.
-    pending: Vec<Record>,
+    /// The batches written in the open transaction (shared with the engine, not copied),
+    /// written again if its connection is lost.
+    pending: Vec<Arc<Vec<Record>>>,
     pending_bytes: usize,
     /// Offsets of a commit whose outcome is unknown (the connection broke during COMMIT).
     unsure_commit: Option<OffsetMap>,
@@ -395,11 +396,17 @@ impl JdbcSinkTask {
         }
         if !self.pending.is_empty() {
             tracing::warn!(
-                records = self.pending.len(),
+                records = self.pending.iter().map(|b| b.len()).sum::<usize>(),
                 "connection lost with an open transaction; writing its records again"
             );
             let pending = std::mem::take(&mut self.pending);
-            let replayed = self.write_records(&pending).await;
+            let replayed = async {
+                for batch in &pending {
+                    self.write_records(batch).await?;
+                }
+                Ok::<_, JdbcError>(())
+            }
+            .await;
             self.pending = pending;
             if let Err(e) = replayed {
                 return Err(self.after_failure(e));
@@ -1071,10 +1078,14 @@ impl Task for JdbcSinkTask {
 #[async_trait]
 impl SinkTask for JdbcSinkTask {
     async fn put(&mut self, records: &[Record]) -> Result<(), Error> {
+        self.put_shared(&Arc::new(records.to_vec())).await
+    }
+
+    async fn put_shared(&mut self, records: &Arc<Vec<Record>>) -> Result<(), Error> {
         match self.try_put(records).await {
             Ok(()) => {
-                self.pending.extend_from_slice(records);
                 self.pending_bytes += records.iter().map(Record::size_estimate).sum::<usize>();
+                self.pending.push(Arc::clone(records));
                 if self.pending_bytes > PENDING_COMMIT_BYTES {
                     self.commit.request();
                 }

@@ -1345,11 +1345,12 @@ async fn put_with_retry(
     settings: &PipelineSettings,
 ) -> Result<()> {
     let (records, committer) = batch.into_parts();
+    let records = Arc::new(records);
     let mut delays = backoff(settings.retry_max_delay);
     let since = Instant::now();
     loop {
         let mut sink = task.lock().await;
-        let r = sink.put(&records).await;
+        let r = sink.put_shared(&records).await;
         match r {
             Ok(()) => {
                 // Acknowledged before the lock is released: see `OffsetCommitter::commit`.
