@@ -622,51 +622,27 @@ impl Streaming {
         let files: Vec<String> = files.iter().filter_map(|r| r.get::<String, _>(0)).collect();
         let start = files.iter().position(|f| *f == from.0).unwrap_or(0);
         for file in &files[start..] {
-            let sql = if *file == from.0 {
-                format!(
-                    "SHOW BINLOG EVENTS IN '{}' FROM {}",
-                    file.replace('\'', "''"),
-                    from.1
-                )
-            } else {
-                format!("SHOW BINLOG EVENTS IN '{}'", file.replace('\'', "''"))
-            };
-            // Streamed, not collected: the binlog after `from` may hold millions of events.
-            let mut found = None;
-            self.meta
-                .query_iter(sql)
-                .await
-                .map_err(|e| mysql_err("cannot list the binlog's events", e))?
-                .for_each(|event: mysql_async::Row| {
-                    if found.is_some() {
-                        return;
+            // Paged, because the server sends a whole file's listing (up to max_binlog_size
+            // of events, millions under load) even after the first hit.
+            let mut pos = if *file == from.0 { from.1 } else { 4 };
+            loop {
+                let page: Vec<mysql_async::Row> = self
+                    .meta
+                    .query(format!(
+                        "SHOW BINLOG EVENTS IN '{}' FROM {pos} LIMIT {LATER_DDL_PAGE}",
+                        file.replace('\'', "''")
+                    ))
+                    .await
+                    .map_err(|e| mysql_err("cannot list the binlog's events", e))?;
+                for event in &page {
+                    if let Some(statement) = ddl_on(event, tables) {
+                        return Ok(Some(statement));
                     }
-                    let (Some(kind), Some(info)) =
-                        (event.get::<String, _>(2), event.get::<String, _>(5))
-                    else {
-                        return;
-                    };
-                    if kind != "Query" {
-                        return;
-                    }
-                    // MariaDB writes `use `db`; statement`.
-                    let (db, statement) =
-                        match info.strip_prefix("use `").and_then(|r| r.split_once("`; ")) {
-                            Some((db, statement)) => (db, statement),
-                            None => ("", info.as_str()),
-                        };
-                    if !crate::ddl::changes_tables(statement) {
-                        return;
-                    }
-                    let named = crate::ddl::named_tables(statement, db);
-                    if named.is_empty() || named.iter().any(|id| tables.contains(id)) {
-                        found = Some(statement.to_owned());
-                    }
-                })
-                .await
-                .map_err(|e| mysql_err("cannot list the binlog's events", e))?;
-            if found.is_some() {
-                return Ok(found);
+                }
+                match page.last().and_then(|e| e.get::<u64, _>(4)) {
+                    Some(next) if page.len() == LATER_DDL_PAGE && next > pos => pos = next,
+                    _ => break,
+                }
             }
         }
         Ok(None)
@@ -1142,6 +1118,28 @@ fn check_table_map(tme: &TableMapEvent<'_>, columns: &[ColumnInfo]) -> Result<()
         }
     }
     Ok(())
+}
+
+/// Events per `SHOW BINLOG EVENTS` page when looking for later DDL.
+const LATER_DDL_PAGE: usize = 10_000;
+
+/// The statement of a binlog listing row (`SHOW BINLOG EVENTS`) if it is DDL that may
+/// change one of `tables` or names no table that can be told.
+fn ddl_on(event: &mysql_async::Row, tables: &[TableId]) -> Option<String> {
+    if event.get::<String, _>(2)? != "Query" {
+        return None;
+    }
+    let info: String = event.get(5)?;
+    // MariaDB writes `use `db`; statement`.
+    let (db, statement) = match info.strip_prefix("use `").and_then(|r| r.split_once("`; ")) {
+        Some((db, statement)) => (db, statement),
+        None => ("", info.as_str()),
+    };
+    if !crate::ddl::changes_tables(statement) {
+        return None;
+    }
+    let named = crate::ddl::named_tables(statement, db);
+    (named.is_empty() || named.iter().any(|id| tables.contains(id))).then(|| statement.to_owned())
 }
 
 #[cfg(test)]
