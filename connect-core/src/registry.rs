@@ -43,8 +43,10 @@ use crate::history::{FileSchemaHistory, MemorySchemaHistory, SchemaHistory};
 use crate::offsets::{FileOffsetStore, MemoryOffsetStore, OffsetStore};
 use crate::properties::{Properties, Scope};
 use crate::transform::{
-    ExtractNewRecordState, Filter, HasHeaderKey, Predicate, RecordIsTombstone, RegexRouter,
-    TopicNameMatches, Transform, TransformChain,
+    Cast, DropHeaders, ExtractField, ExtractNewRecordState, Filter, Flatten, HasHeaderKey,
+    HeaderFrom, HoistField, InsertField, InsertHeader, MaskField, Predicate, RecordIsTombstone,
+    RegexRouter, ReplaceField, SetSchemaMetadata, Side, TimestampConverter, TimestampRouter,
+    TopicNameMatches, Transform, TransformChain, ValueToKey,
 };
 
 /// Keys accepted and ignored, for compatibility with existing properties files.
@@ -149,6 +151,7 @@ impl Registry {
         r.register_transform("org.apache.kafka.connect.transforms.Filter", |_| {
             Ok(Box::new(Filter))
         });
+        r.register_kafka_transforms();
         r.register_predicate(
             "org.apache.kafka.connect.transforms.predicates.TopicNameMatches",
             |s| Ok(Arc::new(TopicNameMatches::from_props(s)?)),
@@ -162,6 +165,62 @@ impl Registry {
             |_| Ok(Arc::new(RecordIsTombstone)),
         );
         r
+    }
+
+    /// Kafka Connect's transforms under their class names, the `$Key` / `$Value` forms
+    /// of each where Kafka has both.
+    fn register_kafka_transforms(&mut self) {
+        const PREFIX: &str = "org.apache.kafka.connect.transforms.";
+        type SidedFactory = fn(Side, &Scope<'_>) -> Result<Box<dyn Transform>>;
+        let sided: [(&str, SidedFactory); 10] = [
+            ("InsertField", |side, s| {
+                Ok(Box::new(InsertField::from_props(side, s)?))
+            }),
+            ("ReplaceField", |side, s| {
+                Ok(Box::new(ReplaceField::from_props(side, s)?))
+            }),
+            ("MaskField", |side, s| {
+                Ok(Box::new(MaskField::from_props(side, s)?))
+            }),
+            ("ExtractField", |side, s| {
+                Ok(Box::new(ExtractField::from_props(side, s)?))
+            }),
+            ("HoistField", |side, s| {
+                Ok(Box::new(HoistField::from_props(side, s)?))
+            }),
+            ("Cast", |side, s| Ok(Box::new(Cast::from_props(side, s)?))),
+            ("Flatten", |side, s| {
+                Ok(Box::new(Flatten::from_props(side, s)?))
+            }),
+            ("TimestampConverter", |side, s| {
+                Ok(Box::new(TimestampConverter::from_props(side, s)?))
+            }),
+            ("HeaderFrom", |side, s| {
+                Ok(Box::new(HeaderFrom::from_props(side, s)?))
+            }),
+            ("SetSchemaMetadata", |side, s| {
+                Ok(Box::new(SetSchemaMetadata::from_props(side, s)?))
+            }),
+        ];
+        for (name, factory) in sided {
+            for (suffix, side) in [("$Key", Side::Key), ("$Value", Side::Value)] {
+                self.register_transform(&format!("{PREFIX}{name}{suffix}"), move |s| {
+                    factory(side, s)
+                });
+            }
+        }
+        self.register_transform(&format!("{PREFIX}ValueToKey"), |s| {
+            Ok(Box::new(ValueToKey::from_props(s)?))
+        });
+        self.register_transform(&format!("{PREFIX}TimestampRouter"), |s| {
+            Ok(Box::new(TimestampRouter::from_props(s)?))
+        });
+        self.register_transform(&format!("{PREFIX}InsertHeader"), |s| {
+            Ok(Box::new(InsertHeader::from_props(s)?))
+        });
+        self.register_transform(&format!("{PREFIX}DropHeaders"), |s| {
+            Ok(Box::new(DropHeaders::from_props(s)?))
+        });
     }
 
     /// Registers a source connector factory under a `connector.class` name.
@@ -415,6 +474,15 @@ impl Registry {
         } else {
             format!(" (known: {})", names.join(", "))
         }
+    }
+
+    /// A transform chain alone, from Kafka Connect's `transforms` / `predicates` keys (for
+    /// a chain used outside a pipeline). Any other key, or an option no transform read, is
+    /// an error naming it.
+    pub fn build_transforms(&self, props: &Properties) -> Result<TransformChain> {
+        let chain = self.chain(&props.root())?;
+        props.reject_unused()?;
+        Ok(chain)
     }
 
     fn chain(&self, root: &Scope<'_>) -> Result<TransformChain> {

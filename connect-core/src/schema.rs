@@ -155,6 +155,18 @@ impl PartialEq for Schema {
 }
 
 impl Schema {
+    /// Kafka's `SchemaUtil.copySchemaBasics`: a builder of this schema's type with its
+    /// name, version, doc and parameters only (required, no default, no fields), on which
+    /// a transform rebuilds a struct's fields.
+    pub fn basics(&self) -> SchemaBuilder {
+        let mut b = SchemaBuilder::new(self.def.ty);
+        b.name = self.def.name.clone();
+        b.version = self.def.version;
+        b.doc = self.def.doc.clone();
+        b.parameters = self.def.parameters.clone();
+        b
+    }
+
     /// The schema's type.
     pub fn schema_type(&self) -> SchemaType {
         self.def.ty

@@ -5,6 +5,7 @@ use bytes::Bytes;
 use bytestring::ByteString;
 use connect_core::calendar::civil_from_days;
 use connect_core::schema::logical;
+use connect_core::value::decimal_text;
 use connect_core::{Schema, SchemaType, Value};
 
 /// How a field is stored: decided once per column from its schema.
@@ -275,39 +276,6 @@ fn write_time(out: &mut String, micros: i64) {
         out.push('.');
         push_padded(out, frac, 6);
     }
-}
-
-/// A Decimal's unscaled big-endian two's-complement bytes in plain notation.
-fn decimal_text(unscaled: &[u8], scale: u32) -> Result<String, String> {
-    if unscaled.is_empty() || unscaled.len() > 16 {
-        return Err(format!(
-            "decimal of {} bytes is outside the supported 1..=16",
-            unscaled.len()
-        ));
-    }
-    let fill = if unscaled[0] & 0x80 != 0 { 0xff } else { 0 };
-    let mut be = [fill; 16];
-    be[16 - unscaled.len()..].copy_from_slice(unscaled);
-    let n = i128::from_be_bytes(be);
-    let digits = n.unsigned_abs().to_string();
-    let scale = scale as usize;
-    let mut out = String::with_capacity(digits.len() + scale + 3);
-    if n < 0 {
-        out.push('-');
-    }
-    if scale == 0 {
-        out.push_str(&digits);
-    } else if digits.len() > scale {
-        let (int, frac) = digits.split_at(digits.len() - scale);
-        out.push_str(int);
-        out.push('.');
-        out.push_str(frac);
-    } else {
-        out.push_str("0.");
-        out.extend(std::iter::repeat_n('0', scale - digits.len()));
-        out.push_str(&digits);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

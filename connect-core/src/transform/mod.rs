@@ -3,19 +3,39 @@
 //! - [`ExtractNewRecordState`]: Debezium's "unwrap" (`io.debezium.transforms.ExtractNewRecordState`).
 //! - [`RegexRouter`]: Kafka's topic router.
 //! - [`Filter`] with the predicates [`TopicNameMatches`], [`HasHeaderKey`], [`RecordIsTombstone`].
+//! - Kafka Connect's field transforms, in `$Key` / `$Value` forms chosen by [`Side`]:
+//!   [`InsertField`], [`ReplaceField`], [`MaskField`], [`ValueToKey`], [`ExtractField`],
+//!   [`HoistField`], [`SetSchemaMetadata`], [`Cast`], [`Flatten`], [`TimestampConverter`].
+//! - Kafka Connect's [`TimestampRouter`] and header transforms [`InsertHeader`],
+//!   [`DropHeaders`], [`HeaderFrom`].
 
+mod cast;
+mod datefmt;
+mod fields;
 mod filter;
+mod headers;
 mod router;
+mod timestamp;
 mod unwrap;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
+pub use cast::{Cast, Flatten};
+pub use datefmt::DateFormat;
+pub use fields::{
+    ExtractField, HoistField, InsertField, MaskField, ReplaceField, SetSchemaMetadata, ValueToKey,
+};
 pub use filter::{Filter, HasHeaderKey, RecordIsTombstone, TopicNameMatches};
+pub use headers::{parse_literal, DropHeaders, HeaderFrom, InsertHeader};
 pub use router::RegexRouter;
+pub use timestamp::{TimestampConverter, TimestampRouter};
 pub use unwrap::{DeleteTombstoneHandling, ExtractNewRecordState};
 
 use crate::error::Error;
 use crate::record::Record;
+use crate::schema::Schema;
+use crate::value::Value;
 
 /// Turns one record into zero or one record.
 ///
@@ -128,6 +148,101 @@ impl TransformChain {
             }
         }
         Ok(Some(record))
+    }
+}
+
+/// Which part of a record a Kafka Connect `$Key` / `$Value` transform works on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The key (`...$Key`).
+    Key,
+    /// The value (`...$Value`).
+    Value,
+}
+
+impl Side {
+    /// The side a class name ends with (`$Key`, `$Value`).
+    pub fn of_class(class: &str) -> Option<Side> {
+        if class.ends_with("$Key") {
+            Some(Side::Key)
+        } else if class.ends_with("$Value") {
+            Some(Side::Value)
+        } else {
+            None
+        }
+    }
+
+    fn schema(self, record: &Record) -> Option<&Arc<Schema>> {
+        match self {
+            Side::Key => record.key_schema.as_ref(),
+            Side::Value => record.value_schema.as_ref(),
+        }
+    }
+
+    fn value(self, record: &Record) -> &Value {
+        match self {
+            Side::Key => &record.key,
+            Side::Value => &record.value,
+        }
+    }
+
+    fn take(self, record: &mut Record) -> (Option<Arc<Schema>>, Value) {
+        match self {
+            Side::Key => (record.key_schema.take(), std::mem::take(&mut record.key)),
+            Side::Value => (
+                record.value_schema.take(),
+                std::mem::take(&mut record.value),
+            ),
+        }
+    }
+
+    fn set(self, record: &mut Record, schema: Option<Arc<Schema>>, value: Value) {
+        match self {
+            Side::Key => {
+                record.key_schema = schema;
+                record.key = value;
+            }
+            Side::Value => {
+                record.value_schema = schema;
+                record.value = value;
+            }
+        }
+    }
+}
+
+/// Output schemas built once per input schema. Keyed by the input's address, the input
+/// kept alive so that the address stays its own; cleared when it grows past a bound, as
+/// schemas only pile up when tables keep changing.
+#[derive(Debug, Default)]
+pub(crate) struct SchemaCache(Mutex<SchemaMap>);
+
+/// Input schema address → (that input, its output).
+type SchemaMap = HashMap<usize, (Arc<Schema>, Arc<Schema>)>;
+
+impl SchemaCache {
+    const MAX: usize = 1024;
+
+    /// The cached output for `input`, or `build`'s (then cached).
+    pub(crate) fn get_or_try<E>(
+        &self,
+        input: &Arc<Schema>,
+        build: impl FnOnce(&Arc<Schema>) -> Result<Arc<Schema>, E>,
+    ) -> Result<Arc<Schema>, E> {
+        let key = Arc::as_ptr(input) as usize;
+        if let Some((_, out)) = self.lock().get(&key) {
+            return Ok(out.clone());
+        }
+        let out = build(input)?;
+        let mut cache = self.lock();
+        if cache.len() >= Self::MAX {
+            cache.clear();
+        }
+        cache.insert(key, (input.clone(), out.clone()));
+        Ok(out)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SchemaMap> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
