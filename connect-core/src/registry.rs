@@ -43,10 +43,10 @@ use crate::history::{FileSchemaHistory, MemorySchemaHistory, SchemaHistory};
 use crate::offsets::{FileOffsetStore, MemoryOffsetStore, OffsetStore};
 use crate::properties::{Properties, Scope};
 use crate::transform::{
-    Cast, DropHeaders, ExtractField, ExtractNewRecordState, Filter, Flatten, HasHeaderKey,
-    HeaderFrom, HoistField, InsertField, InsertHeader, MaskField, Predicate, RecordIsTombstone,
-    RegexRouter, ReplaceField, SetSchemaMetadata, Side, TimestampConverter, TimestampRouter,
-    TopicNameMatches, Transform, TransformChain, ValueToKey,
+    ByLogicalTableRouter, Cast, DropHeaders, EventRouter, ExtractField, ExtractNewRecordState,
+    Filter, Flatten, HasHeaderKey, HeaderFrom, HoistField, InsertField, InsertHeader, MaskField,
+    Predicate, RecordIsTombstone, RegexRouter, ReplaceField, SetSchemaMetadata, Side,
+    TimestampConverter, TimestampRouter, TopicNameMatches, Transform, TransformChain, ValueToKey,
 };
 
 /// Keys accepted and ignored, for compatibility with existing properties files.
@@ -144,6 +144,12 @@ impl Registry {
         };
         r.register_transform("io.debezium.transforms.ExtractNewRecordState", |s| {
             Ok(Box::new(ExtractNewRecordState::from_props(s)?))
+        });
+        r.register_transform("io.debezium.transforms.outbox.EventRouter", |s| {
+            Ok(Box::new(EventRouter::from_props(s)?))
+        });
+        r.register_transform("io.debezium.transforms.ByLogicalTableRouter", |s| {
+            Ok(Box::new(ByLogicalTableRouter::from_props(s)?))
         });
         r.register_transform("org.apache.kafka.connect.transforms.RegexRouter", |s| {
             Ok(Box::new(RegexRouter::from_props(s)?))

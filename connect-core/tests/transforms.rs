@@ -503,3 +503,267 @@ fn unknown_types_and_options_are_named() {
     let e = config_error("HoistField$Value", &[("field", "f"), ("feild", "g")]);
     assert!(e.contains("transforms.x.feild"), "{e}");
 }
+
+mod debezium_routers {
+    use super::*;
+    use connect_core::envelope::EnvelopeSchema;
+    use connect_core::{Op, Schema, SchemaType, Struct};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    const D: &str = "io.debezium.transforms.";
+
+    fn source() -> (Arc<Schema>, Struct) {
+        let s = Schema::struct_builder()
+            .name("io.debezium.connector.postgresql.Source")
+            .field("table", Schema::required(SchemaType::String))
+            .build();
+        let v = Struct::new(s.clone(), vec![Value::from("outboxevent")]).unwrap();
+        (s, v)
+    }
+
+    fn outbox_row_schema() -> Arc<Schema> {
+        Schema::struct_builder()
+            .name("dbserver1.public.outboxevent.Value")
+            .optional()
+            .field("id", Schema::required(SchemaType::String))
+            .field("aggregatetype", Schema::required(SchemaType::String))
+            .field("aggregateid", Schema::required(SchemaType::String))
+            .field("type", Schema::required(SchemaType::String))
+            .field(
+                "payload",
+                Schema::builder(SchemaType::String)
+                    .optional()
+                    .name("io.debezium.data.Json")
+                    .version(1)
+                    .build(),
+            )
+            .build()
+    }
+
+    fn outbox_event(op: Op, payload: Option<&str>) -> Record {
+        let row_schema = outbox_row_schema();
+        let (src_schema, src) = source();
+        let env = EnvelopeSchema::new(
+            "dbserver1.public.outboxevent",
+            row_schema.clone(),
+            src_schema,
+        )
+        .unwrap();
+        let row = Struct::new(
+            row_schema,
+            vec![
+                Value::from("406c07f3-26f0-4eea-a50c-109940064b8f"),
+                Value::from("customer"),
+                Value::from("1"),
+                Value::from("CustomerCreated"),
+                Value::from(payload),
+            ],
+        )
+        .unwrap();
+        let (before, after) = match op {
+            Op::Delete => (Some(row), None),
+            Op::Update => (Some(row.clone()), Some(row)),
+            _ => (None, Some(row)),
+        };
+        let value = env.event(
+            op,
+            before,
+            after,
+            src,
+            None,
+            UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+        );
+        Record::new(
+            Arc::from("dbserver1.public.outboxevent"),
+            Some(env.schema().clone()),
+            value,
+        )
+    }
+
+    fn outbox(options: &[(&str, &str)]) -> connect_core::transform::TransformChain {
+        let class = format!("{D}outbox.EventRouter");
+        let mut pairs = vec![
+            ("transforms".to_owned(), "outbox".to_owned()),
+            ("transforms.outbox.type".to_owned(), class),
+        ];
+        pairs.extend(
+            options
+                .iter()
+                .map(|(k, v)| (format!("transforms.outbox.{k}"), (*v).to_owned())),
+        );
+        Registry::new()
+            .build_transforms(&Properties::from_pairs(pairs))
+            .unwrap()
+    }
+
+    #[test]
+    fn outbox_rows_become_events_on_the_aggregate_topic() {
+        let t = outbox(&[("table.fields.additional.placement", "type:header:eventType")]);
+        let out = t
+            .apply(outbox_event(Op::Create, Some(r#"{"name":"Ann"}"#)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(&*out.topic, "outbox.event.customer");
+        assert_eq!(out.key, Value::from("1"));
+        assert_eq!(
+            render(true, out.value_schema.as_ref(), &out.value),
+            r#"{"schema":{"type":"string","optional":true,"name":"io.debezium.data.Json","version":1},"payload":"{\"name\":\"Ann\"}"}"#
+        );
+        assert_eq!(out.timestamp_ms, Some(1_700_000_000_123));
+        let headers: Vec<(&str, &Value)> =
+            out.headers.iter().map(|h| (&*h.key, &h.value)).collect();
+        assert_eq!(
+            headers,
+            [
+                ("id", &Value::from("406c07f3-26f0-4eea-a50c-109940064b8f")),
+                ("eventType", &Value::from("CustomerCreated")),
+            ]
+        );
+        // Deletes, tombstones and (by default) updates of the outbox table are dropped.
+        assert!(t
+            .apply(outbox_event(Op::Delete, Some("{}")))
+            .unwrap()
+            .is_none());
+        assert!(t
+            .apply(outbox_event(Op::Update, Some("{}")))
+            .unwrap()
+            .is_none());
+        assert!(t
+            .apply(Record::new(Arc::from("x"), None, Value::Null))
+            .unwrap()
+            .is_none());
+        let fatal = outbox(&[("table.op.invalid.behavior", "fatal")]);
+        let e = fatal
+            .apply(outbox_event(Op::Update, Some("{}")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("table.op.invalid.behavior"), "{e}");
+    }
+
+    #[test]
+    fn outbox_envelope_placement_and_routing_options() {
+        let t = outbox(&[
+            (
+                "table.fields.additional.placement",
+                "type:envelope:eventType",
+            ),
+            ("route.topic.replacement", "${routedByValue}.events"),
+            ("route.tombstone.on.empty.payload", "true"),
+        ]);
+        let out = t
+            .apply(outbox_event(Op::Create, Some("{}")))
+            .unwrap()
+            .unwrap();
+        assert_eq!(&*out.topic, "customer.events");
+        assert_eq!(
+            render(true, out.value_schema.as_ref(), &out.value),
+            squash(
+                r#"{"schema":{"type":"struct","fields":[
+            {"type":"string","optional":true,"name":"io.debezium.data.Json","version":1,"field":"payload"},
+            {"type":"string","optional":false,"field":"eventType"}],"optional":false,"name":"dbserver1.public.outboxevent.customer.Value"},
+          "payload":{"payload":"{}","eventType":"CustomerCreated"}}"#
+            )
+        );
+        let out = t.apply(outbox_event(Op::Create, None)).unwrap().unwrap();
+        assert!(out.is_tombstone());
+        assert_eq!(&*out.topic, "customer.events");
+        let bad = outbox(&[("table.field.event.payload", "body")]);
+        let e = bad
+            .apply(outbox_event(Op::Create, Some("{}")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`body`") && e.contains("table.field.event.payload"),
+            "{e}"
+        );
+    }
+
+    fn shard_event(topic: &str, op: Op) -> Record {
+        let row = Schema::struct_builder()
+            .name(format!("{topic}.Value"))
+            .optional()
+            .field("id", Schema::required(SchemaType::Int32))
+            .build();
+        let key_schema = Schema::struct_builder()
+            .name(format!("{topic}.Key"))
+            .field("id", Schema::required(SchemaType::Int32))
+            .build();
+        let (src_schema, src) = source();
+        let env = EnvelopeSchema::new(topic, row.clone(), src_schema).unwrap();
+        let after = Struct::new(row, vec![Value::Int32(5)]).unwrap();
+        let value = env.event(op, None, Some(after), src, None, UNIX_EPOCH);
+        let key = Value::Struct(Struct::new(key_schema.clone(), vec![Value::Int32(5)]).unwrap());
+        Record::new(Arc::from(topic), Some(env.schema().clone()), value)
+            .with_key(Some(key_schema), key)
+    }
+
+    #[test]
+    fn by_logical_table_router_merges_shards_and_keeps_keys_unique() {
+        let class = format!("{D}ByLogicalTableRouter");
+        let t = chain(&[
+            ("transforms", "route"),
+            ("transforms.route.type", &class),
+            ("transforms.route.topic.regex", "(.*)customers_shard(.*)"),
+            (
+                "transforms.route.topic.replacement",
+                "$1customers_all_shards",
+            ),
+            (
+                "transforms.route.key.field.regex",
+                "(.*)customers_shard(.*)",
+            ),
+            ("transforms.route.key.field.replacement", "$2"),
+        ]);
+        let out = t
+            .apply(shard_event("myserver.mydb.customers_shard1", Op::Create))
+            .unwrap()
+            .unwrap();
+        assert_eq!(&*out.topic, "myserver.mydb.customers_all_shards");
+        assert_eq!(
+            render(true, out.key_schema.as_ref(), &out.key),
+            squash(
+                r#"{"schema":{"type":"struct","fields":[
+            {"type":"int32","optional":false,"field":"id"},
+            {"type":"string","optional":false,"field":"__dbz__physicalTableIdentifier"}],
+            "optional":false,"name":"myserver.mydb.customers_all_shards.Key"},
+          "payload":{"id":5,"__dbz__physicalTableIdentifier":"1"}}"#
+            )
+        );
+        let schema = out.value_schema.as_ref().unwrap();
+        assert_eq!(
+            schema.name(),
+            Some("myserver.mydb.customers_all_shards.Envelope")
+        );
+        assert_eq!(schema.version(), Some(2));
+        let after = out
+            .value
+            .as_struct()
+            .unwrap()
+            .get("after")
+            .and_then(Value::as_struct)
+            .unwrap();
+        assert_eq!(
+            after.schema().name(),
+            Some("myserver.mydb.customers_all_shards.Value")
+        );
+        assert_eq!(after.get("id"), Some(&Value::Int32(5)));
+        // Other topics pass; a tombstone's key is rewritten too.
+        let other = t
+            .apply(shard_event("myserver.mydb.orders", Op::Create))
+            .unwrap()
+            .unwrap();
+        assert_eq!(&*other.topic, "myserver.mydb.orders");
+        let mut tomb = shard_event("myserver.mydb.customers_shard2", Op::Delete);
+        tomb.value = Value::Null;
+        tomb.value_schema = None;
+        let out = t.apply(tomb).unwrap().unwrap();
+        assert!(out.is_tombstone());
+        assert_eq!(
+            out.key
+                .as_struct()
+                .unwrap()
+                .get("__dbz__physicalTableIdentifier"),
+            Some(&Value::from("2"))
+        );
+    }
+}

@@ -2,6 +2,7 @@
 //!
 //! - [`ExtractNewRecordState`]: Debezium's "unwrap" (`io.debezium.transforms.ExtractNewRecordState`).
 //! - [`RegexRouter`]: Kafka's topic router.
+//! - Debezium's outbox [`EventRouter`] and [`ByLogicalTableRouter`].
 //! - [`Filter`] with the predicates [`TopicNameMatches`], [`HasHeaderKey`], [`RecordIsTombstone`].
 //! - Kafka Connect's field transforms, in `$Key` / `$Value` forms chosen by [`Side`]:
 //!   [`InsertField`], [`ReplaceField`], [`MaskField`], [`ValueToKey`], [`ExtractField`],
@@ -11,6 +12,7 @@
 
 mod cast;
 mod datefmt;
+mod debezium;
 mod fields;
 mod filter;
 mod headers;
@@ -23,6 +25,7 @@ use std::sync::{Arc, Mutex};
 
 pub use cast::{Cast, Flatten};
 pub use datefmt::DateFormat;
+pub use debezium::{ByLogicalTableRouter, EventRouter};
 pub use fields::{
     ExtractField, HoistField, InsertField, MaskField, ReplaceField, SetSchemaMetadata, ValueToKey,
 };

@@ -25,7 +25,7 @@ impl RegexRouter {
         Self::with_key("regex", regex, replacement)
     }
 
-    fn with_key(key: &str, regex: &str, replacement: &str) -> Result<Self, Error> {
+    pub(crate) fn with_key(key: &str, regex: &str, replacement: &str) -> Result<Self, Error> {
         Ok(RegexRouter {
             regex: whole_match_regex(key, regex)?,
             replacement: java_replacement(replacement),
@@ -40,7 +40,12 @@ impl RegexRouter {
         Self::with_key(&scope.key("regex"), regex, replacement)
     }
 
-    fn route(&self, topic: &Arc<str>) -> Arc<str> {
+    /// Whether `topic` is routed (matches the whole regex).
+    pub(crate) fn matches(&self, topic: &str) -> bool {
+        self.regex.is_match(topic)
+    }
+
+    pub(crate) fn route(&self, topic: &Arc<str>) -> Arc<str> {
         if let Some(t) = self
             .routes
             .read()
@@ -78,6 +83,16 @@ fn java_replacement(java: &str) -> String {
                 Some(other) => out.push(other),
                 None => {}
             },
+            // A named group, `${name}`, reads the same in both.
+            '$' if chars.peek() == Some(&'{') => {
+                out.push('$');
+                for c in chars.by_ref() {
+                    out.push(c);
+                    if c == '}' {
+                        break;
+                    }
+                }
+            }
             '$' if chars.peek().is_some_and(char::is_ascii_digit) => {
                 out.push_str("${");
                 while let Some(d) = chars.next_if(char::is_ascii_digit) {
@@ -113,6 +128,9 @@ mod tests {
         // Partial matches leave the topic alone, as Java's matches() does.
         let out = r.apply(rec("xshop.public.orders")).unwrap().unwrap();
         assert_eq!(&*out.topic, "xshop.public.orders");
+        let named = RegexRouter::new("(?<kind>.*)", "outbox.event.${kind}").unwrap();
+        let out = named.apply(rec("order")).unwrap().unwrap();
+        assert_eq!(&*out.topic, "outbox.event.order");
     }
 
     #[test]
