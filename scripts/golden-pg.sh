@@ -2,6 +2,8 @@
 # Regenerates connect-postgres/tests/data/debezium_3.6.3_pg_types.jsonl: what the Debezium
 # 3.6.3 embedded engine emits (JSON with schemas, transaction metadata on) for the table
 # of pg_types_setup.sql, snapshot first, then the transaction of pg_types_changes.sql.
+# With DBZ_VALUE_FORMAT=cloudevents the values are Debezium's CloudEvents (structured JSON,
+# data with its schema) and the file is debezium_3.6.3_pg_types_cloudevents.jsonl.
 # Needs the local PostgreSQL (scripts/services.sh), a JDK and scripts/fetch-debezium.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +37,7 @@ PROPS
 javac -nowarn -cp "$libs/*" -d "$work" scripts/golden/DbzDump.java
 (cd "$work" && java -cp "$libs/*:." DbzDump dbz.properties 7 \
   "sleep 1; $psql -d golden_types -f $data/pg_types_changes.sql" >/dev/null)
-cp "$work/dbz_events.jsonl" "$data/debezium_3.6.3_pg_types.jsonl"
+out=$data/debezium_3.6.3_pg_types${DBZ_VALUE_FORMAT:+_$DBZ_VALUE_FORMAT}.jsonl
+cp "$work/dbz_events.jsonl" "$out"
 $psql -d postgres -c "SELECT pg_drop_replication_slot('golden_types')" -c "DROP DATABASE golden_types WITH (FORCE)" >/dev/null
-echo "wrote $data/debezium_3.6.3_pg_types.jsonl ($(wc -l < "$data/debezium_3.6.3_pg_types.jsonl") records)"
+echo "wrote $out ($(wc -l < "$out") records)"

@@ -108,7 +108,9 @@ pub use connector::{
     CommitRequest, SinkConnector, SinkTask, SourceBatch, SourceConnector, SourceTask, Task,
     TaskConfig, TaskContext,
 };
-pub use convert::{ByteArrayConverter, Converter, JsonConverter, StringConverter};
+pub use convert::{
+    ByteArrayConverter, CloudEventsConverter, Converter, JsonConverter, StringConverter,
+};
 pub use engine::{
     Batch, BatchReceiver, CommitPolicy, Committer, DeadLetterQueue, Engine, EngineBuilder,
     EngineListener, ErrorContext, ErrorTolerance, MetricsSnapshot, Pipeline, PipelineBuilder,

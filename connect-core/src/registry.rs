@@ -18,7 +18,7 @@
 //! | `offset.flush.interval.ms`, `offset.flush.records` | commit policy (either triggers) |
 //! | `max.batch.size`, `max.batch.bytes`, `max.queue.batches`, `max.queue.bytes` | limits |
 //! | `errors.tolerance`, `errors.retry.timeout`, `errors.retry.delay.max.ms` | error policy |
-//! | `key.converter`, `value.converter`, `*.converter.schemas.enable` | converters |
+//! | `key.converter`, `value.converter`, `*.converter.schemas.enable` | converters (CloudEvents: `*.json.schemas.enable`, `*.extension.attributes.enable`, `*.serializer.type` / `*.data.serializer.type` = `json`) |
 //! | `schema.history.internal`, `schema.history.internal.file.filename` | schema history |
 //!
 //! A sink pipeline ([`Registry::build_sink_pipeline`]) reads Kafka Connect's sink
@@ -34,7 +34,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::connector::{SinkConnector, SourceConnector};
-use crate::convert::{ByteArrayConverter, Converter, JsonConverter, StringConverter};
+use crate::convert::{
+    ByteArrayConverter, CloudEventsConverter, Converter, JsonConverter, StringConverter,
+};
 use crate::engine::{
     CommitPolicy, DeadLetterQueue, ErrorTolerance, Pipeline, PipelineBuilder, PipelineSettings,
 };
@@ -551,10 +553,22 @@ fn converter(root: &Scope<'_>, key: &str) -> Result<Arc<dyn Converter>> {
         None | Some("org.apache.kafka.connect.json.JsonConverter") => Arc::new(JsonConverter::new(schemas)),
         Some("org.apache.kafka.connect.storage.StringConverter") => Arc::new(StringConverter),
         Some("org.apache.kafka.connect.converters.ByteArrayConverter") => Arc::new(ByteArrayConverter),
+        Some("io.debezium.converters.CloudEventsConverter") => {
+            for format in ["serializer.type", "data.serializer.type"] {
+                let name = format!("{key}.{format}");
+                root.one_of(&name, &["json"], "json").map_err(|_| {
+                    Error::config(&name, "only `json` is supported (Avro CloudEvents are not)")
+                })?;
+            }
+            Arc::new(CloudEventsConverter::new(
+                root.bool_or(&format!("{key}.json.schemas.enable"), true)?,
+                root.bool_or(&format!("{key}.extension.attributes.enable"), true)?,
+            ))
+        }
         Some(other) => {
             return Err(Error::config(
                 key,
-                format!("unknown converter `{other}` (accepted: org.apache.kafka.connect.json.JsonConverter, org.apache.kafka.connect.storage.StringConverter, org.apache.kafka.connect.converters.ByteArrayConverter)"),
+                format!("unknown converter `{other}` (accepted: org.apache.kafka.connect.json.JsonConverter, org.apache.kafka.connect.storage.StringConverter, org.apache.kafka.connect.converters.ByteArrayConverter, io.debezium.converters.CloudEventsConverter)"),
             ))
         }
     })

@@ -1,7 +1,8 @@
 // Dumps the change events of the Debezium embedded engine (JSON, schemas on) as
 // "<topic>\t<key>\t<value>" lines to dbz_events.jsonl: the golden data of our format
 // tests. usage: java -cp "$LIBS/*:." DbzDump <props> <expected events> [shell command run
-// after the first event]
+// after the first event]. DBZ_VALUE_FORMAT=cloudevents writes values with Debezium's
+// CloudEventsConverter instead (keys stay JSON).
 import io.debezium.engine.ChangeEvent;
 import io.debezium.engine.DebeziumEngine;
 import io.debezium.engine.format.Json;
@@ -19,7 +20,11 @@ public class DbzDump {
         final AtomicLong count = new AtomicLong();
         final CountDownLatch done = new CountDownLatch(1);
         final PrintStream out = new PrintStream(new FileOutputStream("dbz_events.jsonl"), true);
-        DebeziumEngine<ChangeEvent<String, String>> engine = DebeziumEngine.create(Json.class)
+        boolean cloudEvents = "cloudevents".equals(System.getenv("DBZ_VALUE_FORMAT"));
+        DebeziumEngine.Builder<ChangeEvent<String, String>> builder = cloudEvents
+            ? DebeziumEngine.create(io.debezium.engine.format.KeyValueChangeEventFormat.of(Json.class, io.debezium.engine.format.CloudEvents.class))
+            : DebeziumEngine.create(Json.class);
+        DebeziumEngine<ChangeEvent<String, String>> engine = builder
             .using(props)
             .notifying((records, committer) -> {
                 for (ChangeEvent<String, String> r : records) {

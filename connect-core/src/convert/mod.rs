@@ -2,13 +2,16 @@
 //!
 //! - [`JsonConverter`]: Kafka's `JsonConverter` output as Debezium 3.6 emits it, byte for
 //!   byte (schemas on or off, Decimal as base64).
+//! - [`CloudEventsConverter`]: Debezium's CloudEvents (structured, JSON).
 //! - [`StringConverter`], [`ByteArrayConverter`].
 
+mod cloudevents;
 pub mod json;
 mod simple;
 
 use std::sync::Arc;
 
+pub use cloudevents::CloudEventsConverter;
 pub use json::JsonConverter;
 pub use simple::{ByteArrayConverter, StringConverter};
 
