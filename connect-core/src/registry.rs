@@ -77,6 +77,7 @@ type TransformFactory = Arc<dyn Fn(&Scope<'_>) -> Result<Box<dyn Transform>> + S
 type PredicateFactory = Arc<dyn Fn(&Scope<'_>) -> Result<Arc<dyn Predicate>> + Send + Sync>;
 type OffsetStoreFactory = Arc<dyn Fn(&Scope<'_>) -> Result<Arc<dyn OffsetStore>> + Send + Sync>;
 type HistoryFactory = Arc<dyn Fn(&Scope<'_>) -> Result<Arc<dyn SchemaHistory>> + Send + Sync>;
+type ConverterFactory = Arc<dyn Fn(&Scope<'_>, bool) -> Result<Arc<dyn Converter>> + Send + Sync>;
 type DeadLetterFactory = Arc<dyn Fn(&Scope<'_>) -> Result<Arc<dyn DeadLetterQueue>> + Send + Sync>;
 
 /// The source class a sink pipeline reads its topics with (the sink runner); a crate
@@ -113,6 +114,7 @@ pub struct Registry {
     predicates: HashMap<String, PredicateFactory>,
     offset_stores: HashMap<String, OffsetStoreFactory>,
     histories: HashMap<String, HistoryFactory>,
+    converters: HashMap<String, ConverterFactory>,
     dead_letter: Option<DeadLetterFactory>,
 }
 
@@ -142,6 +144,7 @@ impl Registry {
             predicates: HashMap::new(),
             offset_stores: HashMap::new(),
             histories: HashMap::new(),
+            converters: HashMap::new(),
             dead_letter: None,
         };
         r.register_transform("io.debezium.transforms.ExtractNewRecordState", |s| {
@@ -231,6 +234,17 @@ impl Registry {
         });
     }
 
+    /// Registers a converter factory under its `key.converter` / `value.converter` class
+    /// name. The factory reads its options from the scope of the converter key
+    /// (`value.converter.` + option) and learns whether it converts keys.
+    pub fn register_converter(
+        &mut self,
+        class: &str,
+        factory: impl Fn(&Scope<'_>, bool) -> Result<Arc<dyn Converter>> + Send + Sync + 'static,
+    ) {
+        self.converters.insert(class.to_owned(), Arc::new(factory));
+    }
+
     /// Registers a source connector factory under a `connector.class` name.
     pub fn register_source(
         &mut self,
@@ -296,8 +310,8 @@ impl Registry {
         let root = props.root();
         let (name, factory) = self.connector(&root, &self.sources, "source")?;
         let (key_converter, value_converter) = (
-            converter(&root, "key.converter")?,
-            converter(&root, "value.converter")?,
+            self.converter(&root, "key.converter")?,
+            self.converter(&root, "value.converter")?,
         );
         let history = self.history(&root)?;
         let ctx = FactoryContext {
@@ -342,8 +356,8 @@ impl Registry {
         })?;
         let ctx = FactoryContext {
             props: root.clone(),
-            key_converter: converter(&root, "key.converter")?,
-            value_converter: converter(&root, "value.converter")?,
+            key_converter: self.converter(&root, "key.converter")?,
+            value_converter: self.converter(&root, "value.converter")?,
             history: Arc::new(MemorySchemaHistory::new()),
         };
         let mut pipeline = self.assemble(&root, &name, runner(&ctx)?)?;
@@ -368,8 +382,8 @@ impl Registry {
         let (_, factory) = self.connector(&root, &self.sinks, "sink")?;
         let ctx = FactoryContext {
             props: root.clone(),
-            key_converter: converter(&root, "key.converter")?,
-            value_converter: converter(&root, "value.converter")?,
+            key_converter: self.converter(&root, "key.converter")?,
+            value_converter: self.converter(&root, "value.converter")?,
             history: Arc::new(MemorySchemaHistory::new()),
         };
         let sink = factory(&ctx)?;
@@ -493,6 +507,24 @@ impl Registry {
         Ok(chain)
     }
 
+    /// The converter named by `key` (`key.converter`, `value.converter`): a registered
+    /// one, else a built-in.
+    fn converter(&self, root: &Scope<'_>, key: &str) -> Result<Arc<dyn Converter>> {
+        match root.get(key).and_then(|class| self.converters.get(class)) {
+            Some(factory) => factory(&root.scope(&format!("{key}.")), key == "key.converter"),
+            None => builtin_converter(root, key).map_err(|e| match e {
+                Error::Config { key, message } if !self.converters.is_empty() => Error::Config {
+                    message: format!(
+                        "{message}; registered: {}",
+                        sorted_names(&self.converters).join(", ")
+                    ),
+                    key,
+                },
+                e => e,
+            }),
+        }
+    }
+
     fn chain(&self, root: &Scope<'_>) -> Result<TransformChain> {
         let mut predicates = HashMap::new();
         for alias in root.list("predicates") {
@@ -547,7 +579,7 @@ fn sorted_names<T>(map: &HashMap<String, T>) -> Vec<&str> {
     names
 }
 
-fn converter(root: &Scope<'_>, key: &str) -> Result<Arc<dyn Converter>> {
+fn builtin_converter(root: &Scope<'_>, key: &str) -> Result<Arc<dyn Converter>> {
     let schemas = root.bool_or(&format!("{key}.schemas.enable"), true)?;
     Ok(match root.get(key) {
         None | Some("org.apache.kafka.connect.json.JsonConverter") => Arc::new(JsonConverter::new(schemas)),
@@ -568,7 +600,7 @@ fn converter(root: &Scope<'_>, key: &str) -> Result<Arc<dyn Converter>> {
         Some(other) => {
             return Err(Error::config(
                 key,
-                format!("unknown converter `{other}` (accepted: org.apache.kafka.connect.json.JsonConverter, org.apache.kafka.connect.storage.StringConverter, org.apache.kafka.connect.converters.ByteArrayConverter, io.debezium.converters.CloudEventsConverter)"),
+                format!("unknown converter `{other}` (accepted: org.apache.kafka.connect.json.JsonConverter, org.apache.kafka.connect.storage.StringConverter, org.apache.kafka.connect.converters.ByteArrayConverter, io.debezium.converters.CloudEventsConverter; others once a crate registers them, e.g. connect-avro's io.confluent.connect.avro.AvroConverter)"),
             ))
         }
     })

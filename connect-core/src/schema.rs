@@ -344,7 +344,12 @@ impl SchemaBuilder {
 
     /// Adds a parameter (kept in insertion order, as Kafka's builder does).
     pub fn parameter(mut self, key: impl Into<Arc<str>>, value: impl Into<Arc<str>>) -> Self {
-        self.parameters.push((key.into(), value.into()));
+        let (key, value) = (key.into(), value.into());
+        // A map in Kafka: setting a key again replaces its value in place.
+        match self.parameters.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.parameters.push((key, value)),
+        }
         self
     }
 
