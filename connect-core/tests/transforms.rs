@@ -767,3 +767,69 @@ mod debezium_routers {
         );
     }
 }
+
+#[test]
+fn outbox_json_payloads_expand_into_structs() {
+    use connect_core::envelope::EnvelopeSchema;
+    use connect_core::{Op, Schema, SchemaType, Struct};
+    let row = Schema::struct_builder()
+        .name("srv.public.outbox.Value")
+        .optional()
+        .field("id", Schema::required(SchemaType::String))
+        .field("aggregatetype", Schema::required(SchemaType::String))
+        .field("aggregateid", Schema::required(SchemaType::String))
+        .field("payload", Schema::optional(SchemaType::String))
+        .build();
+    let source = Schema::struct_builder()
+        .name("io.debezium.connector.postgresql.Source")
+        .build();
+    let env = EnvelopeSchema::new("srv.public.outbox", row.clone(), source.clone()).unwrap();
+    let event = |payload: &str| {
+        let after = Struct::new(
+            row.clone(),
+            vec![
+                Value::from("e1"),
+                Value::from("order"),
+                Value::from("7"),
+                Value::from(payload),
+            ],
+        )
+        .unwrap();
+        let v = env.event(
+            Op::Create,
+            None,
+            Some(after),
+            Struct::new(source.clone(), vec![]).unwrap(),
+            None,
+            std::time::UNIX_EPOCH,
+        );
+        Record::new(
+            Arc::from("srv.public.outbox"),
+            Some(env.schema().clone()),
+            v,
+        )
+    };
+    let t = chain(&[
+        ("transforms", "outbox"),
+        (
+            "transforms.outbox.type",
+            "io.debezium.transforms.outbox.EventRouter",
+        ),
+        ("transforms.outbox.table.expand.json.payload", "true"),
+    ]);
+    let out = t
+        .apply(event(r#"{"total":12,"lines":[{"sku":"a"}]}"#))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        render(true, out.value_schema.as_ref(), &out.value),
+        squash(
+            r#"{"schema":{"type":"struct","fields":[{"type":"int32","optional":true,"field":"total"},
+            {"type":"array","items":{"type":"struct","fields":[{"type":"string","optional":true,"field":"sku"}],"optional":true},
+             "optional":true,"field":"lines"}],"optional":true},"payload":{"total":12,"lines":[{"sku":"a"}]}}"#
+        )
+    );
+    // Text that is not a JSON object stays text.
+    let out = t.apply(event("not json")).unwrap().unwrap();
+    assert_eq!(out.value, Value::from("not json"));
+}

@@ -49,7 +49,10 @@ enum InvalidOp {
 /// (`column:header|envelope|partition[:alias]`), `route.by.field` (`aggregatetype`),
 /// `route.topic.regex` / `route.topic.replacement` (`(?<routedByValue>.*)` /
 /// `outbox.event.${routedByValue}`), `route.tombstone.on.empty.payload` (false),
-/// `table.op.invalid.behavior` (`warn`, `error` or `fatal` on updates). Deletes and
+/// `table.op.invalid.behavior` (`warn`, `error` or `fatal` on updates),
+/// `table.expand.json.payload` (a JSON text payload becomes a struct with an inferred
+/// schema, when the value is the payload alone; with columns placed in the envelope the
+/// payload keeps its column's type, as Debezium's envelope schema does). Deletes and
 /// tombstones are dropped; records that are not change events pass.
 #[derive(Debug)]
 pub struct EventRouter {
@@ -62,6 +65,7 @@ pub struct EventRouter {
     route_by: String,
     router: RegexRouter,
     tombstone_on_empty: bool,
+    expand_json: bool,
     invalid_op: InvalidOp,
     schemas: Mutex<ValueSchemas>,
 }
@@ -121,6 +125,7 @@ impl EventRouter {
                     .unwrap_or("outbox.event.${routedByValue}"),
             )?,
             tombstone_on_empty: scope.bool_or("route.tombstone.on.empty.payload", false)?,
+            expand_json: scope.bool_or("table.expand.json.payload", false)?,
             invalid_op,
             schemas: Mutex::default(),
         })
@@ -310,7 +315,16 @@ impl Transform for EventRouter {
             .iter()
             .all(|a| a.placement != Placement::Envelope)
         {
-            (Some(payload_schema.clone()), payload.clone())
+            match (self.expand_json, payload) {
+                (true, Value::String(text)) => match super::expand::expand(text) {
+                    Ok((schema, value)) => (Some(schema), value),
+                    Err(why) => {
+                        tracing::warn!(topic = %record.topic, %why, "outbox payload not expanded");
+                        (Some(payload_schema.clone()), payload.clone())
+                    }
+                },
+                _ => (Some(payload_schema.clone()), payload.clone()),
+            }
         } else {
             let version = match &self.schema_version {
                 Some(column) => self

@@ -13,6 +13,7 @@
 mod cast;
 mod datefmt;
 mod debezium;
+mod expand;
 mod fields;
 mod filter;
 mod headers;
