@@ -34,7 +34,10 @@ pub struct CloudEventsConverter {
     data: JsonConverter,
     extension_attributes: bool,
     time_format: DateFormat,
-    data_schemas: SchemaCache,
+    /// `data` schemas of `before` and `after`, by envelope schema.
+    row_data: SchemaCache,
+    /// `data` schemas of the whole envelope (MariaDB), by envelope schema.
+    envelope_data: SchemaCache,
 }
 
 impl CloudEventsConverter {
@@ -45,18 +48,25 @@ impl CloudEventsConverter {
             data: JsonConverter::new(data_schemas),
             extension_attributes,
             time_format: DateFormat::new("yyyy-MM-dd'T'HH:mm:ss.SSSXXX").expect("valid pattern"),
-            data_schemas: SchemaCache::default(),
+            row_data: SchemaCache::default(),
+            envelope_data: SchemaCache::default(),
         }
     }
 
     /// The `data` schema: `io.debezium.connector.<connector>.Data` with `before` and
     /// `after`, or every envelope field for MariaDB (as Debezium's makers choose).
     fn data_schema(&self, envelope: &Arc<Schema>, connector: &str) -> Arc<Schema> {
-        let built = self.data_schemas.get_or_try(envelope, |s| {
+        let whole = connector == "mariadb";
+        let cache = if whole {
+            &self.envelope_data
+        } else {
+            &self.row_data
+        };
+        let built = cache.get_or_try(envelope, |s| {
             let mut b =
                 Schema::struct_builder().name(format!("io.debezium.connector.{connector}.Data"));
             for f in s.fields() {
-                if connector == "mariadb" || matches!(f.name(), "before" | "after") {
+                if whole || matches!(f.name(), "before" | "after") {
                     b = b.field(f.name(), f.schema().clone());
                 }
             }
@@ -301,5 +311,70 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("`source`"), "{e}");
+    }
+
+    #[test]
+    fn binlog_connectors_are_identified_by_file_and_position_and_mariadb_sends_the_envelope() {
+        let row = Schema::struct_builder()
+            .name("srv.shop.t.Value")
+            .optional()
+            .field("id", Schema::required(SchemaType::Int32))
+            .build();
+        let source = Schema::struct_builder()
+            .name("io.debezium.connector.mariadb.Source")
+            .field("connector", Schema::required(SchemaType::String))
+            .field("name", Schema::required(SchemaType::String))
+            .field("ts_ms", Schema::required(SchemaType::Int64))
+            .field("file", Schema::required(SchemaType::String))
+            .field("pos", Schema::required(SchemaType::Int64))
+            .build();
+        let env = EnvelopeSchema::new("srv.shop.t", row.clone(), source.clone()).unwrap();
+        let event = |connector: &str| {
+            let src = Struct::new(
+                source.clone(),
+                vec![
+                    Value::from(connector),
+                    Value::from("srv"),
+                    Value::Int64(0),
+                    Value::from("mariadb-bin.000007"),
+                    Value::Int64(1234),
+                ],
+            )
+            .unwrap();
+            let after = Struct::new(row.clone(), vec![Value::Int32(1)]).unwrap();
+            env.event(Op::Create, None, Some(after), src, None, UNIX_EPOCH)
+        };
+        let ce = CloudEventsConverter::new(false, false);
+        let text = |connector: &str| {
+            let mut out = Vec::new();
+            ce.serialize("t", Some(env.schema()), &event(connector), &mut out)
+                .unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let mysql = text("mysql");
+        assert!(
+            mysql.starts_with(r#"{"id":"name:srv;file:mariadb-bin.000007;pos:1234","source":"/debezium/mysql/srv""#),
+            "{mysql}"
+        );
+        assert!(
+            mysql.ends_with(r#""data":{"before":null,"after":{"id":1}}}"#),
+            "{mysql}"
+        );
+        // Debezium's MariaDB maker names no data fields: the whole envelope is the data.
+        let mariadb = text("mariadb");
+        assert!(
+            mariadb.contains(r#""type":"io.debezium.connector.mariadb.DataChangeEvent""#),
+            "{mariadb}"
+        );
+        assert!(
+            mariadb.contains(
+                r#""data":{"before":null,"after":{"id":1},"source":{"connector":"mariadb""#
+            ),
+            "{mariadb}"
+        );
+        assert!(
+            mariadb.ends_with(r#""op":"c","ts_ms":0,"ts_us":0,"ts_ns":0}}"#),
+            "{mariadb}"
+        );
     }
 }
