@@ -4,6 +4,8 @@
 # `golden` (its snapshot), then for <name>_changes.sql (streamed), into
 # connect-mysql/tests/data/debezium_3.6.3_mysql_<name>.jsonl.
 # usage: scripts/golden-mysql.sh <name> <expected events>
+# With DBZ_VALUE_FORMAT=cloudevents the values are Debezium's CloudEvents (structured JSON,
+# data with its schema) and the file ends in _cloudevents.jsonl.
 # Needs the server of `scripts/services.sh bench-mariadb` (127.0.0.1:3308, reporting the
 # MySQL 5.7 version the MySQL connector accepts), a JDK and scripts/fetch-debezium.sh.
 set -euo pipefail
@@ -36,6 +38,7 @@ PROPS
 javac -nowarn -cp "$libs/*" -d "$work" scripts/golden/DbzDump.java
 (cd "$work" && java -cp "$libs/*:." DbzDump dbz.properties "$expected" \
   "sleep 1; $mysql golden < $data/${name}_changes.sql" >/dev/null)
-cp "$work/dbz_events.jsonl" "$data/debezium_3.6.3_mysql_$name.jsonl"
+out=$data/debezium_3.6.3_mysql_$name${DBZ_VALUE_FORMAT:+_$DBZ_VALUE_FORMAT}.jsonl
+cp "$work/dbz_events.jsonl" "$out"
 $mysql -e "DROP DATABASE golden"
-echo "wrote $data/debezium_3.6.3_mysql_$name.jsonl ($(wc -l < "$data/debezium_3.6.3_mysql_$name.jsonl") records)"
+echo "wrote $out ($(wc -l < "$out") records)"

@@ -194,6 +194,9 @@ async fn events_match_debezium_byte_for_byte() {
         include_str!("data/types_setup.sql"),
         include_str!("data/types_changes.sql"),
         include_str!("data/debezium_3.6.3_mysql_connector_on_mariadb.jsonl"),
+        Some(include_str!(
+            "data/debezium_3.6.3_mysql_types_cloudevents.jsonl"
+        )),
     )
     .await;
 }
@@ -207,6 +210,7 @@ async fn spatial_events_match_debezium() {
         include_str!("data/spatial_setup.sql"),
         include_str!("data/spatial_changes.sql"),
         include_str!("data/debezium_3.6.3_mysql_spatial.jsonl"),
+        None,
     )
     .await;
 }
@@ -222,6 +226,7 @@ async fn binary_protocol_values_match_debezium() {
         include_str!("data/binproto_setup.sql"),
         include_str!("data/binproto_changes.sql"),
         include_str!("data/debezium_3.6.3_mysql_binproto.jsonl"),
+        None,
     )
     .await;
 }
@@ -229,7 +234,13 @@ async fn binary_protocol_values_match_debezium() {
 /// Runs `setup` in a new database, starts the connector, runs `changes` once the
 /// snapshot's first event arrived, and compares every event with Debezium's `golden`
 /// lines (`topic<TAB>key<TAB>value`, the database named `golden`).
-async fn matches_debezium(tag: &str, setup: &str, changes: &str, golden: &str) {
+async fn matches_debezium(
+    tag: &str,
+    setup: &str,
+    changes: &str,
+    golden: &str,
+    cloud_events: Option<&str>,
+) {
     use connect_core::{Converter, Engine, JsonConverter, Record};
     let golden: Vec<&str> = golden.lines().collect();
     let mut db = TestDb::new(tag).await;
@@ -308,7 +319,63 @@ async fn matches_debezium(tag: &str, setup: &str, changes: &str, golden: &str) {
             &format!("value {i}"),
         );
     }
+    if let Some(golden) = cloud_events {
+        // Debezium's recording is its MySQL connector's: our events are given its
+        // connector name (ours on MariaDB is `mariadb`, whose CloudEvents carry the whole
+        // envelope as data), so that everything else is compared.
+        let ce = connect_core::CloudEventsConverter::new(true, true);
+        let ce_masks = [
+            (
+                r#""(time|iodebeziumversion|iodebeziumfile|iodebeziumgtid)":("[^"]*"|null)"#,
+                r#""$1":"M""#,
+            ),
+            (r#""(iodebezium(tsms|tsus|tsns|pos))":"\d+""#, r#""$1":"N""#),
+            (r#"file:[^;]*;pos:\d+"#, "file:F;pos:N"),
+        ]
+        .map(|(re, to)| (regex::Regex::new(re).unwrap(), to));
+        let ce_mask = |s: &str| {
+            ce_masks
+                .iter()
+                .fold(mask(s), |s, (re, to)| re.replace_all(&s, *to).into_owned())
+        };
+        let expected: Vec<&str> = golden.lines().collect();
+        assert_eq!(records.len(), expected.len());
+        for (i, (record, line)) in records.iter().zip(&expected).enumerate() {
+            let mut out = Vec::new();
+            let value = as_mysql_connector(&record.value);
+            let ours = if ce
+                .serialize("t", record.value_schema.as_ref(), &value, &mut out)
+                .unwrap()
+            {
+                String::from_utf8(out).unwrap().replace(&db.name, "golden")
+            } else {
+                "null".to_owned()
+            };
+            connect_core::testing::assert_same_json(
+                &ce_mask(&ours),
+                &ce_mask(line.splitn(3, '\t').nth(2).unwrap()),
+                &format!("CloudEvent {i}"),
+            );
+        }
+    }
     db.drop().await;
+}
+
+/// A change event whose `source.connector` says `mysql`.
+fn as_mysql_connector(value: &connect_core::Value) -> connect_core::Value {
+    use connect_core::{Struct, Value};
+    let Value::Struct(envelope) = value else {
+        return value.clone();
+    };
+    let mut values = envelope.values().to_vec();
+    let (i, _) = envelope.schema().field("source").unwrap();
+    if let Value::Struct(source) = &values[i] {
+        let mut sv = source.values().to_vec();
+        let (c, _) = source.schema().field("connector").unwrap();
+        sv[c] = Value::from("mysql");
+        values[i] = Value::Struct(Struct::new(source.schema().clone(), sv).unwrap());
+    }
+    Value::Struct(Struct::new(envelope.schema().clone(), values).unwrap())
 }
 
 /// Two tables in several batches: every row once, Debezium's snapshot markers, an offset
