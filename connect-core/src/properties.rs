@@ -272,6 +272,15 @@ impl<'a> Scope<'a> {
             .unwrap_or_default()
     }
 
+    /// A required comma-separated list: absent or empty is an error naming the key.
+    pub fn require_list(&self, name: &str) -> Result<Vec<String>, Error> {
+        let items: Vec<String> = self.list(name).into_iter().map(str::to_owned).collect();
+        if items.is_empty() {
+            return Err(Error::config(self.key(name), "is required"));
+        }
+        Ok(items)
+    }
+
     /// One of a fixed set of values (case-insensitive); the error lists them.
     pub fn one_of<'v>(
         &self,

@@ -397,6 +397,47 @@ impl SourceTask for FixedTask {
     }
 }
 
+/// Regex replacements that hide what differs between runs (times, positions, versions)
+/// before recorded output is compared.
+pub struct Masks(Vec<(regex::Regex, &'static str)>);
+
+impl Masks {
+    /// `(pattern, replacement)` pairs, applied in order (`$1` refers to groups).
+    pub fn new(pairs: &[(&str, &'static str)]) -> Masks {
+        Masks(
+            pairs
+                .iter()
+                .map(|(re, to)| (regex::Regex::new(re).expect("valid mask"), *to))
+                .collect(),
+        )
+    }
+
+    /// The text with every mask applied.
+    pub fn apply(&self, text: &str) -> String {
+        self.0.iter().fold(text.to_owned(), |s, (re, to)| {
+            re.replace_all(&s, *to).into_owned()
+        })
+    }
+}
+
+/// A value as `converter` writes it, as text; `null` for a null message (a tombstone, or
+/// what a converter does not write). For comparisons with recorded output.
+pub fn converted(
+    converter: &dyn crate::Converter,
+    schema: Option<&std::sync::Arc<crate::Schema>>,
+    value: &crate::Value,
+) -> String {
+    let mut out = Vec::new();
+    if converter
+        .serialize("t", schema, value, &mut out)
+        .expect("converts")
+    {
+        String::from_utf8(out).expect("text")
+    } else {
+        "null".to_owned()
+    }
+}
+
 /// Asserts two JSON texts are equal; on a difference, shows both around the first byte
 /// that differs (whole events are too long to read in an assertion message).
 pub fn assert_same_json(ours: &str, expected: &str, what: &str) {

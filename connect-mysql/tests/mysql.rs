@@ -241,7 +241,7 @@ async fn matches_debezium(
     golden: &str,
     cloud_events: Option<&str>,
 ) {
-    use connect_core::{Converter, Engine, JsonConverter, Record};
+    use connect_core::{Engine, JsonConverter, Record};
     let golden: Vec<&str> = golden.lines().collect();
     let mut db = TestDb::new(tag).await;
     db.conn.query_drop(setup).await.unwrap();
@@ -272,15 +272,8 @@ async fn matches_debezium(
     engine.shutdown().await.unwrap();
     let json = |schema: Option<&std::sync::Arc<connect_core::Schema>>,
                 value: &connect_core::Value| {
-        let mut out = Vec::new();
-        if JsonConverter::default()
-            .serialize("t", schema, value, &mut out)
-            .unwrap()
-        {
-            String::from_utf8(out).unwrap().replace(&db.name, "golden")
-        } else {
-            "null".to_owned()
-        }
+        connect_core::testing::converted(&JsonConverter::default(), schema, value)
+            .replace(&db.name, "golden")
     };
     let masks = [
         (r#""(ts_ms|ts_us|ts_ns|pos)":\d+"#, r#""$1":0"#),
@@ -324,33 +317,21 @@ async fn matches_debezium(
         // connector name (ours on MariaDB is `mariadb`, whose CloudEvents carry the whole
         // envelope as data), so that everything else is compared.
         let ce = connect_core::CloudEventsConverter::new(true, true);
-        let ce_masks = [
+        let ce_masks = connect_core::testing::Masks::new(&[
             (
                 r#""(time|iodebeziumversion|iodebeziumfile|iodebeziumgtid)":("[^"]*"|null)"#,
                 r#""$1":"M""#,
             ),
             (r#""(iodebezium(tsms|tsus|tsns|pos))":"\d+""#, r#""$1":"N""#),
             (r#"file:[^;]*;pos:\d+"#, "file:F;pos:N"),
-        ]
-        .map(|(re, to)| (regex::Regex::new(re).unwrap(), to));
-        let ce_mask = |s: &str| {
-            ce_masks
-                .iter()
-                .fold(mask(s), |s, (re, to)| re.replace_all(&s, *to).into_owned())
-        };
+        ]);
+        let ce_mask = |s: &str| ce_masks.apply(&mask(s));
         let expected: Vec<&str> = golden.lines().collect();
         assert_eq!(records.len(), expected.len());
         for (i, (record, line)) in records.iter().zip(&expected).enumerate() {
-            let mut out = Vec::new();
             let value = as_mysql_connector(&record.value);
-            let ours = if ce
-                .serialize("t", record.value_schema.as_ref(), &value, &mut out)
-                .unwrap()
-            {
-                String::from_utf8(out).unwrap().replace(&db.name, "golden")
-            } else {
-                "null".to_owned()
-            };
+            let ours = connect_core::testing::converted(&ce, record.value_schema.as_ref(), &value)
+                .replace(&db.name, "golden");
             connect_core::testing::assert_same_json(
                 &ce_mask(&ours),
                 &ce_mask(line.splitn(3, '\t').nth(2).unwrap()),

@@ -1783,7 +1783,7 @@ async fn lost_slot_stops_the_connector_naming_it() {
 /// ids, LSNs, database name, `now()` defaults.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_match_debezium_3_6_byte_for_byte() {
-    use connect_core::{Converter, JsonConverter, Record};
+    use connect_core::{JsonConverter, Record};
     let golden = include_str!("data/debezium_3.6.3_pg_types.jsonl");
     let (db, client) = TestDb::new("golden").await;
     client
@@ -1816,15 +1816,7 @@ async fn events_match_debezium_3_6_byte_for_byte() {
     engine.shutdown().await.unwrap();
 
     let json = |schema: Option<&std::sync::Arc<connect_core::Schema>>, value: &Value| {
-        let mut out = Vec::new();
-        if JsonConverter::default()
-            .serialize("t", schema, value, &mut out)
-            .unwrap()
-        {
-            String::from_utf8(out).unwrap()
-        } else {
-            "null".to_owned()
-        }
+        connect_core::testing::converted(&JsonConverter::default(), schema, value)
     };
     let masks = [
         (r#""(ts_ms|ts_us|ts_ns|txId|lsn)":\d+"#, r#""$1":0"#),
@@ -1875,7 +1867,7 @@ async fn events_match_debezium_3_6_byte_for_byte() {
     // its attributes masked too.
     let golden = include_str!("data/debezium_3.6.3_pg_types_cloudevents.jsonl");
     let cloud_events = connect_core::CloudEventsConverter::new(true, true);
-    let ce_masks = [
+    let ce_masks = connect_core::testing::Masks::new(&[
         (r#"(lsn|txId):\d+"#, "$1:N"),
         (r#"\\"\d+\\""#, r#"\"N\""#),
         (
@@ -1886,13 +1878,8 @@ async fn events_match_debezium_3_6_byte_for_byte() {
             r#""(iodebezium(tsms|tsus|tsns|txId|lsn))":"\d+""#,
             r#""$1":"N""#,
         ),
-    ]
-    .map(|(re, to)| (regex::Regex::new(re).unwrap(), to));
-    let ce_mask = |s: &str| {
-        ce_masks
-            .iter()
-            .fold(mask(s), |s, (re, to)| re.replace_all(&s, *to).into_owned())
-    };
+    ]);
+    let ce_mask = |s: &str| ce_masks.apply(&mask(s));
     let expected: Vec<&str> = golden.lines().collect();
     assert_eq!(records.len(), expected.len());
     for (i, (record, line)) in records.iter().zip(&expected).enumerate() {
@@ -1902,15 +1889,11 @@ async fn events_match_debezium_3_6_byte_for_byte() {
         } else {
             value.to_owned()
         };
-        let mut out = Vec::new();
-        let ours = if cloud_events
-            .serialize("t", record.value_schema.as_ref(), &record.value, &mut out)
-            .unwrap()
-        {
-            String::from_utf8(out).unwrap()
-        } else {
-            "null".to_owned()
-        };
+        let ours = connect_core::testing::converted(
+            &cloud_events,
+            record.value_schema.as_ref(),
+            &record.value,
+        );
         connect_core::testing::assert_same_json(
             &ce_mask(&ours),
             &ce_mask(&value),

@@ -372,14 +372,7 @@ pub struct MaskField {
 impl MaskField {
     /// Builds from `transforms.<alias>.*`.
     pub fn from_props(side: Side, scope: &Scope<'_>) -> Result<Self, Error> {
-        let fields: Vec<String> = scope
-            .list("fields")
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
-        if fields.is_empty() {
-            return Err(Error::config(scope.key("fields"), "is required"));
-        }
+        let fields = scope.require_list("fields")?;
         scope.bool_or("replace.null.with.default", true)?;
         Ok(MaskField {
             side,
@@ -491,14 +484,7 @@ pub struct ValueToKey {
 impl ValueToKey {
     /// Builds from `transforms.<alias>.fields`.
     pub fn from_props(scope: &Scope<'_>) -> Result<Self, Error> {
-        let fields: Vec<String> = scope
-            .list("fields")
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
-        if fields.is_empty() {
-            return Err(Error::config(scope.key("fields"), "is required"));
-        }
+        let fields = scope.require_list("fields")?;
         scope.bool_or("replace.null.with.default", true)?;
         Ok(ValueToKey {
             fields,

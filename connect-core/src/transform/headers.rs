@@ -94,14 +94,7 @@ pub struct DropHeaders {
 impl DropHeaders {
     /// Builds from `transforms.<alias>.headers`.
     pub fn from_props(scope: &Scope<'_>) -> Result<Self, Error> {
-        let headers: Vec<String> = scope
-            .list("headers")
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
-        if headers.is_empty() {
-            return Err(Error::config(scope.key("headers"), "is required"));
-        }
+        let headers = scope.require_list("headers")?;
         Ok(DropHeaders { headers })
     }
 }
