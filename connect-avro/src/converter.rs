@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use apache_avro::reader::datum::GenericDatumReader;
+use connect_core::convert::conversion_error;
 use connect_core::properties::Scope;
 use connect_core::{Converter, Error, Schema, Value};
 
@@ -190,22 +191,19 @@ impl AvroConverter {
         {
             return Ok(w.clone());
         }
-        let conversion = |message: String| Error::Conversion {
-            topic: topic.to_owned(),
-            message,
-        };
         let json = schema::to_avro(schema).to_string();
         // Parsed (and so checked) before the registry sees it.
         apache_avro::Schema::parse_str(&json).map_err(|e| {
-            conversion(format!(
-                "the Avro form of the schema is invalid: {e}: {json}"
-            ))
+            conversion_error(
+                topic,
+                format!("the Avro form of the schema is invalid: {e}: {json}"),
+            )
         })?;
         let subject = self
             .config
             .strategy
             .subject(topic, self.config.is_key, schema)
-            .map_err(conversion)?;
+            .map_err(|e| conversion_error(topic, e))?;
         let id = blocking(|| {
             if self.config.auto_register {
                 self.client.register(&subject, &json)
@@ -240,16 +238,13 @@ impl AvroConverter {
             return Ok(r.clone());
         }
         let text = blocking(|| self.client.schema_by_id(id)).map_err(|e| e.into_core(topic))?;
-        let conversion = |message: String| Error::Conversion {
-            topic: topic.to_owned(),
-            message,
-        };
-        let avro = apache_avro::Schema::parse_str(&text)
-            .map_err(|e| conversion(format!("schema id {id} is not valid Avro: {e}")))?;
+        let avro = apache_avro::Schema::parse_str(&text).map_err(|e| {
+            conversion_error(topic, format!("schema id {id} is not valid Avro: {e}"))
+        })?;
         let json: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| conversion(format!("schema id {id} is not JSON: {e}")))?;
-        let connect =
-            schema::to_connect(&json).map_err(|e| conversion(format!("schema id {id}: {e}")))?;
+            .map_err(|e| conversion_error(topic, format!("schema id {id} is not JSON: {e}")))?;
+        let connect = schema::to_connect(&json)
+            .map_err(|e| conversion_error(topic, format!("schema id {id}: {e}")))?;
         let reader = Arc::new(Reader { avro, connect });
         self.readers
             .lock()
@@ -271,10 +266,10 @@ impl Converter for AvroConverter {
             if value.is_null() {
                 return Ok(false);
             }
-            return Err(Error::Conversion {
-                topic: topic.to_owned(),
-                message: "a record without a schema cannot be written as Avro".to_owned(),
-            });
+            return Err(conversion_error(
+                topic,
+                "a record without a schema cannot be written as Avro",
+            ));
         };
         if value.is_null() && schema.is_optional() {
             // Kafka's null message, as Confluent writes a null value.
@@ -284,12 +279,9 @@ impl Converter for AvroConverter {
         let start = out.len();
         out.push(MAGIC);
         out.extend_from_slice(&writer.id.to_be_bytes());
-        value::encode(schema, value, out, "").map_err(|e| {
+        value::encode(schema, value, out).map_err(|e| {
             out.truncate(start);
-            Error::Conversion {
-                topic: topic.to_owned(),
-                message: e.to_string(),
-            }
+            conversion_error(topic, e.to_string())
         })?;
         Ok(true)
     }
@@ -302,14 +294,11 @@ impl Converter for AvroConverter {
         let Some(bytes) = bytes else {
             return Ok((None, Value::Null));
         };
-        let conversion = |message: String| Error::Conversion {
-            topic: topic.to_owned(),
-            message,
-        };
         let (header, mut body) = match bytes.split_first_chunk::<5>() {
             Some((h, body)) if h[0] == MAGIC => (h, body),
             _ => {
-                return Err(conversion(
+                return Err(conversion_error(
+                    topic,
                     "not Confluent's Avro wire format (no magic byte 0 and schema id)".to_owned(),
                 ))
             }
@@ -319,9 +308,14 @@ impl Converter for AvroConverter {
         let datum = GenericDatumReader::builder(&reader.avro)
             .build()
             .and_then(|r| r.read_value(&mut body))
-            .map_err(|e| conversion(format!("Avro body does not match schema id {id}: {e}")))?;
-        let value =
-            value::to_connect(&reader.connect, datum, "").map_err(|e| conversion(e.to_string()))?;
+            .map_err(|e| {
+                conversion_error(
+                    topic,
+                    format!("Avro body does not match schema id {id}: {e}"),
+                )
+            })?;
+        let value = value::to_connect(&reader.connect, datum)
+            .map_err(|e| conversion_error(topic, e.to_string()))?;
         Ok((Some(reader.connect.clone()), value))
     }
 }

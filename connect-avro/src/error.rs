@@ -31,10 +31,9 @@ impl AvroError {
                 retryable: true,
                 message,
             } => connect_core::Error::retryable("schema-registry", message),
-            AvroError::Registry { message, .. } => connect_core::Error::Conversion {
-                topic: topic.to_owned(),
-                message,
-            },
+            AvroError::Registry { message, .. } => {
+                connect_core::convert::conversion_error(topic, message)
+            }
         }
     }
 }

@@ -1,7 +1,6 @@
 //! Connect values to Avro values and back, following the schema mapping of
 //! [`crate::schema`].
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use apache_avro::types::Value as Avro;
@@ -9,59 +8,55 @@ use connect_core::{Schema, SchemaType, Struct, Value};
 
 /// A value that does not fit its schema, with the path to it.
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: {message}")]
+#[error("{}: {message}", if path.is_empty() { "<root>" } else { path.as_str() })]
 pub struct ValueError {
-    /// Where: field names from the top, dot-separated.
+    /// Where: field names from the top, dot-separated (empty at the top).
     pub path: String,
     /// What is wrong.
     pub message: String,
 }
 
-fn mismatch(path: &str, schema: &Schema, value: &Value) -> ValueError {
-    ValueError {
-        path: path_or_root(path),
-        message: format!(
-            "value {value:?} does not match schema type {}",
-            schema.schema_type().json_name()
-        ),
+impl ValueError {
+    fn new(message: String) -> ValueError {
+        ValueError {
+            path: String::new(),
+            message,
+        }
+    }
+
+    /// The same error seen from the parent of `segment`: the path is only built while an
+    /// error unwinds, never for values that fit.
+    fn within(mut self, segment: impl std::fmt::Display) -> ValueError {
+        self.path = if self.path.is_empty() {
+            segment.to_string()
+        } else {
+            format!("{segment}.{}", self.path)
+        };
+        self
     }
 }
 
-fn path_or_root(path: &str) -> String {
-    if path.is_empty() {
-        "<root>".to_owned()
-    } else {
-        path.to_owned()
-    }
-}
-
-fn child(path: &str, name: &str) -> String {
-    if path.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{path}.{name}")
-    }
+fn mismatch(schema: &Schema, value: &Value) -> ValueError {
+    ValueError::new(format!(
+        "value {value:?} does not match schema type {}",
+        schema.schema_type().json_name()
+    ))
 }
 
 /// Appends the Avro binary encoding of a Connect value of `schema` (as
 /// [`crate::schema::to_avro`] maps the schema: unions with `null` in the branch order it
 /// chose), writing straight from the Connect value: building the library's value tree
 /// and resolving the schema for each record cost more than the encoding itself.
-pub fn encode(
-    schema: &Schema,
-    value: &Value,
-    out: &mut Vec<u8>,
-    path: &str,
-) -> Result<(), ValueError> {
+pub fn encode(schema: &Schema, value: &Value, out: &mut Vec<u8>) -> Result<(), ValueError> {
     if !schema.is_optional() {
-        return encode_base(schema, value, out, path);
+        return encode_base(schema, value, out);
     }
     let null_first = schema.default_value().is_none_or(Value::is_null);
     match value {
         Value::Null => write_long(out, if null_first { 0 } else { 1 }),
         v => {
             write_long(out, if null_first { 1 } else { 0 });
-            encode_base(schema, v, out, path)?;
+            encode_base(schema, v, out)?;
         }
     }
     Ok(())
@@ -82,19 +77,9 @@ fn write_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
-fn encode_base(
-    schema: &Schema,
-    value: &Value,
-    out: &mut Vec<u8>,
-    path: &str,
-) -> Result<(), ValueError> {
+fn encode_base(schema: &Schema, value: &Value, out: &mut Vec<u8>) -> Result<(), ValueError> {
     match (schema.schema_type(), value) {
-        (_, Value::Null) => {
-            return Err(ValueError {
-                path: path_or_root(path),
-                message: "null in a required field".to_owned(),
-            })
-        }
+        (_, Value::Null) => return Err(ValueError::new("null in a required field".to_owned())),
         (SchemaType::Boolean, Value::Boolean(b)) => out.push(u8::from(*b)),
         (SchemaType::Int8, Value::Int8(v)) => write_long(out, i64::from(*v)),
         (SchemaType::Int16, Value::Int16(v)) => write_long(out, i64::from(*v)),
@@ -110,7 +95,7 @@ fn encode_base(
             if !items.is_empty() {
                 write_long(out, items.len() as i64);
                 for (i, v) in items.iter().enumerate() {
-                    encode(item, v, out, &child(path, &i.to_string()))?;
+                    encode(item, v, out).map_err(|e| e.within(i))?;
                 }
             }
             write_long(out, 0);
@@ -123,40 +108,39 @@ fn encode_base(
                 write_long(out, pairs.len() as i64);
                 for (k, v) in pairs {
                     if string_keys {
-                        let k = k.as_str().ok_or_else(|| mismatch(path, key, k))?;
+                        let k = k.as_str().ok_or_else(|| mismatch(key, k))?;
                         write_bytes(out, k.as_bytes());
                     } else {
                         // A `MapEntry` record: key, then value.
-                        encode(key, k, out, &child(path, "key"))?;
+                        encode(key, k, out).map_err(|e| e.within("key"))?;
                     }
-                    encode(val, v, out, &child(path, "value"))?;
+                    encode(val, v, out).map_err(|e| e.within("value"))?;
                 }
             }
             write_long(out, 0);
         }
         (SchemaType::Struct, Value::Struct(s)) => {
             for (f, v) in schema.fields().iter().zip(s.values()) {
-                encode(f.schema(), v, out, &child(path, f.name()))?;
+                encode(f.schema(), v, out).map_err(|e| e.within(f.name()))?;
             }
         }
-        _ => return Err(mismatch(path, schema, value)),
+        _ => return Err(mismatch(schema, value)),
     }
     Ok(())
 }
 
 /// The Connect value of an Avro value read with the writer schema that
 /// [`crate::schema::to_connect`] turned into `schema`.
-pub fn to_connect(schema: &Arc<Schema>, value: Avro, path: &str) -> Result<Value, ValueError> {
+pub fn to_connect(schema: &Arc<Schema>, value: Avro) -> Result<Value, ValueError> {
     let value = match value {
         Avro::Union(_, inner) => *inner,
         v => v,
     };
-    let bad = |v: &Avro| ValueError {
-        path: path_or_root(path),
-        message: format!(
+    let bad = |v: &Avro| {
+        ValueError::new(format!(
             "Avro value {v:?} does not match schema type {}",
             schema.schema_type().json_name()
-        ),
+        ))
     };
     Ok(match (schema.schema_type(), value) {
         (_, Avro::Null) => Value::Null,
@@ -180,10 +164,9 @@ pub fn to_connect(schema: &Arc<Schema>, value: Avro, path: &str) -> Result<Value
         (SchemaType::String, Avro::Enum(_, s)) => Value::from(s),
         (SchemaType::Bytes, Avro::Bytes(b) | Avro::Fixed(_, b)) => Value::Bytes(b.into()),
         (SchemaType::Bytes, Avro::Decimal(d)) => {
-            let bytes: Vec<u8> = d.try_into().map_err(|e: apache_avro::Error| ValueError {
-                path: path_or_root(path),
-                message: e.to_string(),
-            })?;
+            let bytes: Vec<u8> = d
+                .try_into()
+                .map_err(|e: apache_avro::Error| ValueError::new(e.to_string()))?;
             Value::Bytes(bytes.into())
         }
         (SchemaType::Array, Avro::Array(items)) => {
@@ -192,7 +175,7 @@ pub fn to_connect(schema: &Arc<Schema>, value: Avro, path: &str) -> Result<Value
                 items
                     .into_iter()
                     .enumerate()
-                    .map(|(i, v)| to_connect(item, v, &child(path, &i.to_string())))
+                    .map(|(i, v)| to_connect(item, v).map_err(|e| e.within(i)))
                     .collect::<Result<_, _>>()?,
             )
         }
@@ -201,10 +184,8 @@ pub fn to_connect(schema: &Arc<Schema>, value: Avro, path: &str) -> Result<Value
             let mut pairs: Vec<(Value, Value)> = map
                 .into_iter()
                 .map(|(k, v)| {
-                    Ok((
-                        Value::from(k.as_str()),
-                        to_connect(val, v, &child(path, &k))?,
-                    ))
+                    let v = to_connect(val, v).map_err(|e| e.within(&k))?;
+                    Ok((Value::from(k), v))
                 })
                 .collect::<Result<_, ValueError>>()?;
             // Avro maps have no order; a sorted one reads the same on every run.
@@ -222,23 +203,24 @@ pub fn to_connect(schema: &Arc<Schema>, value: Avro, path: &str) -> Result<Value
                 let v = fields.pop().map(|(_, v)| v).unwrap_or(Avro::Null);
                 let k = fields.pop().map(|(_, v)| v).unwrap_or(Avro::Null);
                 pairs.push((
-                    to_connect(key, k, &child(path, "key"))?,
-                    to_connect(val, v, &child(path, "value"))?,
+                    to_connect(key, k).map_err(|e| e.within("key"))?,
+                    to_connect(val, v).map_err(|e| e.within("value"))?,
                 ));
             }
             Value::Map(pairs)
         }
         (SchemaType::Struct, Avro::Record(fields)) => {
-            let mut values = Vec::with_capacity(schema.fields().len());
-            let mut by_name: HashMap<String, Avro> = fields.into_iter().collect();
-            for f in schema.fields() {
-                let v = by_name.remove(f.name()).unwrap_or(Avro::Null);
-                values.push(to_connect(f.schema(), v, &child(path, f.name()))?);
-            }
-            Value::Struct(Struct::new(schema.clone(), values).map_err(|e| ValueError {
-                path: path_or_root(path),
-                message: e.to_string(),
-            })?)
+            // Read with the writer schema this Connect schema was made from: the fields
+            // come in its order.
+            let values = schema
+                .fields()
+                .iter()
+                .zip(fields)
+                .map(|(f, (_, v))| to_connect(f.schema(), v).map_err(|e| e.within(f.name())))
+                .collect::<Result<Vec<_>, _>>()?;
+            Value::Struct(
+                Struct::new(schema.clone(), values).map_err(|e| ValueError::new(e.to_string()))?,
+            )
         }
         (_, v) => return Err(bad(&v)),
     })

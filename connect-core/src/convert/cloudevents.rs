@@ -20,7 +20,7 @@
 
 use std::sync::Arc;
 
-use super::json::{write_str, write_value};
+use super::json::{write_fields, write_str, write_value};
 use super::{conversion_error, Converter, JsonConverter};
 use crate::envelope::{transaction_block_schema, ENVELOPE_SUFFIX};
 use crate::error::Error;
@@ -62,7 +62,7 @@ impl CloudEventsConverter {
         } else {
             &self.row_data
         };
-        let built = cache.get_or_try(envelope, |s| {
+        cache.get_or_build(envelope, |s| {
             let mut b =
                 Schema::struct_builder().name(format!("io.debezium.connector.{connector}.Data"));
             for f in s.fields() {
@@ -70,9 +70,8 @@ impl CloudEventsConverter {
                     b = b.field(f.name(), f.schema().clone());
                 }
             }
-            Ok::<_, std::convert::Infallible>(b.build())
-        });
-        built.unwrap_or_else(|never| match never {})
+            b.build()
+        })
     }
 }
 
@@ -182,16 +181,21 @@ impl Converter for CloudEventsConverter {
             }
         }
         out.extend_from_slice(b",\"data\":");
+        // The data's fields are the envelope's, written from it (no copy of the rows).
         let data_schema = self.data_schema(schema, connector);
         let values = data_schema
             .fields()
             .iter()
-            .map(|f| envelope.get(f.name()).cloned().unwrap_or_default())
-            .collect();
-        let data = Value::Struct(
-            Struct::new(data_schema.clone(), values).expect("fields taken from the envelope"),
-        );
-        self.data.serialize(topic, Some(&data_schema), &data, out)?;
+            .map(|f| envelope.get(f.name()).unwrap_or(&Value::Null));
+        if self.data.schemas_enabled() {
+            out.extend_from_slice(b"{\"schema\":");
+            out.extend_from_slice(data_schema.json().as_bytes());
+            out.extend_from_slice(b",\"payload\":");
+            write_fields(out, data_schema.fields(), values);
+            out.push(b'}');
+        } else {
+            write_fields(out, data_schema.fields(), values);
+        }
         out.push(b'}');
         Ok(true)
     }

@@ -403,8 +403,18 @@ pub fn write_value(out: &mut Vec<u8>, schema: Option<&Schema>, value: &Value) {
 }
 
 fn write_struct(out: &mut Vec<u8>, s: &Struct) {
+    write_fields(out, s.schema().fields(), s.values());
+}
+
+/// Appends a JSON object of `fields` with these values, in order: a struct's payload, for
+/// callers whose values are not gathered in one `Struct`.
+pub(crate) fn write_fields<'v>(
+    out: &mut Vec<u8>,
+    fields: &[crate::schema::Field],
+    values: impl IntoIterator<Item = &'v Value>,
+) {
     out.push(b'{');
-    for (i, (field, v)) in s.schema().fields().iter().zip(s.values()).enumerate() {
+    for (i, (field, v)) in fields.iter().zip(values).enumerate() {
         let key = field.json_key();
         out.extend_from_slice(if i == 0 { &key[1..] } else { key });
         write_value(out, Some(field.schema()), v);

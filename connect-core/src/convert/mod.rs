@@ -44,7 +44,7 @@ pub trait Converter: Send + Sync {
 }
 
 /// A record-level conversion error naming the topic.
-pub(crate) fn conversion_error(topic: &str, message: impl Into<String>) -> Error {
+pub fn conversion_error(topic: &str, message: impl Into<String>) -> Error {
     Error::Conversion {
         topic: topic.to_owned(),
         message: message.into(),

@@ -1,6 +1,6 @@
 //! Kafka Connect's `Cast$Key` / `$Value` and `Flatten$Key` / `$Value`.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use base64::Engine as _;
 
@@ -13,6 +13,14 @@ use crate::properties::Scope;
 use crate::record::Record;
 use crate::schema::{logical, Schema, SchemaType};
 use crate::value::{decimal_text, Value};
+
+/// Kafka's text forms of Date, Time and Timestamp (`Values.dateFormatFor`), in UTC.
+static DATE_TEXT: LazyLock<DateFormat> =
+    LazyLock::new(|| DateFormat::new("yyyy-MM-dd").expect("valid pattern"));
+static TIME_TEXT: LazyLock<DateFormat> =
+    LazyLock::new(|| DateFormat::new("HH:mm:ss.SSS").expect("valid pattern"));
+static TIMESTAMP_TEXT: LazyLock<DateFormat> =
+    LazyLock::new(|| DateFormat::new("yyyy-MM-dd'T'HH:mm:ss.SSS'Z'").expect("valid pattern"));
 
 /// A type `Cast` writes.
 const CAST_TYPES: [(&str, SchemaType); 8] = [
@@ -139,25 +147,13 @@ fn cast_value(v: &Value, schema: Option<&Schema>, target: SchemaType) -> Result<
             };
         }
         (Some(logical::DATE), Value::Int32(days)) if target == SchemaType::String => {
-            return Ok(Value::from(
-                DateFormat::new("yyyy-MM-dd")
-                    .expect("valid pattern")
-                    .format(i64::from(*days) * 86_400_000),
-            ))
+            return Ok(Value::from(DATE_TEXT.format(i64::from(*days) * 86_400_000)))
         }
         (Some(logical::TIME), Value::Int32(ms)) if target == SchemaType::String => {
-            return Ok(Value::from(
-                DateFormat::new("HH:mm:ss.SSS")
-                    .expect("valid pattern")
-                    .format(i64::from(*ms)),
-            ))
+            return Ok(Value::from(TIME_TEXT.format(i64::from(*ms))))
         }
         (Some(logical::TIMESTAMP), Value::Int64(ms)) if target == SchemaType::String => {
-            return Ok(Value::from(
-                DateFormat::new("yyyy-MM-dd'T'HH:mm:ss.SSS'Z'")
-                    .expect("valid pattern")
-                    .format(*ms),
-            ))
+            return Ok(Value::from(TIMESTAMP_TEXT.format(*ms)))
         }
         (Some(logical::DATE | logical::TIME), _) => return Err(bad()),
         _ => v,
@@ -401,14 +397,14 @@ impl Transform for Flatten {
                 self.side.set(&mut record, None, Value::Map(out));
             }
             (Some(schema), Value::Struct(row)) => {
-                let out = self.schemas.get_or_try(&schema, |s| {
+                let out = self.schemas.get_or_build(&schema, |s| {
                     let mut fields = Vec::new();
                     self.flat_fields(s, "", false, &mut fields);
                     let b = fields
                         .into_iter()
                         .fold(s.basics(), |b, (name, fs)| b.field(name, fs));
-                    Ok::<_, Error>(b.build())
-                })?;
+                    b.build()
+                });
                 let mut values = Vec::with_capacity(out.fields().len());
                 Self::flat_values(&schema, Some(&row), &mut values);
                 self.side

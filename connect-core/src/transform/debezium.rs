@@ -422,13 +422,13 @@ impl Transform for ByLogicalTableRouter {
             return Ok(Some(record));
         }
         if let Value::Struct(key) = std::mem::take(&mut record.key) {
-            let schema = self.key_schemas.get_or_try(key.schema(), |s| {
+            let schema = self.key_schemas.get_or_build(key.schema(), |s| {
                 let mut b = Self::renamed(s, &format!("{new_topic}.Key"), true);
                 if self.unique_keys {
                     b = b.field(self.key_field.clone(), Schema::required(SchemaType::String));
                 }
-                Ok::<_, Error>(b.build())
-            })?;
+                b.build()
+            });
             let mut values = key.into_values();
             if self.unique_keys {
                 let id = match &self.key_rewrite {
@@ -446,7 +446,7 @@ impl Transform for ByLogicalTableRouter {
             let Value::Struct(envelope) = std::mem::take(&mut record.value) else {
                 unreachable!("change events are structs")
             };
-            let schema = self.envelope_schemas.get_or_try(envelope.schema(), |s| {
+            let schema = self.envelope_schemas.get_or_build(envelope.schema(), |s| {
                 let row = s
                     .field("before")
                     .or_else(|| s.field("after"))
@@ -461,8 +461,8 @@ impl Transform for ByLogicalTableRouter {
                     };
                     b = b.field(f.name(), fs);
                 }
-                Ok::<_, Error>(b.build())
-            })?;
+                b.build()
+            });
             let values = schema
                 .fields()
                 .iter()

@@ -225,7 +225,7 @@ impl Transform for InsertField {
             }
             Some(schema) => {
                 require_struct(&record, self.side, "field insertion")?;
-                let out = self.schemas.get_or_try(&schema, |s| {
+                let out = self.schemas.get_or_build(&schema, |s| {
                     let mut b = s.basics();
                     for f in s.fields() {
                         b = b.field(f.name(), f.schema().clone());
@@ -237,8 +237,8 @@ impl Transform for InsertField {
                         }
                         b = b.field(spec.name.clone(), field.build());
                     }
-                    Ok::<_, Error>(b.build())
-                })?;
+                    b.build()
+                });
                 let (_, value) = self.side.take(&mut record);
                 let Value::Struct(row) = value else {
                     unreachable!("checked above")
@@ -261,7 +261,7 @@ pub struct ReplaceField {
     side: Side,
     include: Vec<String>,
     exclude: Vec<String>,
-    renames: HashMap<String, Arc<str>>,
+    renames: HashMap<String, String>,
     schemas: SchemaCache,
 }
 
@@ -284,7 +284,7 @@ impl ReplaceField {
                         format!("invalid rename `{pair}`: expected old:new"),
                     )
                 })?;
-            renames.insert(from.to_owned(), Arc::from(to));
+            renames.insert(from.to_owned(), to.to_owned());
         }
         scope.bool_or("replace.null.with.default", true)?;
         Ok(ReplaceField {
@@ -301,11 +301,8 @@ impl ReplaceField {
             && (self.include.is_empty() || self.include.iter().any(|i| i == name))
     }
 
-    fn output_name(&self, name: &str) -> Arc<str> {
-        self.renames
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| Arc::from(name))
+    fn output_name<'a>(&'a self, name: &'a str) -> &'a str {
+        self.renames.get(name).map_or(name, String::as_str)
     }
 }
 
@@ -326,20 +323,20 @@ impl Transform for ReplaceField {
                     .filter_map(|(k, v)| {
                         let name = k.as_str()?;
                         self.kept(name)
-                            .then(|| (Value::string(&self.output_name(name)), v))
+                            .then(|| (Value::string(self.output_name(name)), v))
                     })
                     .collect();
                 self.side.set(&mut record, None, Value::Map(map));
             }
             Some(schema) => {
                 require_struct(&record, self.side, "field replacement")?;
-                let out = self.schemas.get_or_try(&schema, |s| {
+                let out = self.schemas.get_or_build(&schema, |s| {
                     let mut b = s.basics();
                     for f in s.fields().iter().filter(|f| self.kept(f.name())) {
                         b = b.field(self.output_name(f.name()), f.schema().clone());
                     }
-                    Ok::<_, Error>(b.build())
-                })?;
+                    b.build()
+                });
                 let (_, value) = self.side.take(&mut record);
                 let Value::Struct(row) = value else {
                     unreachable!("checked above")
@@ -631,13 +628,11 @@ impl Transform for HoistField {
                 self.side.set(&mut record, None, map);
             }
             Some(schema) => {
-                let out = self.schemas.get_or_try(&schema, |s| {
-                    Ok::<_, Error>(
-                        Schema::struct_builder()
-                            .field(self.field.clone(), s.clone())
-                            .build(),
-                    )
-                })?;
+                let out = self.schemas.get_or_build(&schema, |s| {
+                    Schema::struct_builder()
+                        .field(self.field.clone(), s.clone())
+                        .build()
+                });
                 self.side
                     .set(&mut record, Some(out.clone()), new_struct(out, vec![value]));
             }
@@ -688,7 +683,7 @@ impl Transform for SetSchemaMetadata {
                 "SetSchemaMetadata needs a schema on the record",
             ));
         };
-        let out = self.schemas.get_or_try(&schema, |s| {
+        let out = self.schemas.get_or_build(&schema, |s| {
             let mut b = s.to_builder();
             if let Some(name) = &self.name {
                 b = b.name(name.clone());
@@ -696,8 +691,8 @@ impl Transform for SetSchemaMetadata {
             if let Some(version) = self.version {
                 b = b.version(version);
             }
-            Ok::<_, Error>(b.build())
-        })?;
+            b.build()
+        });
         let (_, value) = self.side.take(&mut record);
         let value = match value {
             Value::Struct(row) => new_struct(out.clone(), row.into_values()),

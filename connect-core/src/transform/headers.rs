@@ -199,13 +199,13 @@ impl Transform for HeaderFrom {
                 }
                 record.headers.extend(headers);
                 if self.moving {
-                    let out = self.schemas.get_or_try(&schema, |s| {
+                    let out = self.schemas.get_or_build(&schema, |s| {
                         let mut b = s.basics();
                         for f in s.fields().iter().filter(|f| !self.moves(f.name())) {
                             b = b.field(f.name(), f.schema().clone());
                         }
-                        Ok::<_, Error>(b.build())
-                    })?;
+                        b.build()
+                    });
                     if let (_, Value::Struct(row)) = self.side.take(&mut record) {
                         let values = schema
                             .fields()

@@ -245,6 +245,16 @@ impl SchemaCache {
         Ok(out)
     }
 
+    /// The cached output for `input`, or `build`'s (then cached), for builds that cannot fail.
+    pub(crate) fn get_or_build(
+        &self,
+        input: &Arc<Schema>,
+        build: impl FnOnce(&Arc<Schema>) -> Arc<Schema>,
+    ) -> Arc<Schema> {
+        self.get_or_try(input, |s| Ok::<_, std::convert::Infallible>(build(s)))
+            .unwrap_or_else(|never| match never {})
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, SchemaMap> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }

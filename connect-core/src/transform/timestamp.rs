@@ -67,7 +67,14 @@ pub enum TimestampKind {
 }
 
 impl TimestampKind {
-    const NAMES: [&'static str; 5] = ["string", "unix", "Date", "Time", "Timestamp"];
+    /// `target.type` names.
+    const NAMED: [(&'static str, TimestampKind); 5] = [
+        ("string", TimestampKind::String),
+        ("unix", TimestampKind::Unix),
+        ("Date", TimestampKind::Date),
+        ("Time", TimestampKind::Time),
+        ("Timestamp", TimestampKind::Timestamp),
+    ];
 
     fn of_schema(schema: &Schema) -> Option<TimestampKind> {
         Some(match (schema.schema_type(), schema.name()) {
@@ -137,24 +144,19 @@ impl TimestampConverter {
     /// Builds from `transforms.<alias>.*`.
     pub fn from_props(side: Side, scope: &Scope<'_>) -> Result<Self, Error> {
         let target = scope.require("target.type")?;
-        let target = match TimestampKind::NAMES.iter().position(|n| *n == target) {
-            Some(i) => [
-                TimestampKind::String,
-                TimestampKind::Unix,
-                TimestampKind::Date,
-                TimestampKind::Time,
-                TimestampKind::Timestamp,
-            ][i],
-            None => {
-                return Err(Error::config(
+        let target = TimestampKind::NAMED
+            .iter()
+            .find(|(n, _)| *n == target)
+            .map(|(_, k)| *k)
+            .ok_or_else(|| {
+                Error::config(
                     scope.key("target.type"),
                     format!(
                         "invalid value `{target}` (accepted: {})",
-                        TimestampKind::NAMES.join(", ")
+                        TimestampKind::NAMED.map(|(n, _)| n).join(", ")
                     ),
-                ))
-            }
-        };
+                )
+            })?;
         let format = scope
             .get("format")
             .map(DateFormat::new)

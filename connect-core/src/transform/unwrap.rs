@@ -252,7 +252,7 @@ impl ExtractNewRecordState {
         if self.fields.is_empty() && self.deleted_field.is_none() {
             return row.clone();
         }
-        let built = self.schemas.get_or_try(row, |row| {
+        self.schemas.get_or_build(row, |row| {
             let mut b = row.to_builder();
             for f in &self.fields {
                 if let Some((schema, _)) = f.lookup(envelope) {
@@ -262,9 +262,8 @@ impl ExtractNewRecordState {
             if let Some(name) = &self.deleted_field {
                 b = b.field(name.clone(), Schema::optional(SchemaType::String));
             }
-            Ok::<_, std::convert::Infallible>(b.build())
-        });
-        built.unwrap_or_else(|never| match never {})
+            b.build()
+        })
     }
 
     /// The headers `add.headers` asks for; a tombstone gets only `op` (as `d`).
@@ -339,12 +338,12 @@ impl Transform for ExtractNewRecordState {
                 format!("`{}` event has no row to extract", op.code()),
             ));
         };
+        if op == Op::Delete && self.deletes == DeleteAction::Drop {
+            return Ok(None);
+        }
         let topic = self.routed_topic(&record, row)?;
         let headers = self.headers_of(Some(envelope));
-        if op == Op::Delete && self.deletes != DeleteAction::Rewrite {
-            if self.deletes == DeleteAction::Drop {
-                return Ok(None);
-            }
+        if op == Op::Delete && self.deletes == DeleteAction::Tombstone {
             record.value_schema = None;
             record.value = Value::Null;
         } else {
