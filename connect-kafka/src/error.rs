@@ -117,6 +117,13 @@ pub enum KafkaError {
         /// What is wrong.
         detail: String,
     },
+    /// An offset store guarded by a lease was asked to write after the lease went to
+    /// another instance: this instance must stop.
+    #[error("lease `{lease}` is lost: another instance of the pipeline runs now, so this one may no longer write offsets")]
+    LeaseLost {
+        /// The lease topic.
+        lease: String,
+    },
 }
 
 impl KafkaError {
@@ -133,7 +140,8 @@ impl KafkaError {
             | KafkaError::TopicShape { .. }
             | KafkaError::Io(_)
             | KafkaError::Unconvertible { .. }
-            | KafkaError::Corrupt { .. } => return false,
+            | KafkaError::Corrupt { .. }
+            | KafkaError::LeaseLost { .. } => return false,
         };
         matches!(
             source.rdkafka_error_code(),

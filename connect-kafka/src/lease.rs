@@ -46,11 +46,16 @@ impl ConsumerContext for LeaseContext {
 /// `consumer.session.timeout.ms`), and then resumes from the stored offsets.
 ///
 /// The holder must stop its pipeline when [`KafkaLease::lost`] resolves (a pause longer
-/// than the session timeout hands the lease to another instance).
+/// than the session timeout hands the lease to another instance). A holder paused that
+/// long may not have noticed yet when it resumes: open its offset store with
+/// [`KafkaOffsetStore::fenced`](crate::KafkaOffsetStore::fenced), so that it refuses to
+/// write once the lease is lost and what it wrote before noticing never overrides the
+/// new holder's offsets.
 pub struct KafkaLease {
     held: watch::Receiver<bool>,
     stop: Arc<AtomicBool>,
     topic: String,
+    name: String,
 }
 
 impl std::fmt::Debug for KafkaLease {
@@ -110,7 +115,12 @@ impl KafkaLease {
         held.wait_for(|h| *h)
             .await
             .map_err(|e| Error::fatal("kafka", e))?;
-        Ok(KafkaLease { held, stop, topic })
+        Ok(KafkaLease {
+            held,
+            stop,
+            topic,
+            name: name.to_owned(),
+        })
     }
 
     /// Resolves when this instance no longer holds the lease.
@@ -122,6 +132,39 @@ impl KafkaLease {
     /// Whether this instance holds the lease now.
     pub fn is_held(&self) -> bool {
         *self.held.borrow()
+    }
+
+    /// The pipeline's name.
+    pub fn pipeline(&self) -> &str {
+        &self.name
+    }
+
+    /// A view of whether the lease is held, for writers that must stop writing with it.
+    pub(crate) fn guard(&self) -> LeaseGuard {
+        LeaseGuard {
+            held: self.held.clone(),
+            topic: self.topic.clone(),
+        }
+    }
+}
+
+/// Whether a lease is still held, checked before each write of a fenced store.
+#[derive(Clone)]
+pub(crate) struct LeaseGuard {
+    held: watch::Receiver<bool>,
+    topic: String,
+}
+
+impl LeaseGuard {
+    pub(crate) fn check(&self) -> Result<(), KafkaError> {
+        // A closed channel: the lease's consumer is gone (the lease was dropped).
+        if *self.held.borrow() && self.held.has_changed().is_ok() {
+            Ok(())
+        } else {
+            Err(KafkaError::LeaseLost {
+                lease: self.topic.clone(),
+            })
+        }
     }
 }
 

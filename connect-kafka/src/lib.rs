@@ -38,7 +38,10 @@
 //!
 //! ## One instance at a time ([`KafkaLease`])
 //! Instances of a pipeline share a consumer group on a one-partition topic; the holder of
-//! the partition runs, the others wait and take over when it leaves or dies.
+//! the partition runs, the others wait and take over when it leaves or dies. An offset
+//! store opened with [`KafkaOffsetStore::fenced`] fences a holder that lost the lease
+//! without noticing: it refuses to write, and what it wrote never overrides the newer
+//! holder's offsets.
 //!
 //! ## Sink runner ([`KafkaTopics`]) and dead-letter topic ([`KafkaDeadLetterQueue`])
 //! Kafka topics as a pipeline's source, read by a consumer group whose offsets are

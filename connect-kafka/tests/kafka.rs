@@ -667,10 +667,143 @@ async fn resumes_from_offsets_stored_in_kafka() {
     assert_every_id_once_in_order(&reads, 9_000);
 }
 
+/// Writes `pos` for `server` through `store` and waits for the broker's acknowledgement.
+async fn write_pos(store: &KafkaOffsetStore, server: &str, pos: u64) {
+    store
+        .write(
+            "p",
+            &[(
+                SourcePartition::server(server),
+                SourceOffset::single("pos", pos),
+            )],
+        )
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+}
+
+/// A stale writer (an instance paused past its lease, resuming unaware) keeps writing
+/// after a newer writer claimed its epoch: none of its writes overrides the newer
+/// writer's offsets, whatever the order in the topic; a key only it wrote is still read
+/// (it was delivered); Kafka Connect's unstamped writes are read as always. The markers
+/// sit in every partition of the topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_writers_offsets_never_override_a_newer_writers() {
+    let bootstrap = bootstrap();
+    let topic = unique("fenced-offsets");
+    let store = || KafkaOffsetStore::new(offset_config(&bootstrap, &topic)).unwrap();
+    let pos = |loaded: &connect_core::OffsetMap, server: &str| {
+        loaded
+            .get(&SourcePartition::server(server))
+            .and_then(|o| o.get("pos")?.as_u64())
+    };
+    let (stale, newer) = (store(), store());
+    assert_eq!(stale.fence("p").await.unwrap(), 1);
+    write_pos(&stale, "db", 10).await;
+    write_pos(&stale, "before", 1).await;
+    assert_eq!(newer.fence("p").await.unwrap(), 2);
+    assert_eq!(pos(&store().load("p").await.unwrap(), "db"), Some(10));
+    write_pos(&newer, "db", 20).await;
+    // The stale writer, unaware, writes after the newer one.
+    write_pos(&stale, "db", 99).await;
+    write_pos(&stale, "only-stale", 7).await;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    producer
+        .send(
+            FutureRecord::<str, str>::to(&topic)
+                .key(r#"["p",{"server":"connect"}]"#)
+                .payload(r#"{"pos":5}"#),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    let loaded = store().load("p").await.unwrap();
+    assert_eq!(pos(&loaded, "db"), Some(20), "the stale 99 was fenced");
+    assert_eq!(
+        pos(&loaded, "before"),
+        Some(1),
+        "written before the newer epoch"
+    );
+    assert_eq!(pos(&loaded, "only-stale"), Some(7));
+    assert_eq!(pos(&loaded, "connect"), Some(5));
+    assert_eq!(loaded.len(), 4, "the markers are not offsets: {loaded:?}");
+    write_pos(&newer, "db", 30).await;
+    assert_eq!(pos(&store().load("p").await.unwrap(), "db"), Some(30));
+    // Another pipeline's epochs are its own.
+    assert_eq!(store().fence("other").await.unwrap(), 1);
+    assert_eq!(store().fence("p").await.unwrap(), 3);
+
+    let reads = tokio::task::spawn_blocking({
+        let (bootstrap, topic) = (bootstrap.clone(), topic.clone());
+        move || read_topic(&bootstrap, &topic, 3 * 4 + 7)
+    })
+    .await
+    .unwrap();
+    let markers: std::collections::BTreeSet<(i32, String)> = reads
+        .iter()
+        .filter(|r| r.key.as_deref() == Some(r#"["p",{"connect.fencing":"writer.epoch"}]"#))
+        .map(|r| (r.partition, r.value.clone().unwrap_or_default()))
+        .collect();
+    for partition in 0..3 {
+        for epoch in 1..=3 {
+            let marker = (partition, format!(r#"{{"epoch":{epoch}}}"#));
+            assert!(markers.contains(&marker), "{marker:?} in {markers:?}");
+        }
+    }
+}
+
+/// A store fenced by a lease refuses to write once the lease is gone, with a fatal
+/// error naming the lease. On librdkafka's mock cluster, in this process, as the other
+/// lease test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_store_stops_writing_when_its_lease_is_lost() {
+    let mock = rdkafka::mocking::MockCluster::new(1).expect("librdkafka's mock cluster");
+    let bootstrap = mock.bootstrap_servers();
+    let name = unique("lost-lease");
+    let topic = format!("{name}.offsets");
+    mock.create_topic(&topic, 3, 1).unwrap();
+    mock.create_topic(&format!("connect-lease.{name}"), 1, 1)
+        .unwrap();
+    let lease = connect_kafka::KafkaLease::acquire(&KafkaConfig::new(&bootstrap), &name)
+        .await
+        .unwrap();
+    assert_eq!(lease.pipeline(), name);
+    let store = KafkaOffsetStore::fenced(offset_config(&bootstrap, &topic), &lease)
+        .await
+        .unwrap();
+    let offset = [(
+        SourcePartition::server("db"),
+        SourceOffset::single("pos", 1),
+    )];
+    store.write(&name, &offset).await.unwrap();
+    store.flush().await.unwrap();
+    drop(lease);
+    let deadline = Instant::now() + DEADLINE;
+    let err = loop {
+        match store.write(&name, &offset).await {
+            Err(e) => break e,
+            Ok(()) => {
+                assert!(Instant::now() < deadline, "still writing without the lease");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert!(!err.is_retryable(), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("lease `connect-lease.{name}` is lost")),
+        "{err}"
+    );
+}
+
 const KILL_TOPIC_ENV: &str = "CONNECT_KAFKA_KILL_TOPIC";
 const KILL_TOTAL_ENV: &str = "CONNECT_KAFKA_KILL_TOTAL";
 const KILL_EXACTLY_ONCE_ENV: &str = "CONNECT_KAFKA_KILL_EXACTLY_ONCE";
 const KILL_LEASE_DIR_ENV: &str = "CONNECT_KAFKA_KILL_LEASE_DIR";
+const KILL_UNWATCHED_LEASE_ENV: &str = "CONNECT_KAFKA_KILL_UNWATCHED_LEASE";
 /// The lease tests' group session: how long a killed holder keeps the lease.
 const LEASE_SESSION_MS: &str = "6000";
 
@@ -707,20 +840,6 @@ async fn kill_child_pipeline() {
     let json = std::sync::Arc::new(connect_core::JsonConverter::new(false));
     let kafka =
         offset_config(&bootstrap, &kill_offsets_topic(&topic)).with_converters(json.clone(), json);
-    let pipeline = connect_core::PipelineBuilder::new(&name)
-        .source(kill_source(&name, total))
-        .transform(
-            "unwrap",
-            connect_core::transform::ExtractNewRecordState::new(),
-        )
-        .commit_policy(connect_core::CommitPolicy::every_records(200));
-    let pipeline = if std::env::var(KILL_EXACTLY_ONCE_ENV).is_ok() {
-        pipeline.into_connector(connect_kafka::KafkaExactlyOnce::new(kafka).unwrap())
-    } else {
-        pipeline
-            .offsets(KafkaOffsetStore::new(kafka.clone()).unwrap())
-            .into_kafka(KafkaDestination::new(kafka).unwrap())
-    };
     // With a lease: run only while holding it, and say so in a file named by the pid.
     let lease = match std::env::var(KILL_LEASE_DIR_ENV) {
         Ok(dir) => {
@@ -735,15 +854,45 @@ async fn kill_child_pipeline() {
         }
         Err(_) => None,
     };
+    let pipeline = connect_core::PipelineBuilder::new(&name)
+        .source(kill_source(&name, total))
+        .transform(
+            "unwrap",
+            connect_core::transform::ExtractNewRecordState::new(),
+        )
+        .commit_policy(connect_core::CommitPolicy::every_records(200));
+    let pipeline = if std::env::var(KILL_EXACTLY_ONCE_ENV).is_ok() {
+        pipeline.into_connector(connect_kafka::KafkaExactlyOnce::new(kafka).unwrap())
+    } else {
+        let offsets = match &lease {
+            Some(lease) => KafkaOffsetStore::fenced(kafka.clone(), lease)
+                .await
+                .unwrap(),
+            None => KafkaOffsetStore::new(kafka.clone()).unwrap(),
+        };
+        pipeline
+            .offsets(offsets)
+            .into_kafka(KafkaDestination::new(kafka).unwrap())
+    };
     let engine = Engine::builder().pipeline(pipeline).start().await.unwrap();
-    if let Some(lease) = lease {
-        let stop = engine.stop_handle();
-        tokio::spawn(async move {
-            lease.lost().await;
-            stop.stop();
-        });
+    // Unwatched, the lease's loss is seen only by the fenced store refusing to write.
+    let watched = std::env::var(KILL_UNWATCHED_LEASE_ENV).is_err();
+    let _held = match lease {
+        Some(lease) if watched => {
+            let stop = engine.stop_handle();
+            tokio::spawn(async move {
+                lease.lost().await;
+                stop.stop();
+            });
+            None
+        }
+        lease => lease,
+    };
+    let result = engine.wait().await;
+    if let (Err(e), Ok(dir)) = (&result, std::env::var(KILL_LEASE_DIR_ENV)) {
+        std::fs::write(format!("{dir}/{}.error", std::process::id()), e.to_string()).unwrap();
     }
-    engine.wait().await.unwrap();
+    result.unwrap();
 }
 
 async fn committed_seq(store: &KafkaOffsetStore, name: &str) -> u64 {
@@ -1142,69 +1291,177 @@ async fn a_missing_topic_fails_the_pipeline_naming_it() {
     assert!(offsets.snapshot(&name).is_empty(), "nothing committed");
 }
 
+/// Instances of one leased pipeline as child processes, on librdkafka's mock cluster in
+/// this parent process: tansu 0.6 never expires a killed or paused member's session, so
+/// no one would take over there.
+struct LeaseRig {
+    _mock: rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    bootstrap: String,
+    name: String,
+    topic: String,
+    store: KafkaOffsetStore,
+    dir: tempfile::TempDir,
+}
+
+impl LeaseRig {
+    fn new(what: &str) -> LeaseRig {
+        let mock = rdkafka::mocking::MockCluster::new(1).expect("librdkafka's mock cluster");
+        let bootstrap = mock.bootstrap_servers();
+        let name = unique(what);
+        let topic = format!("{name}.inventory.orders");
+        mock.create_topic(&topic, 3, 1).unwrap();
+        mock.create_topic(&kill_offsets_topic(&topic), 3, 1)
+            .unwrap();
+        mock.create_topic(&format!("connect-lease.{name}"), 1, 1)
+            .unwrap();
+        let store =
+            KafkaOffsetStore::new(offset_config(&bootstrap, &kill_offsets_topic(&topic))).unwrap();
+        LeaseRig {
+            _mock: mock,
+            bootstrap,
+            name,
+            topic,
+            store,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn spawn(&self, total: Option<u64>) -> Child {
+        let extra = [(KILL_LEASE_DIR_ENV, self.dir.path().as_os_str())];
+        spawn_pipeline_child(&self.topic, &self.bootstrap, total, &extra)
+    }
+
+    /// An instance that does not stop when it loses the lease.
+    fn spawn_unwatched(&self) -> Child {
+        let extra = [
+            (KILL_LEASE_DIR_ENV, self.dir.path().as_os_str()),
+            (KILL_UNWATCHED_LEASE_ENV, "1".as_ref()),
+        ];
+        spawn_pipeline_child(&self.topic, &self.bootstrap, None, &extra)
+    }
+
+    fn holds(&self, child: &Child) -> bool {
+        self.dir
+            .path()
+            .join(format!("{}.held", child.id()))
+            .exists()
+    }
+
+    async fn committed(&self) -> u64 {
+        committed_seq(&self.store, &self.name).await
+    }
+
+    /// Waits until `child` holds the lease and the committed offset passed `at_least`.
+    async fn wait_running(&self, child: &Child, at_least: u64, what: &str) {
+        let deadline = Instant::now() + DEADLINE;
+        while !self.holds(child) || self.committed().await < at_least {
+            assert!(Instant::now() < deadline, "{what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Kills `holder`, runs a last instance to `committed + 500` and checks that every
+    /// event is in the topic, new ones in order.
+    async fn finish(self, holder: Child) {
+        connect_core::testing::kill_child(holder);
+        let total = self.committed().await + 500;
+        let mut last = self.spawn(Some(total));
+        let status = tokio::task::spawn_blocking(move || last.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "the last instance completes");
+        let reads = tokio::task::spawn_blocking({
+            let (bootstrap, topic) = (self.bootstrap.clone(), self.topic.clone());
+            move || read_topic(&bootstrap, &topic, total as usize)
+        })
+        .await
+        .unwrap();
+        assert_none_lost_and_in_order(&reads, total);
+    }
+}
+
 /// Two instances of one pipeline with the lease: the second stays idle while the first
 /// runs, takes over once the first is killed (after the group session expires), and
-/// continues from the stored offsets without losing an event. On librdkafka's mock
-/// cluster, in this parent process: tansu 0.6 never expires a killed member's session, so
-/// no one would take over there.
+/// continues from the stored offsets without losing an event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_instance_waits_for_the_lease_and_takes_over() {
-    let mock = rdkafka::mocking::MockCluster::new(1).expect("librdkafka's mock cluster");
-    let bootstrap = mock.bootstrap_servers();
-    let name = unique("lease");
-    let topic = format!("{name}.inventory.orders");
-    mock.create_topic(&topic, 3, 1).unwrap();
-    mock.create_topic(&kill_offsets_topic(&topic), 3, 1)
-        .unwrap();
-    mock.create_topic(&format!("connect-lease.{name}"), 1, 1)
-        .unwrap();
-    let store =
-        KafkaOffsetStore::new(offset_config(&bootstrap, &kill_offsets_topic(&topic))).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let extra = [(KILL_LEASE_DIR_ENV, dir.path().as_os_str())];
-    let spawn = |total: Option<u64>| spawn_pipeline_child(&topic, &bootstrap, total, &extra);
-    let holds = |child: &Child| dir.path().join(format!("{}.held", child.id())).exists();
-    let deadline = Instant::now() + DEADLINE;
-
-    let first = spawn(None);
-    while !holds(&first) || committed_seq(&store, &name).await == 0 {
-        assert!(Instant::now() < deadline, "the first instance never ran");
-    }
-    let second = spawn(None);
+    let rig = LeaseRig::new("lease");
+    let first = rig.spawn(None);
+    rig.wait_running(&first, 1, "the first instance never ran")
+        .await;
+    let second = rig.spawn(None);
     // The second instance's window to (wrongly) start: longer than it takes to join.
-    let before = committed_seq(&store, &name).await;
+    let before = rig.committed().await;
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert!(!holds(&second), "the second instance ran beside the first");
-    let at_kill = committed_seq(&store, &name).await;
+    assert!(
+        !rig.holds(&second),
+        "the second instance ran beside the first"
+    );
+    let at_kill = rig.committed().await;
     assert!(at_kill > before, "the first instance kept running");
     connect_core::testing::kill_child(first);
-    let at_kill = committed_seq(&store, &name).await.max(at_kill);
-    while !holds(&second) {
+    let at_kill = rig.committed().await.max(at_kill);
+    rig.wait_running(
+        &second,
+        at_kill + 1_000,
+        "the second instance never took over",
+    )
+    .await;
+    rig.finish(second).await;
+}
+
+/// The holder is paused (SIGSTOP) past its group session, so the second instance takes
+/// over. Resumed, the first keeps running (it does not watch its lease) until its fenced
+/// store refuses to write, naming the lost lease; nothing it wrote after resuming moves
+/// the stored offsets back from the second's; nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_holder_resumed_after_losing_its_lease_is_fenced() {
+    let rig = LeaseRig::new("paused-lease");
+    let signal = |child: &Child, signal: &str| {
+        let status = std::process::Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal}");
+    };
+    let mut first = rig.spawn_unwatched();
+    rig.wait_running(&first, 1, "the first instance never ran")
+        .await;
+    let second = rig.spawn(None);
+    signal(&first, "-STOP");
+    let paused_at = rig.committed().await;
+    rig.wait_running(
+        &second,
+        paused_at + 1_000,
+        "the second instance never took over",
+    )
+    .await;
+    let before_resume = rig.committed().await;
+    signal(&first, "-CONT");
+    let deadline = Instant::now() + DEADLINE;
+    while first.try_wait().unwrap().is_none() {
         assert!(
             Instant::now() < deadline,
-            "the second instance never took over"
+            "the resumed first instance kept running without the lease"
+        );
+        let now = rig.committed().await;
+        assert!(
+            now >= before_resume,
+            "offsets went back to {now} from {before_resume}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    while committed_seq(&store, &name).await < at_kill + 1_000 {
-        assert!(
-            Instant::now() < deadline,
-            "the second instance made no progress"
-        );
-    }
-    connect_core::testing::kill_child(second);
-    let total = committed_seq(&store, &name).await + 500;
-    let mut last = spawn(Some(total));
-    let status = tokio::task::spawn_blocking(move || last.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "the last instance completes");
-    let reads = tokio::task::spawn_blocking({
-        let (bootstrap, topic) = (bootstrap.clone(), topic.clone());
-        move || read_topic(&bootstrap, &topic, total as usize)
-    })
-    .await
-    .unwrap();
-    assert_none_lost_and_in_order(&reads, total);
+    let now = rig.committed().await;
+    assert!(
+        now >= before_resume,
+        "offsets went back to {now} from {before_resume}"
+    );
+    let error = std::fs::read_to_string(rig.dir.path().join(format!("{}.error", first.id())))
+        .expect("the first instance stopped with an error");
+    assert!(
+        error.contains(&format!("lease `connect-lease.{}` is lost", rig.name)),
+        "{error}"
+    );
+    rig.finish(second).await;
 }
