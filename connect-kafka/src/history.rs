@@ -8,6 +8,7 @@ use rdkafka::producer::FutureRecord;
 
 use crate::config::{KafkaConfig, TopicCreation};
 use crate::error::KafkaError;
+use crate::lease::{KafkaLease, LeaseGuard};
 use crate::offsets::StateTopic;
 use crate::reader::read_to_end;
 
@@ -19,6 +20,7 @@ use crate::reader::read_to_end;
 /// history record, is an error naming it.
 pub struct KafkaSchemaHistory {
     state: StateTopic,
+    lease: Option<LeaseGuard>,
 }
 
 impl std::fmt::Debug for KafkaSchemaHistory {
@@ -50,7 +52,16 @@ impl KafkaSchemaHistory {
         };
         Ok(KafkaSchemaHistory {
             state: StateTopic::new(config, topic.to_owned(), shape)?,
+            lease: None,
         })
+    }
+
+    /// The same history, refusing to append once `lease` is lost
+    /// ([`KafkaError::LeaseLost`], fatal), so that an instance that lost its lease
+    /// without noticing never adds DDL to the history the new holder reads.
+    pub fn guarded_by(mut self, lease: &KafkaLease) -> Self {
+        self.lease = Some(lease.guard());
+        self
     }
 
     /// The history topic.
@@ -89,6 +100,9 @@ impl SchemaHistory for KafkaSchemaHistory {
     }
 
     async fn append(&self, record: HistoryRecord) -> connect_core::Result<()> {
+        if let Some(lease) = &self.lease {
+            lease.check()?;
+        }
         self.state.ensure_exists().await?;
         let value = serde_json::to_vec(&record).expect("a history record serialises");
         self.state.send(

@@ -755,11 +755,12 @@ async fn a_stale_writers_offsets_never_override_a_newer_writers() {
     }
 }
 
-/// A store fenced by a lease refuses to write once the lease is gone, with a fatal
-/// error naming the lease. On librdkafka's mock cluster, in this process, as the other
+/// A store fenced by a lease, and a schema history guarded by it, refuse to write once
+/// the lease is gone, with a fatal error naming the lease. On librdkafka's mock cluster, in this process, as the other
 /// lease test.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fenced_store_stops_writing_when_its_lease_is_lost() {
+    use connect_core::SchemaHistory;
     let mock = rdkafka::mocking::MockCluster::new(1).expect("librdkafka's mock cluster");
     let bootstrap = mock.bootstrap_servers();
     let name = unique("lost-lease");
@@ -780,6 +781,17 @@ async fn a_fenced_store_stops_writing_when_its_lease_is_lost() {
     )];
     store.write(&name, &offset).await.unwrap();
     store.flush().await.unwrap();
+    let history = connect_kafka::KafkaSchemaHistory::new(
+        KafkaConfig::new(&bootstrap),
+        &format!("{name}.history"),
+    )
+    .unwrap()
+    .guarded_by(&lease);
+    mock.create_topic(history.topic(), 1, 1).unwrap();
+    history
+        .append(history_record("CREATE TABLE t (id INT)", 1))
+        .await
+        .unwrap();
     drop(lease);
     let deadline = Instant::now() + DEADLINE;
     let err = loop {
@@ -792,11 +804,14 @@ async fn a_fenced_store_stops_writing_when_its_lease_is_lost() {
         }
     };
     assert!(!err.is_retryable(), "{err}");
-    assert!(
-        err.to_string()
-            .contains(&format!("lease `connect-lease.{name}` is lost")),
-        "{err}"
-    );
+    let lost = format!("lease `connect-lease.{name}` is lost");
+    assert!(err.to_string().contains(&lost), "{err}");
+    let err = history
+        .append(history_record("DROP TABLE t", 2))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains(&lost), "{err}");
+    assert_eq!(history.recover().await.unwrap().len(), 1);
 }
 
 const KILL_TOPIC_ENV: &str = "CONNECT_KAFKA_KILL_TOPIC";
