@@ -3,7 +3,6 @@
 //! streaming whose confirmed position follows the engine's committed offsets.
 
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,8 +18,9 @@ use pgwire_replication::{
 };
 use regex::Regex;
 use serde_json::{Map, Value as Json};
-use tokio::sync::watch;
-use tokio_postgres::{Client, CopyOutStream, SimpleQueryMessage};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_postgres::{Client, SimpleQueryMessage};
 
 use crate::config::{PostgresConfig, PublicationMode, SnapshotMode};
 use crate::metadata::MessageSchemas;
@@ -28,7 +28,6 @@ use crate::parallel::{ParallelSnapshot, SnapshotSource};
 use crate::pgoutput::{self, Column, Message};
 use crate::table::{ColumnDef, ColumnDefault, SourceInfo, TableSchema};
 use crate::types::{PgType, SESSION_OPTIONS};
-use connect_core::jobs::OrderedJobs;
 use connect_core::transaction::{transaction_record, TxCounts};
 use connect_core::ByteString;
 
@@ -261,20 +260,108 @@ impl RawRows {
 /// Rows converted into events per job of the sequential snapshot.
 const SNAPSHOT_JOB_ROWS: usize = 1024;
 
+/// A conversion of the sequential snapshot: its events and whether they end the snapshot.
+type Conversion = JoinHandle<Result<(Vec<Record>, bool), Error>>;
+
 struct Snapshot {
-    tables: Vec<(String, String, u32)>,
-    /// The table being read and its COPY stream.
-    current: Option<(Arc<TableSchema>, Pin<Box<CopyOutStream>>)>,
-    /// The newest rows read: they wait until the next row shows whether they end the table.
-    held: Option<RawRows>,
-    /// Conversions in flight, oldest first: the events and whether they end the snapshot.
-    converting: OrderedJobs<(Vec<Record>, bool)>,
-    /// What every event's `source` block shares.
-    source: Arc<SnapshotSource>,
-    first: bool,
+    /// The sequential snapshot's conversions, oldest first, from its reading task (which
+    /// reads ahead while the engine takes earlier events, bounded by the channel).
+    converted: Option<mpsc::Receiver<Result<Conversion, Error>>>,
+    reader: Option<JoinHandle<()>>,
     ts_us: i64,
     /// `snapshot.max.threads` > 1: the workers reading the tables.
     parallel: Option<ParallelSnapshot>,
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        if let Some(reader) = &self.reader {
+            reader.abort();
+        }
+    }
+}
+
+/// The sequential snapshot's reading task: `COPY` of each table in turn on the snapshot
+/// transaction's connection, rows handed in chunks to conversion jobs on the blocking
+/// pool; the last chunk of a table is held until the stream ends, to mark its last row.
+async fn read_tables(
+    client: Arc<Client>,
+    tables: Vec<(Arc<TableSchema>, Vec<ColumnDef>)>,
+    source: Arc<SnapshotSource>,
+    chunk_rows: usize,
+    out: mpsc::Sender<Result<Conversion, Error>>,
+) {
+    let count = tables.len();
+    let mut first = true;
+    let read = async {
+        for (i, (table, columns)) in tables.into_iter().enumerate() {
+            let failed = |e| {
+                pg_err(
+                    &format!("snapshot of {}.{} failed", table.schema, table.table),
+                    e,
+                )
+            };
+            let stream = client
+                .copy_out(copy_sql(&table.schema, &table.table, &columns).as_str())
+                .await
+                .map_err(failed)?;
+            futures::pin_mut!(stream);
+            let mut held: Option<RawRows> = None;
+            loop {
+                let mut rows = Vec::with_capacity(chunk_rows);
+                let mut table_done = false;
+                // One CopyData message is one row.
+                while rows.len() < chunk_rows {
+                    match stream.next().await {
+                        Some(row) => rows.push(row.map_err(failed)?),
+                        None => {
+                            table_done = true;
+                            break;
+                        }
+                    }
+                }
+                if !rows.is_empty() {
+                    let next = RawRows {
+                        table: table.clone(),
+                        rows,
+                        first: std::mem::take(&mut first),
+                    };
+                    // More rows follow the held ones: they do not end the table.
+                    if let Some(held) = held.replace(next) {
+                        let source = source.clone();
+                        let job = tokio::task::spawn_blocking(move || {
+                            Ok((held.convert(&source, None)?, false))
+                        });
+                        if out.send(Ok(job)).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+                if table_done {
+                    break;
+                }
+            }
+            if let Some(held) = held {
+                let last = i + 1 == count;
+                let marker = if last {
+                    "last"
+                } else {
+                    "last_in_data_collection"
+                };
+                let source = source.clone();
+                let job = tokio::task::spawn_blocking(move || {
+                    Ok((held.convert(&source, Some(marker))?, last))
+                });
+                if out.send(Ok(job)).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        Ok::<_, Error>(())
+    };
+    if let Err(e) = read.await {
+        let _ = out.send(Err(e)).await;
+    }
 }
 
 enum Phase {
@@ -289,7 +376,8 @@ struct PostgresTask {
     server_value: connect_core::Value,
     db_value: connect_core::Value,
     partition: SourcePartition,
-    client: Option<Client>,
+    /// Shared with the sequential snapshot's reading task.
+    client: Option<Arc<Client>>,
     repl: Option<ReplicationClient>,
     committed: Option<watch::Receiver<Arc<OffsetMap>>>,
     phase: Phase,
@@ -352,7 +440,7 @@ impl PostgresTask {
 
     fn client(&self) -> Result<&Client, Error> {
         self.client
-            .as_ref()
+            .as_deref()
             .ok_or_else(|| Error::fatal("postgres", "not started"))
     }
 
@@ -914,7 +1002,14 @@ impl PostgresTask {
             sequence: sequence_value(None, consistent_point),
             lsn: consistent_point,
         };
-        let parallel = if threads > 1 {
+        // Popped from the end by parallel workers; read in order by the sequential task.
+        let mut jobs = Vec::with_capacity(tables.len());
+        for (schema, table, oid) in tables {
+            let columns = self.columns(oid).await?;
+            let ts = TableSchema::new(&self.config, &schema, &table, &columns)?;
+            jobs.push((Arc::new(ts), columns));
+        }
+        let snapshot = if threads > 1 {
             // Workers import this transaction's snapshot (the slot's, where there is one).
             let name = match exported {
                 Some(name) => name.to_owned(),
@@ -925,123 +1020,69 @@ impl PostgresTask {
                     .map_err(|e| pg_err("cannot export the snapshot", e))?
                     .get(0),
             };
-            let mut jobs = Vec::with_capacity(tables.len());
-            for (schema, table, oid) in std::mem::take(&mut tables) {
-                let columns = self.columns(oid).await?;
-                let ts = TableSchema::new(&self.config, &schema, &table, &columns)?;
-                jobs.push((Arc::new(ts), columns));
+            Snapshot {
+                converted: None,
+                reader: None,
+                ts_us,
+                parallel: Some(ParallelSnapshot::start(
+                    self.config.clone(),
+                    name,
+                    jobs,
+                    threads,
+                    source,
+                )),
             }
-            Some(ParallelSnapshot::start(
-                self.config.clone(),
-                name,
-                jobs,
-                threads,
-                source.clone(),
-            ))
         } else {
-            None
+            jobs.reverse();
+            let client = self
+                .client
+                .clone()
+                .ok_or_else(|| Error::fatal("postgres", "not started"))?;
+            let in_flight = std::thread::available_parallelism().map_or(2, |n| n.get() * 2);
+            let (out, converted) = mpsc::channel(in_flight);
+            let reader = tokio::spawn(read_tables(
+                client,
+                jobs,
+                Arc::new(source),
+                SNAPSHOT_JOB_ROWS.min(self.config.fetch_size),
+                out,
+            ));
+            Snapshot {
+                converted: Some(converted),
+                reader: Some(reader),
+                ts_us,
+                parallel: None,
+            }
         };
-        self.phase = Phase::Snapshot(Box::new(Snapshot {
-            tables,
-            current: None,
-            held: None,
-            converting: OrderedJobs::new("snapshot conversion"),
-            source: Arc::new(source),
-            first: true,
-            ts_us,
-            parallel,
-        }));
+        self.phase = Phase::Snapshot(Box::new(snapshot));
         Ok(())
     }
 
     async fn poll_snapshot(&mut self) -> Result<Option<SourceBatch>, Error> {
-        loop {
-            let Phase::Snapshot(snap) = &mut self.phase else {
-                return Ok(None);
+        let Phase::Snapshot(snap) = &mut self.phase else {
+            return Ok(None);
+        };
+        if let Some(parallel) = snap.parallel.as_mut() {
+            return match parallel.next().await? {
+                Some(records) => Ok(Some(SourceBatch {
+                    records,
+                    offsets: self.snapshot_offset(false),
+                })),
+                None => self.finish_snapshot().await.map(Some),
             };
-            if let Some(parallel) = snap.parallel.as_mut() {
-                return match parallel.next().await? {
-                    Some(records) => Ok(Some(SourceBatch {
-                        records,
-                        offsets: self.snapshot_offset(false),
-                    })),
-                    None => self.finish_snapshot().await.map(Some),
-                };
-            }
-            // Converted rows, oldest first, as soon as they are done.
-            if let Some((records, last)) = snap.converting.next(false).await? {
-                return Ok(Some(SourceBatch {
+        }
+        let converted = snap.converted.as_mut().expect("a sequential snapshot");
+        match converted.recv().await {
+            Some(conversion) => {
+                let (records, last) = conversion?.await.map_err(|e| {
+                    Error::fatal("postgres", format!("snapshot conversion failed: {e}"))
+                })??;
+                Ok(Some(SourceBatch {
                     records,
                     offsets: self.snapshot_offset(last),
-                }));
+                }))
             }
-            if snap.current.is_none() {
-                let Some((schema, table, oid)) = snap.tables.pop() else {
-                    if let Some((records, last)) = snap.converting.next(true).await? {
-                        return Ok(Some(SourceBatch {
-                            records,
-                            offsets: self.snapshot_offset(last),
-                        }));
-                    }
-                    return self.finish_snapshot().await.map(Some);
-                };
-                let columns = self.columns(oid).await?;
-                let ts = Arc::new(TableSchema::new(&self.config, &schema, &table, &columns)?);
-                let stream = self
-                    .client()?
-                    .copy_out(copy_sql(&schema, &table, &columns).as_str())
-                    .await
-                    .map_err(|e| pg_err(&format!("cannot read {schema}.{table}"), e))?;
-                let Phase::Snapshot(snap) = &mut self.phase else {
-                    unreachable!()
-                };
-                snap.current = Some((ts, Box::pin(stream)));
-                continue;
-            }
-            let (table, stream) = snap.current.as_mut().expect("a table is open");
-            let chunk_rows = SNAPSHOT_JOB_ROWS.min(self.config.fetch_size);
-            let mut rows = Vec::with_capacity(chunk_rows);
-            let mut table_done = false;
-            // One CopyData message is one row.
-            while rows.len() < chunk_rows {
-                let Some(row) = stream.next().await else {
-                    table_done = true;
-                    break;
-                };
-                rows.push(row.map_err(|e| {
-                    pg_err(
-                        &format!("snapshot of {}.{} failed", table.schema, table.table),
-                        e,
-                    )
-                })?);
-            }
-            let source = snap.source.clone();
-            if !rows.is_empty() {
-                let next = RawRows {
-                    table: table.clone(),
-                    rows,
-                    first: std::mem::take(&mut snap.first),
-                };
-                // More rows follow the held ones: they do not end the table.
-                if let Some(held) = snap.held.replace(next) {
-                    let source = source.clone();
-                    snap.converting
-                        .start(move || Ok((held.convert(&source, None)?, false)));
-                }
-            }
-            if table_done {
-                snap.current = None;
-                let last = snap.tables.is_empty();
-                if let Some(held) = snap.held.take() {
-                    let marker = if last {
-                        "last"
-                    } else {
-                        "last_in_data_collection"
-                    };
-                    snap.converting
-                        .start(move || Ok((held.convert(&source, Some(marker))?, last)));
-                }
-            }
+            None => self.finish_snapshot().await.map(Some),
         }
     }
 
@@ -1670,7 +1711,7 @@ pub(crate) fn remark(mut record: Record, marker: &'static str) -> Record {
 #[async_trait]
 impl Task for PostgresTask {
     async fn start(&mut self, ctx: TaskContext) -> Result<(), Error> {
-        self.client = Some(connect(&self.config).await?);
+        self.client = Some(Arc::new(connect(&self.config).await?));
         self.preflight().await?;
         self.ensure_publication().await?;
         self.committed = Some(ctx.committed.clone());
