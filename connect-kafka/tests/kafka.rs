@@ -608,6 +608,21 @@ async fn offsets_topic_uses_kafka_connect_format() {
     assert_eq!(loaded.get(&SourcePartition::server("shop")), Some(&ours));
 }
 
+/// Writes one message with a plain producer (no headers), as another writer would.
+async fn produce_raw(bootstrap: &str, topic: &str, key: &str, value: &str) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    producer
+        .send(
+            FutureRecord::<str, str>::to(topic).key(key).payload(value),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+}
+
 /// A value of this pipeline that is not an offset is an error naming the topic,
 /// partition and offset, never an empty start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -615,19 +630,7 @@ async fn a_corrupt_offset_is_an_error_not_a_fresh_start() {
     let bootstrap = bootstrap();
     let topic = unique("corrupt-offsets");
     create_topic(&bootstrap, &topic, 1).await;
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .unwrap();
-    producer
-        .send(
-            FutureRecord::<str, str>::to(&topic)
-                .key(r#"["p",{"server":"s"}]"#)
-                .payload("not json"),
-            Duration::from_secs(30),
-        )
-        .await
-        .unwrap();
+    produce_raw(&bootstrap, &topic, r#"["p",{"server":"s"}]"#, "not json").await;
     let store = KafkaOffsetStore::new(offset_config(&bootstrap, &topic)).unwrap();
     let err = store.load("p").await.unwrap_err().to_string();
     assert!(
@@ -707,19 +710,14 @@ async fn a_stale_writers_offsets_never_override_a_newer_writers() {
     // The stale writer, unaware, writes after the newer one.
     write_pos(&stale, "db", 99).await;
     write_pos(&stale, "only-stale", 7).await;
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .unwrap();
-    producer
-        .send(
-            FutureRecord::<str, str>::to(&topic)
-                .key(r#"["p",{"server":"connect"}]"#)
-                .payload(r#"{"pos":5}"#),
-            Duration::from_secs(30),
-        )
-        .await
-        .unwrap();
+    // As Kafka Connect writes: no epoch header.
+    produce_raw(
+        &bootstrap,
+        &topic,
+        r#"["p",{"server":"connect"}]"#,
+        r#"{"pos":5}"#,
+    )
+    .await;
     let loaded = store().load("p").await.unwrap();
     assert_eq!(pos(&loaded, "db"), Some(20), "the stale 99 was fenced");
     assert_eq!(
