@@ -1813,6 +1813,13 @@ impl Task for PostgresTask {
     }
 
     async fn stop(&mut self) -> Result<(), Error> {
+        if let Phase::Snapshot(snap) = &mut self.phase {
+            // Its connection closes with it: no snapshot transaction outlives the task.
+            if let Some(reader) = snap.reader.take() {
+                reader.abort();
+                let _ = reader.await;
+            }
+        }
         if let Some(repl) = self.repl.as_ref() {
             // A final status update: the last committed position reaches the server.
             self.confirm_committed();
