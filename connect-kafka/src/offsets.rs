@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use connect_core::offsets::{connect_key, parse_connect_key};
@@ -26,11 +27,15 @@ const EPOCH_HEADER: &str = "connect.writer.epoch";
 /// Bound on the metadata request that counts the offsets topic's partitions.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The source partition, in Kafka Connect's key, of the epoch markers.
-fn epoch_marker() -> SourcePartition {
-    let mut map = Map::new();
-    map.insert("connect.fencing".into(), Json::from("writer.epoch"));
-    SourcePartition::from_map(&map)
+/// The source partition, in Kafka Connect's key, of the epoch markers (built once: every
+/// message read while loading is compared with it).
+fn epoch_marker() -> &'static SourcePartition {
+    static MARKER: OnceLock<SourcePartition> = OnceLock::new();
+    MARKER.get_or_init(|| {
+        let mut map = Map::new();
+        map.insert("connect.fencing".into(), Json::from("writer.epoch"));
+        SourcePartition::from_map(&map)
+    })
 }
 
 /// A producer, an admin client and the acknowledgements still awaited for one state
@@ -166,8 +171,8 @@ impl KafkaOffsetStore {
     pub async fn fence(&self, namespace: &str) -> Result<u64, Error> {
         self.state.ensure_exists().await?;
         let replay = replay_offsets(&self.state.config, &self.state.topic, namespace).await?;
-        let epoch = replay.newest_epoch + 1;
-        let key = connect_key(namespace, &epoch_marker());
+        let epoch = replay.claimed.values().max().map_or(1, |newest| newest + 1);
+        let key = connect_key(namespace, epoch_marker());
         let value = serde_json::to_vec(&serde_json::json!({ "epoch": epoch }))
             .expect("a marker serialises");
         for partition in 0..self.partition_count().await? {
@@ -272,7 +277,6 @@ struct Replay {
     fenced: HashMap<SourcePartition, Option<SourceOffset>>,
     /// The newest epoch claimed so far in each partition of the topic, as read.
     claimed: HashMap<i32, u64>,
-    newest_epoch: u64,
 }
 
 impl Replay {
@@ -306,14 +310,13 @@ impl Replay {
                     .map_err(|e| corrupt(e.to_string()))?,
             ),
         };
-        if partition == epoch_marker() {
+        if &partition == epoch_marker() {
             let epoch = value
                 .as_ref()
                 .and_then(|v| v.get("epoch")?.as_u64())
                 .ok_or_else(|| corrupt("an epoch marker without an epoch".into()))?;
             let claimed = self.claimed.entry(message.partition()).or_default();
             *claimed = (*claimed).max(epoch);
-            self.newest_epoch = self.newest_epoch.max(epoch);
             return Ok(());
         }
         let stamped = message.headers().and_then(|headers| {

@@ -293,6 +293,10 @@ async fn read_tables(
 ) {
     let count = tables.len();
     let mut first = true;
+    let convert = |rows: RawRows, marker: Option<&'static str>, last: bool| -> Conversion {
+        let source = source.clone();
+        tokio::task::spawn_blocking(move || Ok((rows.convert(&source, marker)?, last)))
+    };
     let read = async {
         for (i, (table, columns)) in tables.into_iter().enumerate() {
             let failed = |e| {
@@ -328,11 +332,7 @@ async fn read_tables(
                     };
                     // More rows follow the held ones: they do not end the table.
                     if let Some(held) = held.replace(next) {
-                        let source = source.clone();
-                        let job = tokio::task::spawn_blocking(move || {
-                            Ok((held.convert(&source, None)?, false))
-                        });
-                        if out.send(Ok(job)).await.is_err() {
+                        if out.send(Ok(convert(held, None, false))).await.is_err() {
                             return Ok(());
                         }
                     }
@@ -348,11 +348,11 @@ async fn read_tables(
                 } else {
                     "last_in_data_collection"
                 };
-                let source = source.clone();
-                let job = tokio::task::spawn_blocking(move || {
-                    Ok((held.convert(&source, Some(marker))?, last))
-                });
-                if out.send(Ok(job)).await.is_err() {
+                if out
+                    .send(Ok(convert(held, Some(marker), last)))
+                    .await
+                    .is_err()
+                {
                     return Ok(());
                 }
             }
