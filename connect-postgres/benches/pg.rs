@@ -19,9 +19,10 @@
 
 use std::time::{Duration, Instant};
 
-use std::process::Command;
-
-use connect_core::testing::bench::{best_of, drain, env_or, print_peak_rss, rate, Debezium};
+use connect_core::testing::bench::{
+    best_of, cpu_seconds_of, drain, env_or, print_peak_rss, process_cpu_seconds, rate, repeats,
+    Debezium,
+};
 use connect_core::MemoryOffsetStore;
 use connect_postgres::tls::{SslMode, TlsOptions};
 use connect_postgres::{PostgresConfig, PostgresSource, PublicationMode, SnapshotMode};
@@ -81,13 +82,6 @@ impl WalsenderCpu {
         let (db, slot) = (db.to_owned(), slot.to_owned());
         let task = tokio::spawn(async move {
             let client = connect(&db).await;
-            let ticks: f64 = Command::new("getconf")
-                .arg("CLK_TCK")
-                .output()
-                .ok()
-                .and_then(|o| String::from_utf8(o.stdout).ok())
-                .and_then(|t| t.trim().parse().ok())
-                .unwrap_or(100.0);
             let mut cpu = 0.0f64;
             loop {
                 let pid: Option<i32> = client
@@ -99,20 +93,8 @@ impl WalsenderCpu {
                     .ok()
                     .flatten()
                     .and_then(|r| r.get(0));
-                if let Some(stat) =
-                    pid.and_then(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
-                {
-                    // Fields after the command name: utime and stime are the 12th and 13th.
-                    let fields: Vec<&str> = stat
-                        .rsplit(')')
-                        .next()
-                        .unwrap_or("")
-                        .split_whitespace()
-                        .collect();
-                    let used: f64 = fields.get(11..13).map_or(0.0, |f| {
-                        f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()
-                    });
-                    cpu = cpu.max(used / ticks);
+                if let Some(used) = pid.and_then(|p| cpu_seconds_of(&format!("/proc/{p}/stat"))) {
+                    cpu = cpu.max(used);
                 }
                 tokio::select! {
                     _ = stopped.changed() => return cpu,
@@ -175,13 +157,18 @@ async fn main() {
         c.table_include = vec![regex::Regex::new("^public\\.orders$").unwrap()];
         c
     };
+    let cpu_before = process_cpu_seconds();
     let snap_typed = best_of(async || Some(ours(snap_cfg("bench_snap_typed"), rows, false).await))
         .await
         .expect("measured");
+    // This process's CPU per million typed events (the engine, our conversion and the
+    // consumer), averaged over the runs: steadier than elapsed times on a noisy machine.
+    let typed_cpu_per_m =
+        (process_cpu_seconds() - cpu_before) / repeats() as f64 / (rows as f64 / 1e6);
     if std::env::var("BENCH_ONLY").as_deref() == Ok("snapshot") {
         // For profiling the snapshot path alone.
         println!(
-            "snapshot   ours, typed {:>10.0} events/s, {:.2} of COPY ({:.0} rows/s)",
+            "snapshot   ours, typed {:>10.0} events/s, {:.2} of COPY ({:.0} rows/s), {typed_cpu_per_m:.2} CPU-s per 1M events",
             rate(rows, snap_typed),
             copy_time.as_secs_f64() / snap_typed.as_secs_f64(),
             rate(rows, copy_time)
@@ -305,7 +292,7 @@ async fn main() {
         rate(rows, copy_time)
     );
     println!(
-        "snapshot   ours, typed        {:>10.0}   {:.2} of COPY (target >= 0.6)",
+        "snapshot   ours, typed        {:>10.0}   {:.2} of COPY (target >= 0.6), {typed_cpu_per_m:.2} CPU-s per 1M events",
         rate(rows, snap_typed),
         copy_time.as_secs_f64() / snap_typed.as_secs_f64()
     );

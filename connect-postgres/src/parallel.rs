@@ -5,6 +5,7 @@
 //! table and the very last record as a sequential snapshot does.
 
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use connect_core::{Error, Record, Value};
 use futures::StreamExt;
@@ -173,6 +174,8 @@ async fn work(
         let block = table.source_block(&info)?;
         let mut rows = Vec::with_capacity(config.fetch_size.min(4096));
         let mut held: Option<Record> = None;
+        // Read once per chunk (see `event_with_source`).
+        let mut processed_at = SystemTime::now();
         while let Some(row) = stream.next().await {
             let row = row.map_err(|e| {
                 pg_err(
@@ -180,8 +183,15 @@ async fn work(
                     e,
                 )
             })?;
-            rows.extend(held.replace(read_record(&table, row, &info, block.clone())?));
+            rows.extend(held.replace(read_record(
+                &table,
+                row,
+                &info,
+                block.clone(),
+                processed_at,
+            )?));
             if rows.len() >= config.fetch_size {
+                processed_at = SystemTime::now();
                 let full =
                     std::mem::replace(&mut rows, Vec::with_capacity(config.fetch_size.min(4096)));
                 if tx.send(Ok(Chunk::Rows(full))).await.is_err() {

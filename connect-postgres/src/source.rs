@@ -239,6 +239,7 @@ impl RawRows {
         let mut records = Vec::with_capacity(n);
         let info = source.info("true");
         let block = self.table.source_block(&info)?;
+        let processed_at = SystemTime::now();
         for (i, row) in self.rows.into_iter().enumerate() {
             let marker = match last {
                 Some(last) if i + 1 == n => last,
@@ -246,11 +247,11 @@ impl RawRows {
                 _ => "true",
             };
             records.push(if marker == "true" {
-                read_record(&self.table, row, &info, block.clone())?
+                read_record(&self.table, row, &info, block.clone(), processed_at)?
             } else {
                 let info = source.info(marker);
                 let marked = self.table.source_block(&info)?;
-                read_record(&self.table, row, &info, marked)?
+                read_record(&self.table, row, &info, marked, processed_at)?
             });
         }
         Ok(records)
@@ -710,7 +711,13 @@ impl PostgresTask {
                 let block = ts.source_block(&info)?;
                 while let Some(row) = stream.next().await {
                     let row = row.map_err(|e| pg_err(&format!("cannot read {schema}.{table}"), e))?;
-                    records.push(read_record(&ts, row, &info, block.clone())?);
+                    records.push(read_record(
+                        &ts,
+                        row,
+                        &info,
+                        block.clone(),
+                        SystemTime::now(),
+                    )?);
                 }
                 tracing::info!(table = %format!("{schema}.{table}"), "table added to the publication and read");
             }
@@ -1682,11 +1689,12 @@ pub(crate) fn read_record(
     row: Bytes,
     info: &SourceInfo<'_>,
     source: connect_core::Struct,
+    processed_at: SystemTime,
 ) -> Result<Record, Error> {
     let after = table.row_from_copy(&row)?;
     let id = table.snapshot_id(&after);
     Ok(table
-        .event_with_source(Op::Read, None, Some(after), source, info, id)?
+        .event_with_source(Op::Read, None, Some(after), source, info, id, processed_at)?
         .with_size_estimate(table.snapshot_event_size(row.len())))
 }
 

@@ -414,7 +414,7 @@ impl TableSchema {
         id: EventId,
     ) -> Result<Record, Error> {
         let source = info.to_struct(&self.schema_value, &self.table_value)?;
-        self.event_with_source(op, before, after, source, info, id)
+        self.event_with_source(op, before, after, source, info, id, SystemTime::now())
     }
 
     /// The `source` block of this table's events described by `info`, to hand to
@@ -427,7 +427,10 @@ impl TableSchema {
     }
 
     /// A change event with a `source` block built already (see
-    /// [`source_block`](Self::source_block)); `info` gives its time and transaction.
+    /// [`source_block`](Self::source_block)); `info` gives its time and transaction,
+    /// `processed_at` its `ts_ms`/`ts_us`/`ts_ns` (read once for a chunk of snapshot rows:
+    /// the clock is not free at a million events a second).
+    #[allow(clippy::too_many_arguments)]
     pub fn event_with_source(
         &self,
         op: Op,
@@ -436,6 +439,7 @@ impl TableSchema {
         source: Struct,
         info: &SourceInfo<'_>,
         id: EventId,
+        processed_at: SystemTime,
     ) -> Result<Record, Error> {
         let key = match after.as_ref().or(before.as_ref()) {
             Some(row) => self.key(row)?,
@@ -447,7 +451,7 @@ impl TableSchema {
             after,
             source,
             info.transaction.as_ref(),
-            SystemTime::now(),
+            processed_at,
         );
         Ok(Record::new(
             self.topic.clone(),

@@ -483,10 +483,13 @@ impl Codec {
             }
             Codec::TimestampTz(digits) => match s {
                 "infinity" | "-infinity" => Value::String(s.into()),
-                _ => Value::from(format_utc(
-                    parse_timestamptz(s).ok_or_else(|| bad("timestamptz"))?,
-                    *digits,
-                )),
+                _ => Value::from(match canonical_utc_zoned(raw, *digits) {
+                    Some(zoned) => zoned,
+                    None => format_utc(
+                        parse_timestamptz(s).ok_or_else(|| bad("timestamptz"))?,
+                        *digits,
+                    ),
+                }),
             },
             Codec::Interval => Value::Int64(parse_iso_interval(s).ok_or_else(|| bad("interval"))?),
             Codec::IntervalString => {
@@ -975,6 +978,61 @@ fn canonical_timestamp(b: &[u8]) -> Option<i64> {
     )
 }
 
+/// Debezium's ZonedTimestamp text of a `timestamptz` in the form the UTC session prints
+/// for years 1-9999 AD (`YYYY-MM-DD HH:MM:SS[.f{1,digits}]+00`), rewritten without
+/// parsing it into a number and formatting that again: the snapshot's hot path. `None` for
+/// anything else (other offsets, BC, `24:00:00`), which the general path takes.
+fn canonical_utc_zoned(b: &[u8], digits: u8) -> Option<String> {
+    let local = b.strip_suffix(b"+00")?;
+    let digits = usize::from(digits.min(6));
+    let frac = match local.get(19..)? {
+        [] => &[][..],
+        [b'.', frac @ ..] if (1..=digits).contains(&frac.len()) => frac,
+        _ => return None,
+    };
+    let separators = [(4, b'-'), (7, b'-'), (10, b' '), (13, b':'), (16, b':')];
+    if separators.iter().any(|&(i, c)| local[i] != c) || !frac.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<i64> {
+        local[range].iter().try_fold(0i64, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
+        })
+    };
+    let (y, m, d) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (h, min, sec) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = match m {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if y < 1
+        || !(1..=12).contains(&m)
+        || !(1..=month_days).contains(&d)
+        || h > 23
+        || min > 59
+        || sec > 59
+    {
+        return None;
+    }
+    // Exactly the output's length: a `String` without spare capacity becomes the value's
+    // buffer without another allocation.
+    let fraction_len = if digits > 0 { 1 + digits } else { 0 };
+    let mut out = Vec::with_capacity(20 + fraction_len);
+    out.extend_from_slice(&local[..10]);
+    out.push(b'T');
+    out.extend_from_slice(&local[11..19]);
+    if digits > 0 {
+        out.push(b'.');
+        out.extend_from_slice(frac);
+        out.resize(20 + digits, b'0');
+    }
+    out.push(b'Z');
+    String::from_utf8(out).ok()
+}
+
 /// "2024-03-05 13:45:10.5+00" (or "+05:30", "-08") → UTC microseconds since the epoch.
 fn parse_timestamptz(s: &str) -> Option<i64> {
     let idx = s.rfind(['+', '-']).filter(|&i| i > 10)?;
@@ -1028,7 +1086,9 @@ fn format_utc(micros: i64, digits: u8) -> String {
     let rem = micros.rem_euclid(MICROS_PER_DAY);
     let (y, m, d) = civil_from_days(days);
     let secs = rem / 1_000_000;
-    let mut out = Vec::with_capacity(28);
+    let digits = usize::from(digits.min(6));
+    // The exact length for four-digit years (see `canonical_utc_zoned`).
+    let mut out = Vec::with_capacity(20 + if digits > 0 { 1 + digits } else { 0 });
     if !(0..=9999).contains(&y) {
         // Outside four digits Java prints a sign (and more digits); rare enough for format!.
         out.extend_from_slice(format!("{y:+05}").as_bytes());
@@ -1045,7 +1105,6 @@ fn format_utc(micros: i64, digits: u8) -> String {
     push_digits(&mut out, secs / 60 % 60, 2);
     out.push(b':');
     push_digits(&mut out, secs % 60, 2);
-    let digits = usize::from(digits.min(6));
     if digits > 0 {
         out.push(b'.');
         push_digits(
@@ -1150,6 +1209,53 @@ mod tests {
         assert_eq!(
             parse_timestamp("0044-03-15 12:00:00 BC"),
             Some(parse_date("0044-03-15 BC").unwrap() * MICROS_PER_DAY + 12 * 3_600_000_000)
+        );
+    }
+
+    /// The rewritten ZonedTimestamp is what parsing and formatting give, for every
+    /// precision, and the forms it declines still convert through the general path.
+    #[test]
+    fn canonical_utc_timestamptz_is_rewritten_as_it_is_formatted() {
+        let general = |s: &str, digits: u8| format_utc(parse_timestamptz(s).unwrap(), digits);
+        for s in [
+            "2024-03-05 13:45:10+00",
+            "2024-03-05 13:45:10.5+00",
+            "2024-03-05 13:45:10.000001+00",
+            "2024-02-29 23:59:59.999999+00",
+            "1970-01-01 00:00:00+00",
+            "0001-01-01 00:00:00.12+00",
+            "9999-12-31 23:59:59.1+00",
+        ] {
+            let frac = s.split_once('.').map_or(0, |(_, f)| f.len() - 3) as u8;
+            for digits in frac..=6 {
+                assert_eq!(
+                    canonical_utc_zoned(s.as_bytes(), digits).as_deref(),
+                    Some(general(s, digits).as_str()),
+                    "{s} with {digits} digits"
+                );
+            }
+        }
+        for (s, digits) in [
+            ("2024-03-05 13:45:10.123+00", 2),
+            ("2024-03-05 13:45:10+05:30", 6),
+            ("2024-03-05 13:45:10-08", 6),
+            ("2023-02-29 13:45:10+00", 6),
+            ("2024-04-31 13:45:10+00", 6),
+            ("9999-12-31 24:00:00+00", 6),
+            ("0044-03-15 12:00:00+00 BC", 6),
+            ("12345-01-01 00:00:00+00", 6),
+            ("2024-03-05 13:45:1x+00", 6),
+            ("2024-03-05 13:45:10.+00", 6),
+        ] {
+            assert_eq!(canonical_utc_zoned(s.as_bytes(), digits), None, "{s}");
+        }
+        assert_eq!(
+            parse(1184, -1, "2024-03-05 13:45:10+05:30"),
+            Value::from("2024-03-05T08:15:10.000000Z".to_owned())
+        );
+        assert_eq!(
+            parse(1184, -1, "9999-12-31 24:00:00+00"),
+            Value::from("+10000-01-01T00:00:00.000000Z".to_owned())
         );
     }
 

@@ -191,6 +191,36 @@ pub fn peak_rss_mb() -> f64 {
     peak_rss_mb_of("/proc/self/status")
 }
 
+/// The CPU time (user and system) of a process so far, from its `/proc/<pid>/stat` file,
+/// in seconds (None if it cannot be read).
+pub fn cpu_seconds_of(stat: &str) -> Option<f64> {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    let ticks = *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(100.0)
+    });
+    let stat = std::fs::read_to_string(stat).ok()?;
+    // Fields after the command name: utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+    let used: f64 = fields
+        .get(11..13)?
+        .iter()
+        .filter_map(|v| v.parse::<f64>().ok())
+        .sum();
+    Some(used / ticks)
+}
+
+/// This process's CPU time so far, in seconds (a cost per event that the machine's noise
+/// blurs less than elapsed time does).
+pub fn process_cpu_seconds() -> f64 {
+    cpu_seconds_of("/proc/self/stat").unwrap_or(0.0)
+}
+
 /// The peak resident set (`VmHWM`) of a `/proc/<pid>/status` file, in MB.
 pub fn peak_rss_mb_of(status: &str) -> f64 {
     std::fs::read_to_string(status)
