@@ -13,7 +13,9 @@
 //!   own).
 //!
 //! Every connection is plain (no TLS), so TLS costs do not blur the ratios. Both sides of
-//! a typed-vs-raw ratio are the best of `BENCH_REPEAT` runs (default 3).
+//! a typed-vs-raw ratio are the best of `BENCH_REPEAT` runs (default 3), run in
+//! alternating rounds so that both sample the same state of the machine; our CPU per
+//! million typed events is printed beside them.
 //! Targets (issue 5): JSON >= 5x Debezium's events/s for snapshot and streaming; typed
 //! snapshot >= 0.6x and typed streaming >= 0.5x the raw rates; peak RSS <= 1/10 of
 //! Debezium's.
@@ -28,7 +30,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use connect_core::testing::bench::{best_of, drain, env_or, print_peak_rss, rate, Debezium};
+use connect_core::testing::bench::{drain, env_or, print_peak_rss, rate, rounds, Debezium};
 use connect_core::{MemoryOffsetStore, OffsetStore, SourceOffset, SourcePartition};
 use connect_mysql::server::connect;
 use connect_mysql::tls::{SslMode, TlsOptions};
@@ -160,16 +162,16 @@ async fn main() {
     let mut snapshot = None;
     if only.as_deref() != Some("streaming") {
         let select = format!("SELECT * FROM {db}.orders");
-        let raw = best_of(async || {
-            timed(
-                "mariadb",
-                &[&client[..], &["--quick", "-e", &select]].concat(),
-            )
-        })
+        let (raw, typed, cpu) = rounds(
+            async || {
+                timed(
+                    "mariadb",
+                    &[&client[..], &["--quick", "-e", &select]].concat(),
+                )
+            },
+            async || snap(5501, false).await,
+        )
         .await;
-        let typed = best_of(async || Some(snap(5501, false).await))
-            .await
-            .expect("measured");
         let json = snap(5502, true).await;
         let dbz = debezium.as_ref().and_then(|d| {
             d.run(
@@ -177,7 +179,7 @@ async fn main() {
                 rows,
             )
         });
-        snapshot = Some((raw, typed, json, dbz));
+        snapshot = Some((raw, typed, cpu, json, dbz));
     }
 
     // Streaming: every contender starts where the backlog starts.
@@ -212,7 +214,7 @@ async fn main() {
             .unwrap();
             first = last + 1;
         }
-        let raw_stream = best_of(async || {
+        let raw_stream = async || {
             timed(
                 "mariadb-binlog",
                 &[
@@ -228,8 +230,7 @@ async fn main() {
                 ]
                 .concat(),
             )
-        })
-        .await;
+        };
         let start_offsets = || {
             let offsets = MemoryOffsetStore::new();
             let mut offset = serde_json::Map::new();
@@ -254,9 +255,7 @@ async fn main() {
             )
             .await
         };
-        let typed = best_of(async || Some(stream(5505, false).await))
-            .await
-            .expect("measured");
+        let (raw_stream, typed, cpu) = rounds(raw_stream, async || stream(5505, false).await).await;
         let json = if only.is_some() {
             typed
         } else {
@@ -268,21 +267,25 @@ async fn main() {
         for suffix in ["offsets", "history"] {
             let _ = std::fs::remove_file(format!("{dbz_files}.{suffix}"));
         }
-        streaming = Some((raw_stream, typed, json, dbz));
+        streaming = Some((raw_stream, typed, cpu, json, dbz));
     }
 
     println!("workload   contender            events/s   ratio");
     let ratio_line = |what: &str,
                       ours: Duration,
+                      cpu: f64,
                       raw: Option<Duration>,
                       raw_name: &str,
-                      target: f64| match raw {
-        Some(raw) => println!(
-            "{what} {:>10.0}   {:.2} of {raw_name} (target >= {target})",
-            rate(rows, ours),
-            raw.as_secs_f64() / ours.as_secs_f64()
-        ),
-        None => println!("{what} {:>10.0}", rate(rows, ours)),
+                      target: f64| {
+        let cpu = format!("{:.2} CPU-s per 1M events", cpu / (rows as f64 / 1e6));
+        match raw {
+            Some(raw) => println!(
+                "{what} {:>10.0}   {:.2} of {raw_name} (target >= {target}), {cpu}",
+                rate(rows, ours),
+                raw.as_secs_f64() / ours.as_secs_f64()
+            ),
+            None => println!("{what} {:>10.0}   {cpu}", rate(rows, ours)),
+        }
     };
     let vs_debezium = |what: &str, ours: Duration, dbz: Option<(f64, f64)>| {
         match dbz {
@@ -306,7 +309,7 @@ async fn main() {
         ("streaming", streaming, "mariadb-binlog", 0.5),
     ];
     for (what, measured, raw_name, target) in &workloads {
-        let Some((raw, typed, json, dbz)) = measured else {
+        let Some((raw, typed, cpu, json, dbz)) = measured else {
             continue;
         };
         if let Some(raw) = raw {
@@ -315,6 +318,7 @@ async fn main() {
         ratio_line(
             &format!("{what:<10} ours, typed       "),
             *typed,
+            *cpu,
             *raw,
             raw_name,
             *target,
@@ -324,7 +328,7 @@ async fn main() {
     print_peak_rss(
         workloads
             .iter()
-            .filter_map(|(_, measured, _, _)| measured.and_then(|m| m.3))
+            .filter_map(|(_, measured, _, _)| measured.and_then(|m| m.4))
             .map(|(_, rss)| rss),
     );
     conn.query_drop(format!("DROP DATABASE {db}"))

@@ -991,6 +991,7 @@ fn decode_rows(event: &Event, context: &RowsContext) -> Result<(u64, Vec<Record>
         if buf.0.is_empty() {
             break;
         }
+        let row_start = buf.0.len();
         let mut image = |present: &Option<Vec<bool>>| {
             present
                 .as_deref()
@@ -999,6 +1000,8 @@ fn decode_rows(event: &Event, context: &RowsContext) -> Result<(u64, Vec<Record>
         };
         let before = image(&before_image)?;
         let after = image(&after_image)?;
+        let size =
+            table.change_event_size(row_start - buf.0.len(), before.is_some() && after.is_some());
         if (index as u64) < context.skip_rows {
             delivered += 1;
             continue;
@@ -1012,7 +1015,7 @@ fn decode_rows(event: &Event, context: &RowsContext) -> Result<(u64, Vec<Record>
         ]);
         let record = table
             .event(context.op, before, after, &info, id)?
-            .measured();
+            .with_size_estimate(size);
         let tombstone = (context.op == Op::Delete && context.config.tombstones_on_delete)
             .then(|| tombstone_for(&record));
         out.push(record);

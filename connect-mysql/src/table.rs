@@ -385,6 +385,18 @@ impl TableSchema {
             }
             // Every column is in the image, so its null bit is the column's.
             let null = nulls[i / 8] & (1 << (i % 8)) != 0;
+            let plan = &self.plans[i];
+            if !null {
+                let codec = &self.codecs[i];
+                if let Some(value) =
+                    codec.from_binlog_bytes(column_type, metadata, &self.columns[i], &mut buf.0)
+                {
+                    if plan.keep {
+                        out.push(plan.masked(value));
+                    }
+                    continue;
+                }
+            }
             let value = if null {
                 mysql_async::Value::NULL
             } else {
@@ -400,7 +412,6 @@ impl TableSchema {
                     other => mysql_async::Value::try_from(other).map_err(|e| undecodable(i, &e))?,
                 }
             };
-            let plan = &self.plans[i];
             if !plan.keep {
                 continue;
             }
@@ -504,6 +515,14 @@ impl TableSchema {
     /// size estimate, cheaper than walking the values).
     pub fn snapshot_event_size(&self, raw_len: usize) -> usize {
         self.event_overhead + raw_len
+    }
+
+    /// The memory of a streamed change event whose row images were `image_bytes` of the
+    /// binlog, `both_images` for an update's before and after (its size estimate, cheaper
+    /// than walking the values).
+    pub fn change_event_size(&self, image_bytes: usize, both_images: bool) -> usize {
+        let before_slots = if both_images { self.names.len() } else { 0 };
+        self.event_overhead + image_bytes + before_slots * std::mem::size_of::<Value>()
     }
 
     /// The event id of a snapshot read: (table, primary key).

@@ -23,7 +23,7 @@
 use std::time::{Duration, Instant};
 
 use connect_core::testing::bench::{
-    cpu_seconds_of, drain, env_or, print_peak_rss, process_cpu_seconds, rate, repeats, Debezium,
+    cpu_seconds_of, drain, env_or, print_peak_rss, rate, rounds, Debezium,
 };
 use connect_core::MemoryOffsetStore;
 use connect_postgres::tls::{SslMode, TlsOptions};
@@ -187,20 +187,19 @@ async fn main() {
         c.table_include = vec![regex::Regex::new("^public\\.orders$").unwrap()];
         c
     };
-    let (mut psql_copy, mut copy_time, mut snap_typed) = (None, Duration::MAX, Duration::MAX);
-    let mut typed_cpu = 0.0;
-    for _ in 0..repeats() {
-        if let Some(t) = psql_copy_time(&db, rows) {
-            psql_copy = Some(psql_copy.map_or(t, |best: Duration| best.min(t)));
-        }
-        copy_time = copy_time.min(copy_to_client(&client, rows).await);
-        let cpu_before = process_cpu_seconds();
-        snap_typed = snap_typed.min(ours(snap_cfg("bench_snap_typed"), rows, false).await);
-        typed_cpu += process_cpu_seconds() - cpu_before;
-    }
+    let best_copy = std::cell::Cell::new(Duration::MAX);
+    let (psql_copy, snap_typed, typed_cpu) = rounds(
+        async || {
+            best_copy.set(best_copy.get().min(copy_to_client(&client, rows).await));
+            psql_copy_time(&db, rows)
+        },
+        async || ours(snap_cfg("bench_snap_typed"), rows, false).await,
+    )
+    .await;
+    let copy_time = best_copy.get();
     // This process's CPU per million typed events (the engine, our conversion and the
-    // consumer), averaged over the runs: steadier than elapsed times on a noisy machine.
-    let typed_cpu_per_m = typed_cpu / repeats() as f64 / (rows as f64 / 1e6);
+    // consumer): steadier than elapsed times on a noisy machine.
+    let typed_cpu_per_m = typed_cpu / (rows as f64 / 1e6);
     println!("workload   contender            events/s   ratio");
     match psql_copy {
         Some(t) => println!("snapshot   psql \\copy          {:>10.0}", rate(rows, t)),

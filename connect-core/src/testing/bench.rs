@@ -171,6 +171,31 @@ where
     best
 }
 
+/// A raw contender and ours, run in alternating rounds ([`repeats`] of each) so that both
+/// sample the same state of a noisy machine: the fastest run of each (None for a raw
+/// contender that cannot run), and this process's CPU-seconds per run of ours.
+pub async fn rounds<R, RawFut, O, OursFut>(
+    mut raw: R,
+    mut ours: O,
+) -> (Option<Duration>, Duration, f64)
+where
+    R: FnMut() -> RawFut,
+    RawFut: std::future::Future<Output = Option<Duration>>,
+    O: FnMut() -> OursFut,
+    OursFut: std::future::Future<Output = Duration>,
+{
+    let (mut best_raw, mut best_ours, mut cpu) = (None::<Duration>, Duration::MAX, 0.0);
+    for _ in 0..repeats() {
+        if let Some(t) = raw().await {
+            best_raw = Some(best_raw.map_or(t, |b| b.min(t)));
+        }
+        let before = process_cpu_seconds();
+        best_ours = best_ours.min(ours().await);
+        cpu += process_cpu_seconds() - before;
+    }
+    (best_raw, best_ours, cpu / repeats() as f64)
+}
+
 /// Prints this process's peak RSS and, when Debezium ran (its runs' peaks, in MB), the
 /// ratio to the largest (issue targets: at most 0.1).
 pub fn print_peak_rss(debezium_mb: impl IntoIterator<Item = f64>) {
