@@ -607,6 +607,18 @@ fn decimal(s: &str, scale: u32) -> Option<Value> {
 /// Bytes per count of leftover digits in MySQL's binary DECIMAL.
 const DECIMAL_GROUP_BYTES: [usize; 10] = [0, 1, 1, 2, 2, 3, 3, 4, 4, 4];
 
+/// The digit counts of a binary DECIMAL(precision, scale)'s groups, in order: the
+/// integer part's leftover digits, its groups of nine, the fraction's groups of nine and
+/// its leftover digits.
+fn decimal_groups(precision: usize, scale: usize) -> impl Iterator<Item = usize> + Clone {
+    let int_digits = precision - scale;
+    std::iter::once(int_digits % 9)
+        .chain(std::iter::repeat_n(9, int_digits / 9))
+        .chain(std::iter::repeat_n(9, scale / 9))
+        .chain(std::iter::once(scale % 9))
+        .filter(|&digits| digits > 0)
+}
+
 /// The unscaled value of a binlog DECIMAL(precision, scale) at the start of `bytes`, and
 /// its length. MySQL's form (`decimal2bin`): the integer digits, then the fraction's, in
 /// big-endian groups of nine digits in four bytes, with a shorter group for the leftover
@@ -617,12 +629,7 @@ fn binlog_decimal(bytes: &[u8], precision: usize, scale: usize) -> Option<(i128,
     if precision == 0 || precision > 38 || scale > precision {
         return None;
     }
-    let (int_digits, frac_digits) = (precision - scale, scale);
-    let groups = std::iter::once(int_digits % 9)
-        .chain(std::iter::repeat_n(9, int_digits / 9))
-        .chain(std::iter::repeat_n(9, frac_digits / 9))
-        .chain(std::iter::once(frac_digits % 9))
-        .filter(|&digits| digits > 0);
+    let groups = decimal_groups(precision, scale);
     let len = groups.clone().map(|d| DECIMAL_GROUP_BYTES[d]).sum();
     let raw = bytes.get(..len)?;
     let negative = raw[0] & 0x80 == 0;
@@ -924,13 +931,8 @@ mod tests {
         assert_eq!(frac.len(), scale, "{text}");
         let int_digits = precision - scale;
         let all = format!("{int:0>int_digits$}{frac}");
-        let groups = std::iter::once(int_digits % 9)
-            .chain(std::iter::repeat_n(9, int_digits / 9))
-            .chain(std::iter::repeat_n(9, scale / 9))
-            .chain(std::iter::once(scale % 9))
-            .filter(|&d| d > 0);
         let (mut out, mut at) = (Vec::new(), 0);
-        for digits in groups {
+        for digits in decimal_groups(precision, scale) {
             let group: u32 = all[at..at + digits].parse().unwrap();
             at += digits;
             let len = DECIMAL_GROUP_BYTES[digits];

@@ -941,41 +941,61 @@ fn parse_timestamp(s: &str) -> Option<i64> {
     Some(days * MICROS_PER_DAY + parse_time(time)?)
 }
 
-/// The form PostgreSQL prints for years 1-9999 AD (`YYYY-MM-DD HH:MM:SS[.f{1,6}]`), read
-/// byte by byte: the snapshot's hot path. `None` for anything else (the general parser
-/// takes it).
-fn canonical_timestamp(b: &[u8]) -> Option<i64> {
+/// The date, time and fraction digits of a timestamp in the form PostgreSQL prints for
+/// four-digit years AD (`YYYY-MM-DD HH:MM:SS[.f{1,6}]`), read byte by byte: the snapshot's
+/// hot path. `None` for anything else (the general parser takes it).
+fn canonical_fields(b: &[u8]) -> Option<([i64; 6], &[u8])> {
     let digits = |range: std::ops::Range<usize>| -> Option<i64> {
         b.get(range)?.iter().try_fold(0i64, |acc, &c| {
             c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
         })
     };
-    let fixed = b.len() >= 19
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b[10] == b' '
-        && b[13] == b':'
-        && b[16] == b':';
-    if !fixed {
+    let separators = [(4, b'-'), (7, b'-'), (10, b' '), (13, b':'), (16, b':')];
+    if b.len() < 19 || separators.iter().any(|&(i, c)| b[i] != c) {
         return None;
     }
-    let (y, m, d) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    let fields = [
+        digits(0..4)?,
+        digits(5..7)?,
+        digits(8..10)?,
+        digits(11..13)?,
+        digits(14..16)?,
+        digits(17..19)?,
+    ];
+    if !(1..=12).contains(&fields[1]) || !(1..=31).contains(&fields[2]) {
         return None;
     }
-    let (h, min, sec) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
-    let micros = match &b[19..] {
-        [] => 0,
-        [b'.', frac @ ..] if (1..=6).contains(&frac.len()) => {
-            digits(20..b.len())? * 10i64.pow(6 - frac.len() as u32)
+    let frac = match &b[19..] {
+        [] => &[][..],
+        [b'.', frac @ ..]
+            if (1..=6).contains(&frac.len()) && frac.iter().all(u8::is_ascii_digit) =>
+        {
+            frac
         }
         _ => return None,
     };
+    Some((fields, frac))
+}
+
+/// A timestamp in [`canonical_fields`]' form → microseconds since the epoch.
+fn canonical_timestamp(b: &[u8]) -> Option<i64> {
+    let ([y, m, d, h, min, sec], frac) = canonical_fields(b)?;
+    let micros = frac
+        .iter()
+        .fold(0i64, |acc, &c| acc * 10 + i64::from(c - b'0'))
+        * 10i64.pow(6 - frac.len() as u32);
     Some(
         days_from_civil(y, m, d) * MICROS_PER_DAY
             + ((h * 60 + min) * 60 + sec) * 1_000_000
             + micros,
     )
+}
+
+/// The length of a ZonedTimestamp with `digits` fraction digits and a four-digit year:
+/// a `String` of exactly that capacity becomes the value's buffer without another
+/// allocation.
+fn zoned_len(digits: usize) -> usize {
+    20 + if digits > 0 { 1 + digits } else { 0 }
 }
 
 /// Debezium's ZonedTimestamp text of a `timestamptz` in the form the UTC session prints
@@ -985,22 +1005,7 @@ fn canonical_timestamp(b: &[u8]) -> Option<i64> {
 fn canonical_utc_zoned(b: &[u8], digits: u8) -> Option<String> {
     let local = b.strip_suffix(b"+00")?;
     let digits = usize::from(digits.min(6));
-    let frac = match local.get(19..)? {
-        [] => &[][..],
-        [b'.', frac @ ..] if (1..=digits).contains(&frac.len()) => frac,
-        _ => return None,
-    };
-    let separators = [(4, b'-'), (7, b'-'), (10, b' '), (13, b':'), (16, b':')];
-    if separators.iter().any(|&(i, c)| local[i] != c) || !frac.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let number = |range: std::ops::Range<usize>| -> Option<i64> {
-        local[range].iter().try_fold(0i64, |acc, &c| {
-            c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
-        })
-    };
-    let (y, m, d) = (number(0..4)?, number(5..7)?, number(8..10)?);
-    let (h, min, sec) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    let ([y, m, d, h, min, sec], frac) = canonical_fields(local)?;
     let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
     let month_days = match m {
         2 if leap => 29,
@@ -1008,19 +1013,10 @@ fn canonical_utc_zoned(b: &[u8], digits: u8) -> Option<String> {
         4 | 6 | 9 | 11 => 30,
         _ => 31,
     };
-    if y < 1
-        || !(1..=12).contains(&m)
-        || !(1..=month_days).contains(&d)
-        || h > 23
-        || min > 59
-        || sec > 59
-    {
+    if y < 1 || d > month_days || h > 23 || min > 59 || sec > 59 || frac.len() > digits {
         return None;
     }
-    // Exactly the output's length: a `String` without spare capacity becomes the value's
-    // buffer without another allocation.
-    let fraction_len = if digits > 0 { 1 + digits } else { 0 };
-    let mut out = Vec::with_capacity(20 + fraction_len);
+    let mut out = Vec::with_capacity(zoned_len(digits));
     out.extend_from_slice(&local[..10]);
     out.push(b'T');
     out.extend_from_slice(&local[11..19]);
@@ -1087,8 +1083,7 @@ fn format_utc(micros: i64, digits: u8) -> String {
     let (y, m, d) = civil_from_days(days);
     let secs = rem / 1_000_000;
     let digits = usize::from(digits.min(6));
-    // The exact length for four-digit years (see `canonical_utc_zoned`).
-    let mut out = Vec::with_capacity(20 + if digits > 0 { 1 + digits } else { 0 });
+    let mut out = Vec::with_capacity(zoned_len(digits));
     if !(0..=9999).contains(&y) {
         // Outside four digits Java prints a sign (and more digits); rare enough for format!.
         out.extend_from_slice(format!("{y:+05}").as_bytes());
