@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::PostgresConfig;
-use crate::source::{connect, copy_sql, pg_err, read_record, remark};
+use crate::source::{connect, copy_rows, pg_err, read_record, remark};
 use crate::table::{ColumnDef, SourceInfo, TableSchema};
 
 /// A table to read: its schema and catalog columns.
@@ -166,8 +166,7 @@ async fn work(
         let Some((table, columns)) = job else {
             break;
         };
-        let stream = client
-            .copy_out(copy_sql(&table.schema, &table.table, &columns).as_str())
+        let stream = copy_rows(&client, &table, &columns)
             .await
             .map_err(|e| pg_err(&format!("cannot read {}.{}", table.schema, table.table), e))?;
         futures::pin_mut!(stream);

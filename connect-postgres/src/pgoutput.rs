@@ -364,6 +364,79 @@ pub fn copy_fields(row: &Bytes) -> impl Iterator<Item = Result<CopyField, Decode
     })
 }
 
+/// The signature a binary `COPY`'s output starts with.
+const BINARY_COPY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
+
+/// The message that ends a binary `COPY` (a field count of -1).
+pub const BINARY_COPY_TRAILER: &[u8] = &[0xff, 0xff];
+
+/// The first message of a binary `COPY` without the file header it starts with (its
+/// signature, flags and header extension); other messages as they are.
+pub fn strip_binary_copy_header(first: Bytes) -> Bytes {
+    let Some(rest) = first.strip_prefix(BINARY_COPY_SIGNATURE) else {
+        return first;
+    };
+    let header = rest.get(4..8).map(|len| {
+        BINARY_COPY_SIGNATURE.len()
+            + 8
+            + u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize
+    });
+    match header {
+        Some(header) if header <= first.len() => first.slice(header..),
+        _ => first,
+    }
+}
+
+/// Splits a binary `COPY` row (a field count, then per field its length, -1 for NULL, and
+/// its bytes) into its fields, each a range of `row`.
+pub fn binary_copy_fields(
+    row: &Bytes,
+) -> impl Iterator<Item = Result<CopyField, DecodeError>> + '_ {
+    let malformed = |detail: &str| DecodeError {
+        tag: 'c',
+        detail: format!("binary COPY row: {detail}"),
+    };
+    let mut left = match row.get(..2) {
+        Some(count) => Ok(i16::from_be_bytes([count[0], count[1]]).max(0)),
+        None => Err(()),
+    };
+    let mut pos = 2;
+    std::iter::from_fn(move || {
+        let n = match left.as_mut() {
+            Err(()) => {
+                left = Ok(0);
+                return Some(Err(malformed("no field count")));
+            }
+            Ok(n) => n,
+        };
+        if *n == 0 {
+            return (pos != row.len()).then(|| {
+                pos = row.len();
+                Err(malformed("bytes after the last field"))
+            });
+        }
+        *n -= 1;
+        let Some(len) = row.get(pos..pos + 4) else {
+            *n = 0;
+            pos = row.len();
+            return Some(Err(malformed("truncated")));
+        };
+        let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+        pos += 4;
+        if len < 0 {
+            return Some(Ok(CopyField::Null));
+        }
+        let start = pos;
+        pos += len as usize;
+        if pos > row.len() {
+            *n = 0;
+            pos = row.len();
+            return Some(Err(malformed("truncated")));
+        }
+        Some(Ok(CopyField::Plain(start, pos)))
+    })
+}
+
 fn unescape_copy(field: &[u8]) -> Option<Bytes> {
     let mut out = Vec::with_capacity(field.len());
     let mut i = 0;
@@ -423,6 +496,36 @@ fn unescape_copy(field: &[u8]) -> Option<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binary_copy_rows_split_into_fields_and_lose_their_header() {
+        let mut first = BINARY_COPY_SIGNATURE.to_vec();
+        first.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 2, 0xaa, 0xbb]); // flags, 2-byte extension
+        let row = [
+            &2i16.to_be_bytes()[..],
+            &3i32.to_be_bytes(),
+            b"abc",
+            &(-1i32).to_be_bytes(),
+        ]
+        .concat();
+        first.extend_from_slice(&row);
+        let row = strip_binary_copy_header(Bytes::from(first));
+        assert_eq!(
+            binary_copy_fields(&row)
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap(),
+            [CopyField::Plain(6, 9), CopyField::Null]
+        );
+        assert_eq!(&row[6..9], b"abc");
+        // Not a header: left as it is.
+        let plain = Bytes::from_static(b"1\tx\n");
+        assert_eq!(strip_binary_copy_header(plain.clone()), plain);
+        // Malformed rows are errors, not panics.
+        for bad in [&[0u8][..], &[0, 1, 0, 0, 0, 5, b'a'], &[0, 0, 9]] {
+            let bad = Bytes::copy_from_slice(bad);
+            assert!(binary_copy_fields(&bad).any(|f| f.is_err()), "{bad:?}");
+        }
+    }
 
     #[test]
     fn copy_rows_split_unescape_and_borrow() {

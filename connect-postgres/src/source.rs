@@ -12,7 +12,7 @@ use connect_core::{
     async_trait, Error, EventId, OffsetMap, Record, SourceBatch, SourceConnector, SourceOffset,
     SourcePartition, SourceTask, Task, TaskConfig, TaskContext,
 };
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use pgwire_replication::{
     FeedbackObserver, Lsn, ReplicationClient, ReplicationConfig, ReplicationEvent,
 };
@@ -25,7 +25,7 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 use crate::config::{PostgresConfig, PublicationMode, SnapshotMode};
 use crate::metadata::MessageSchemas;
 use crate::parallel::{ParallelSnapshot, SnapshotSource};
-use crate::pgoutput::{self, Column, Message};
+use crate::pgoutput::{self, strip_binary_copy_header, Column, Message, BINARY_COPY_TRAILER};
 use crate::table::{ColumnDef, ColumnDefault, SourceInfo, TableSchema};
 use crate::types::{PgType, SESSION_OPTIONS};
 use connect_core::transaction::{transaction_record, TxCounts};
@@ -306,10 +306,7 @@ async fn read_tables(
                     e,
                 )
             };
-            let stream = client
-                .copy_out(copy_sql(&table.schema, &table.table, &columns).as_str())
-                .await
-                .map_err(failed)?;
+            let stream = copy_rows(&client, &table, &columns).await.map_err(failed)?;
             futures::pin_mut!(stream);
             let mut held: Option<RawRows> = None;
             loop {
@@ -703,8 +700,7 @@ impl PostgresTask {
                     .get(0);
                 let columns = self.columns(oid).await?;
                 let ts = TableSchema::new(&self.config, schema, table, &columns)?;
-                let stream = client
-                    .copy_out(copy_sql(schema, table, &columns).as_str())
+                let stream = copy_rows(client, &ts, &columns)
                     .await
                     .map_err(|e| pg_err(&format!("cannot read {schema}.{table}"), e))?;
                 futures::pin_mut!(stream);
@@ -1669,17 +1665,48 @@ fn quoted_list(tables: &[(String, String)]) -> String {
         .join(", ")
 }
 
-/// `COPY` of a table's columns in catalog order, as text.
-pub(crate) fn copy_sql(schema: &str, table: &str, columns: &[ColumnDef]) -> String {
+/// `COPY` of a table's columns in catalog order, binary where the table allows (see
+/// [`TableSchema::binary_copy`]), else as text.
+fn copy_sql(table: &TableSchema, columns: &[ColumnDef]) -> String {
     let list: Vec<String> = columns
         .iter()
         .map(|c| format!("\"{}\"", c.name.replace('"', "\"\"")))
         .collect();
     format!(
-        "COPY (SELECT {} FROM {}) TO STDOUT",
+        "COPY (SELECT {} FROM {}) TO STDOUT{}",
         list.join(", "),
-        quoted(schema, table)
+        quoted(&table.schema, &table.table),
+        if table.binary_copy() {
+            " (FORMAT binary)"
+        } else {
+            ""
+        }
     )
+}
+
+/// The rows of `table`'s `COPY` (see [`copy_sql`]), one message per row: a binary COPY's
+/// file header is cut from its first message and its trailer dropped.
+pub(crate) async fn copy_rows(
+    client: &Client,
+    table: &TableSchema,
+    columns: &[ColumnDef],
+) -> Result<impl Stream<Item = Result<Bytes, tokio_postgres::Error>>, tokio_postgres::Error> {
+    let binary = table.binary_copy();
+    let stream = client.copy_out(copy_sql(table, columns).as_str()).await?;
+    let mut header = binary;
+    Ok(stream.filter_map(move |row| {
+        futures::future::ready(match row {
+            Ok(row) if binary => {
+                let row = if std::mem::take(&mut header) {
+                    strip_binary_copy_header(row)
+                } else {
+                    row
+                };
+                (!row.is_empty() && row.as_ref() != BINARY_COPY_TRAILER).then_some(Ok(row))
+            }
+            other => Some(other),
+        })
+    }))
 }
 
 /// A read (`r`) event from one `COPY` text row, with `source`, the block of `info`

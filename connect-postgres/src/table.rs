@@ -7,8 +7,8 @@ use connect_core::envelope::{source_schema_builder, EnvelopeSchema, Op, Transact
 use connect_core::{Error, EventId, Record, Schema, SchemaType, Struct, Value};
 
 use crate::config::{Mask, PostgresConfig};
-use crate::pgoutput::{Column, CopyField};
-use crate::types::{column_type, Codec, PgType};
+use crate::pgoutput::{binary_copy_fields, copy_fields, Column, CopyField, DecodeError};
+use crate::types::{column_type, BinaryCodec, Codec, PgType};
 
 /// What the catalog or a Relation message says about one column.
 #[derive(Debug, Clone)]
@@ -82,6 +82,8 @@ fn literal_default(c: &ColumnDef, codec: &Codec) -> Option<Value> {
 #[derive(Debug, Clone)]
 struct ColumnPlan {
     codec: Codec,
+    /// Its reader in a binary `COPY`, if its type has one.
+    binary: Option<BinaryCodec>,
     keep: bool,
     mask: Option<Mask>,
     /// The column's length (varchar/char), for truncating hashes.
@@ -113,6 +115,8 @@ pub struct TableSchema {
     /// `<schema>.<table>`, the data collection name of transaction metadata.
     pub collection: Arc<str>,
     plan: Vec<ColumnPlan>,
+    /// Snapshots read the table with a binary `COPY`: every kept column has a reader.
+    binary_copy: bool,
     names: Vec<String>,
     key_positions: Vec<usize>,
     key_schema: Option<Arc<Schema>>,
@@ -250,7 +254,12 @@ impl TableSchema {
                     ),
                 ));
             }
+            let binary = match c.pg_type {
+                PgType::Base { oid, .. } => BinaryCodec::of(oid, &codec),
+                _ => None,
+            };
             plan.push(ColumnPlan {
+                binary,
                 codec,
                 keep,
                 mask,
@@ -280,6 +289,7 @@ impl TableSchema {
             2 * (schema.len() + table.len()),
         );
         Ok(TableSchema {
+            binary_copy: plan.iter().all(|p| !p.keep || p.binary.is_some()),
             event_overhead,
             schema: schema.to_owned(),
             table: table.to_owned(),
@@ -307,11 +317,30 @@ impl TableSchema {
         self.plan.len()
     }
 
-    /// A row from a `COPY ... TO STDOUT` text row (snapshot reads), parsed in one pass:
-    /// plain fields are read in place, only kept text takes slices of the row buffer.
+    /// Whether snapshots read this table with a binary `COPY` (see [`BinaryCodec`]); else
+    /// as text.
+    pub fn binary_copy(&self) -> bool {
+        self.binary_copy
+    }
+
+    /// A row from one row of `COPY ... TO STDOUT`, binary if
+    /// [`binary_copy`](Self::binary_copy), else text (snapshot reads), parsed in one
+    /// pass: plain fields are read in place, only kept text takes slices of the row
+    /// buffer.
     pub fn row_from_copy(&self, row: &bytes::Bytes) -> Result<Struct, Error> {
+        if self.binary_copy {
+            self.row_from_fields(row, binary_copy_fields(row))
+        } else {
+            self.row_from_fields(row, copy_fields(row))
+        }
+    }
+
+    fn row_from_fields(
+        &self,
+        row: &bytes::Bytes,
+        mut fields: impl Iterator<Item = Result<CopyField, DecodeError>>,
+    ) -> Result<Struct, Error> {
         let mut out = Vec::with_capacity(self.names.len());
-        let mut fields = crate::pgoutput::copy_fields(row);
         for plan in &self.plan {
             let field = fields
                 .next()
@@ -322,7 +351,10 @@ impl TableSchema {
             }
             let value = match field {
                 CopyField::Null => Ok(Value::Null),
-                CopyField::Plain(start, end) => plan.codec.parse_in(row, start, end),
+                CopyField::Plain(start, end) => match plan.binary.filter(|_| self.binary_copy) {
+                    Some(binary) => binary.read(&plan.codec, row, start, end),
+                    None => plan.codec.parse_in(row, start, end),
+                },
                 CopyField::Unescaped(text) => plan.codec.parse(text),
             }
             .map_err(|e| self.column_error(out.len(), &e))?;
