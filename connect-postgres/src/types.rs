@@ -523,8 +523,8 @@ impl Codec {
 /// cheaper for the server to write. A table is read in binary only when every column it
 /// keeps has one; others take the text path. Values equal the text path's: where the
 /// binary form holds something the fast path does not cover (a numeric NaN or with more
-/// than 36 digits, an infinite timestamp), its text form goes through the column's
-/// [`Codec`].
+/// than 36 digits, an infinite date or timestamp), its text form goes through the
+/// column's [`Codec`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BinaryCodec {
     /// bool: one byte.
@@ -535,8 +535,24 @@ pub enum BinaryCodec {
     Int32,
     /// int8.
     Int64,
+    /// float4.
+    Float32,
+    /// float8.
+    Float64,
     /// text, varchar: the UTF-8 bytes themselves.
     Text,
+    /// bytea: the bytes themselves.
+    Bytea(BinaryMode),
+    /// date: days since 2000-01-01.
+    Date,
+    /// time: microseconds since midnight, as milliseconds.
+    TimeMillis,
+    /// time: microseconds since midnight.
+    TimeMicros,
+    /// timestamp: microseconds since 2000-01-01, as milliseconds since the epoch.
+    TimestampMillis,
+    /// timestamp: microseconds since 2000-01-01, as microseconds since the epoch.
+    TimestampMicros,
     /// numeric with a declared scale, `decimal.handling.mode=precise`.
     Numeric(u32),
     /// timestamptz: microseconds since 2000-01-01 UTC, as a ZonedTimestamp with this
@@ -555,7 +571,15 @@ impl BinaryCodec {
             (21, Codec::Int16) => BinaryCodec::Int16,
             (23, Codec::Int32) => BinaryCodec::Int32,
             (20, Codec::Int64) => BinaryCodec::Int64,
+            (700, Codec::Float32) => BinaryCodec::Float32,
+            (701, Codec::Float64) => BinaryCodec::Float64,
             (25 | 1043, Codec::Text) => BinaryCodec::Text,
+            (17, Codec::Bytea(mode)) => BinaryCodec::Bytea(*mode),
+            (1082, Codec::Date) => BinaryCodec::Date,
+            (1083, Codec::TimeMillis) => BinaryCodec::TimeMillis,
+            (1083, Codec::TimeMicros) => BinaryCodec::TimeMicros,
+            (1114, Codec::TimestampMillis) => BinaryCodec::TimestampMillis,
+            (1114, Codec::TimestampMicros) => BinaryCodec::TimestampMicros,
             (
                 1700,
                 Codec::Numeric {
@@ -586,6 +610,25 @@ impl BinaryCodec {
                 Err(format!("a binary {what} of {} bytes", raw.len()))
             }
         };
+        let int64 = |what: &str| {
+            Ok::<_, String>(i64::from_be_bytes(
+                fixed(8, what)?.try_into().expect("8 bytes"),
+            ))
+        };
+        // PostgreSQL's infinite dates and timestamps are the type's extremes; the text
+        // codec knows what Debezium makes of them.
+        let infinite = |positive: bool| {
+            text.parse(Bytes::from_static(if positive {
+                b"infinity"
+            } else {
+                b"-infinity"
+            }))
+        };
+        let since_2000 = |micros: i64| {
+            micros
+                .checked_add(PG_EPOCH_MICROS)
+                .ok_or_else(|| format!("timestamp {micros} out of range"))
+        };
         Ok(match self {
             BinaryCodec::Bool => Value::Boolean(fixed(1, "bool")?[0] != 0),
             BinaryCodec::Int16 => Value::Int16(i16::from_be_bytes(
@@ -594,11 +637,36 @@ impl BinaryCodec {
             BinaryCodec::Int32 => Value::Int32(i32::from_be_bytes(
                 fixed(4, "int4")?.try_into().expect("4 bytes"),
             )),
-            BinaryCodec::Int64 => Value::Int64(i64::from_be_bytes(
-                fixed(8, "int8")?.try_into().expect("8 bytes"),
+            BinaryCodec::Int64 => Value::Int64(int64("int8")?),
+            BinaryCodec::Float32 => Value::Float32(f32::from_be_bytes(
+                fixed(4, "float4")?.try_into().expect("4 bytes"),
             )),
+            BinaryCodec::Float64 => Value::Float64(f64::from_bits(int64("float8")? as u64)),
             BinaryCodec::Text => {
                 return text.parse_in(buf, start, end);
+            }
+            BinaryCodec::Bytea(mode) => mode.encode(buf.slice(start..end)),
+            BinaryCodec::Date => {
+                match i32::from_be_bytes(fixed(4, "date")?.try_into().expect("4 bytes")) {
+                    i32::MAX => infinite(true)?,
+                    i32::MIN => infinite(false)?,
+                    days => Value::Int32(
+                        days.checked_add((PG_EPOCH_MICROS / MICROS_PER_DAY) as i32)
+                            .ok_or_else(|| format!("date {days} out of range"))?,
+                    ),
+                }
+            }
+            BinaryCodec::TimeMillis => Value::Int32((int64("time")? / 1000) as i32),
+            BinaryCodec::TimeMicros => Value::Int64(int64("time")?),
+            BinaryCodec::TimestampMillis | BinaryCodec::TimestampMicros => {
+                match int64("timestamp")? {
+                    i64::MAX => infinite(true)?,
+                    i64::MIN => infinite(false)?,
+                    micros if *self == BinaryCodec::TimestampMillis => {
+                        Value::Int64(since_2000(micros)?.div_euclid(1000))
+                    }
+                    micros => Value::Int64(since_2000(micros)?),
+                }
             }
             BinaryCodec::Numeric(scale) => match binary_decimal(raw, *scale) {
                 Some(unscaled) => Value::decimal(unscaled),
@@ -606,18 +674,11 @@ impl BinaryCodec {
                     numeric_text(raw).ok_or_else(|| "an invalid binary numeric".to_owned())?,
                 ))?,
             },
-            BinaryCodec::TimestampTz(digits) => {
-                match i64::from_be_bytes(fixed(8, "timestamptz")?.try_into().expect("8 bytes")) {
-                    i64::MAX => Value::static_str("infinity"),
-                    i64::MIN => Value::static_str("-infinity"),
-                    micros => Value::from(format_utc(
-                        micros
-                            .checked_add(PG_EPOCH_MICROS)
-                            .ok_or_else(|| format!("timestamptz {micros} out of range"))?,
-                        *digits,
-                    )),
-                }
-            }
+            BinaryCodec::TimestampTz(digits) => match int64("timestamptz")? {
+                i64::MAX => infinite(true)?,
+                i64::MIN => infinite(false)?,
+                micros => Value::from(format_utc(since_2000(micros)?, *digits)),
+            },
         })
     }
 }

@@ -311,27 +311,35 @@ async fn snapshot_then_stream_then_resume() {
 
 /// A table whose columns all have a binary reader is snapshotted with a binary `COPY`: its
 /// values, edge cases included (extremes, NaN, more digits than the fast path takes,
-/// infinite and BC timestamps, escapes, NULLs), equal those of the same rows streamed as
-/// pgoutput text.
+/// infinite and BC dates and timestamps, `24:00:00`, escapes, NULLs), equal those of the
+/// same rows streamed as pgoutput text.
 #[tokio::test]
 async fn binary_snapshot_reads_what_the_text_stream_reads() {
     let (db, client) = TestDb::new("binary").await;
     let rows = [
         "1, true, 7, 42, 9007199254740993, 'paid', 'abc', 123.45, 3.1415926535, 12345, 0.5, \
-         '2024-02-29 12:00:00.123456+02', '2024-02-29 12:00:00.4+00', '2024-02-29 23:59:59.9999+00'",
+         '2024-02-29 12:00:00.123456+02', '2024-02-29 12:00:00.4+00', '2024-02-29 23:59:59.9999+00', \
+         1.5, 3.141592653589793, '\\x00ff', '2024-02-29', '13:45:10.123456', '13:45:10.123', \
+         '2024-02-29 12:00:00.123456', '2024-02-29 12:00:00.123'",
         "2, false, -32768, -2147483648, -9223372036854775808, E'tab\\there\\nnew \\\\ héllo', '', -0.01, \
-         -123456789012345678.1234567890, -99999, 0, '-infinity', '0044-03-15 12:00:00 BC', '1970-01-01 00:00:00+00'",
+         -123456789012345678.1234567890, -99999, 0, '-infinity', '0044-03-15 12:00:00 BC', '1970-01-01 00:00:00+00', \
+         -3.4e38, -1e-300, '\\x', '0044-03-15 BC', '00:00:00', '23:59:59.999', '0044-03-15 12:00:00 BC', \
+         '1969-12-31 23:59:59.999'",
         "3, NULL, 32767, 2147483647, 9223372036854775807, NULL, NULL, 'NaN', 'NaN', 'NaN', 'NaN', 'infinity', \
-         '12345-06-07 08:09:10+00', '1999-12-31 23:59:59.999+00'",
-        "4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL",
+         '12345-06-07 08:09:10+00', '1999-12-31 23:59:59.999+00', 'Infinity', '-Infinity', '\\xdeadbeef', \
+         'infinity', '24:00:00', '24:00:00', 'infinity', '-infinity'",
+        "4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+         NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL",
         "5, true, 0, 0, 0, 'x', 'y', 9999999999.99, 9999999999999999999999999999.9999999999, 1, \
-         1000000000000000.0001, '2000-01-01 00:00:00+00', '1999-12-31 23:59:59.5+00', '0001-01-01 00:00:00+00'",
+         1000000000000000.0001, '2000-01-01 00:00:00+00', '1999-12-31 23:59:59.5+00', '0001-01-01 00:00:00+00', \
+         0, -0, '\\x5c', '-infinity', '12:00:00.5', '12:00:00.5', '12345-06-07 08:09:10', '2000-01-01 00:00:00'",
     ];
     client
         .batch_execute(
             "CREATE TABLE t (id int PRIMARY KEY, b bool, i2 int2, i4 int4, i8 int8, tx text, vc varchar(20), \
              n1 numeric(12,2), n2 numeric(38,10), n3 numeric(5,0), n4 numeric(20,4), tz timestamptz, \
-             tz0 timestamptz(0), tz3 timestamptz(3));",
+             tz0 timestamptz(0), tz3 timestamptz(3), f4 real, f8 float8, by bytea, d date, tm time, \
+             tm3 time(3), ts timestamp, ts3 timestamp(3));",
         )
         .await
         .unwrap();
@@ -379,6 +387,12 @@ async fn binary_snapshot_reads_what_the_text_stream_reads() {
     assert_eq!(second[10], Value::from("-infinity"));
     let (_, first) = &from_snapshot[0];
     assert_eq!(first[10], Value::from("2024-02-29T10:00:00.123456Z"));
+    assert_eq!(
+        first[15],
+        Value::Bytes(bytes::Bytes::from_static(&[0, 0xff]))
+    );
+    assert_eq!(first[16], Value::Int32(19782));
+    assert_eq!(first[19], Value::Int64(1_709_208_000_123_456));
     db.drop().await;
 }
 
