@@ -8,7 +8,7 @@ use connect_core::{Error, EventId, Record, Schema, SchemaType, Struct, Value};
 
 use crate::config::{Mask, PostgresConfig};
 use crate::pgoutput::{binary_copy_fields, copy_fields, Column, CopyField, DecodeError};
-use crate::types::{column_type, BinaryCodec, Codec, PgType};
+use crate::types::{column_type, Codec, PgType};
 
 /// What the catalog or a Relation message says about one column.
 #[derive(Debug, Clone)]
@@ -82,8 +82,8 @@ fn literal_default(c: &ColumnDef, codec: &Codec) -> Option<Value> {
 #[derive(Debug, Clone)]
 struct ColumnPlan {
     codec: Codec,
-    /// Its reader in a binary `COPY`, if its type has one.
-    binary: Option<BinaryCodec>,
+    /// It can be read from a binary `COPY` ([`Codec::reads_binary`]).
+    binary: bool,
     keep: bool,
     mask: Option<Mask>,
     /// The column's length (varchar/char), for truncating hashes.
@@ -255,8 +255,8 @@ impl TableSchema {
                 ));
             }
             let binary = match c.pg_type {
-                PgType::Base { oid, .. } => BinaryCodec::of(oid, &codec),
-                _ => None,
+                PgType::Base { oid, .. } => codec.reads_binary(oid),
+                _ => false,
             };
             plan.push(ColumnPlan {
                 binary,
@@ -289,7 +289,7 @@ impl TableSchema {
             2 * (schema.len() + table.len()),
         );
         Ok(TableSchema {
-            binary_copy: plan.iter().all(|p| !p.keep || p.binary.is_some()),
+            binary_copy: plan.iter().all(|p| !p.keep || p.binary),
             event_overhead,
             schema: schema.to_owned(),
             table: table.to_owned(),
@@ -317,8 +317,8 @@ impl TableSchema {
         self.plan.len()
     }
 
-    /// Whether snapshots read this table with a binary `COPY` (see [`BinaryCodec`]); else
-    /// as text.
+    /// Whether snapshots read this table with a binary `COPY` (every kept column
+    /// [reads binary](Codec::reads_binary)); else as text.
     pub fn binary_copy(&self) -> bool {
         self.binary_copy
     }
@@ -351,10 +351,10 @@ impl TableSchema {
             }
             let value = match field {
                 CopyField::Null => Ok(Value::Null),
-                CopyField::Plain(start, end) => match plan.binary.filter(|_| self.binary_copy) {
-                    Some(binary) => binary.read(&plan.codec, row, start, end),
-                    None => plan.codec.parse_in(row, start, end),
-                },
+                CopyField::Plain(start, end) if self.binary_copy => {
+                    plan.codec.parse_binary(row, start, end)
+                }
+                CopyField::Plain(start, end) => plan.codec.parse_in(row, start, end),
                 CopyField::Unescaped(text) => plan.codec.parse(text),
             }
             .map_err(|e| self.column_error(out.len(), &e))?;

@@ -518,90 +518,48 @@ impl Codec {
     }
 }
 
-/// How a column's value is read from a binary `COPY` (`FORMAT binary`), for the types
-/// whose binary form is cheaper to read than their text and, for numeric and timestamptz,
-/// cheaper for the server to write. A table is read in binary only when every column it
-/// keeps has one; others take the text path. Values equal the text path's: where the
-/// binary form holds something the fast path does not cover (a numeric NaN or with more
-/// than 36 digits, an infinite date or timestamp), its text form goes through the
-/// column's [`Codec`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BinaryCodec {
-    /// bool: one byte.
-    Bool,
-    /// int2.
-    Int16,
-    /// int4.
-    Int32,
-    /// int8.
-    Int64,
-    /// float4.
-    Float32,
-    /// float8.
-    Float64,
-    /// text, varchar: the UTF-8 bytes themselves.
-    Text,
-    /// bytea: the bytes themselves.
-    Bytea(BinaryMode),
-    /// date: days since 2000-01-01.
-    Date,
-    /// time: microseconds since midnight, as milliseconds.
-    TimeMillis,
-    /// time: microseconds since midnight.
-    TimeMicros,
-    /// timestamp: microseconds since 2000-01-01, as milliseconds since the epoch.
-    TimestampMillis,
-    /// timestamp: microseconds since 2000-01-01, as microseconds since the epoch.
-    TimestampMicros,
-    /// numeric with a declared scale, `decimal.handling.mode=precise`.
-    Numeric(u32),
-    /// timestamptz: microseconds since 2000-01-01 UTC, as a ZonedTimestamp with this
-    /// many fraction digits.
-    TimestampTz(u8),
-}
-
 /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
-impl BinaryCodec {
-    /// The binary reader for a column of base type `oid` read by `codec`, if there is one.
-    pub fn of(oid: u32, codec: &Codec) -> Option<BinaryCodec> {
-        Some(match (oid, codec) {
-            (16, Codec::Bool) => BinaryCodec::Bool,
-            (21, Codec::Int16) => BinaryCodec::Int16,
-            (23, Codec::Int32) => BinaryCodec::Int32,
-            (20, Codec::Int64) => BinaryCodec::Int64,
-            (700, Codec::Float32) => BinaryCodec::Float32,
-            (701, Codec::Float64) => BinaryCodec::Float64,
-            (25 | 1043, Codec::Text) => BinaryCodec::Text,
-            (17, Codec::Bytea(mode)) => BinaryCodec::Bytea(*mode),
-            (1082, Codec::Date) => BinaryCodec::Date,
-            (1083, Codec::TimeMillis) => BinaryCodec::TimeMillis,
-            (1083, Codec::TimeMicros) => BinaryCodec::TimeMicros,
-            (1114, Codec::TimestampMillis) => BinaryCodec::TimestampMillis,
-            (1114, Codec::TimestampMicros) => BinaryCodec::TimestampMicros,
-            (
-                1700,
-                Codec::Numeric {
-                    scale: Some(scale),
-                    mode: DecimalMode::Precise,
-                    money: false,
-                },
-            ) => BinaryCodec::Numeric(*scale),
-            (1184, Codec::TimestampTz(digits)) => BinaryCodec::TimestampTz(*digits),
-            _ => return None,
-        })
+/// Reading a binary `COPY` (`FORMAT binary`), for the types whose binary form is cheaper
+/// to read than their text and, for numeric and the date/time types, cheaper for the
+/// server to write. A table is read in binary only when every column it keeps can be (see
+/// [`Codec::reads_binary`]); others take the text path. Values equal the text path's:
+/// where the binary form holds something the fast path does not cover (a numeric NaN or
+/// with more than 36 digits, an infinite date or timestamp), its text form goes through
+/// [`Codec::parse`].
+impl Codec {
+    /// Whether a column of base type `oid` read by this codec can be read from a binary
+    /// `COPY` ([`parse_binary`](Self::parse_binary)).
+    pub fn reads_binary(&self, oid: u32) -> bool {
+        matches!(
+            (oid, self),
+            (16, Codec::Bool)
+                | (21, Codec::Int16)
+                | (23, Codec::Int32)
+                | (20, Codec::Int64)
+                | (700, Codec::Float32)
+                | (701, Codec::Float64)
+                | (25 | 1043, Codec::Text)
+                | (17, Codec::Bytea(_))
+                | (1082, Codec::Date)
+                | (1083, Codec::TimeMillis | Codec::TimeMicros)
+                | (1114, Codec::TimestampMillis | Codec::TimestampMicros)
+                | (1184, Codec::TimestampTz(_))
+                | (
+                    1700,
+                    Codec::Numeric {
+                        scale: Some(_),
+                        mode: DecimalMode::Precise,
+                        money: false,
+                    }
+                )
+        )
     }
 
-    /// Reads `buf[start..end]`, a field of a binary `COPY` row. `text` is the column's
-    /// text codec, for the values the fast paths leave to it.
-    pub fn read(
-        &self,
-        text: &Codec,
-        buf: &Bytes,
-        start: usize,
-        end: usize,
-    ) -> Result<Value, String> {
+    /// Parses `buf[start..end]`, a field of a binary `COPY` row of a column this codec
+    /// [reads in binary](Self::reads_binary).
+    pub fn parse_binary(&self, buf: &Bytes, start: usize, end: usize) -> Result<Value, String> {
         let raw = &buf[start..end];
         let fixed = |n: usize, what: &str| {
             if raw.len() == n {
@@ -618,7 +576,7 @@ impl BinaryCodec {
         // PostgreSQL's infinite dates and timestamps are the type's extremes; the text
         // codec knows what Debezium makes of them.
         let infinite = |positive: bool| {
-            text.parse(Bytes::from_static(if positive {
+            self.parse(Bytes::from_static(if positive {
                 b"infinity"
             } else {
                 b"-infinity"
@@ -630,23 +588,23 @@ impl BinaryCodec {
                 .ok_or_else(|| format!("timestamp {micros} out of range"))
         };
         Ok(match self {
-            BinaryCodec::Bool => Value::Boolean(fixed(1, "bool")?[0] != 0),
-            BinaryCodec::Int16 => Value::Int16(i16::from_be_bytes(
+            Codec::Bool => Value::Boolean(fixed(1, "bool")?[0] != 0),
+            Codec::Int16 => Value::Int16(i16::from_be_bytes(
                 fixed(2, "int2")?.try_into().expect("2 bytes"),
             )),
-            BinaryCodec::Int32 => Value::Int32(i32::from_be_bytes(
+            Codec::Int32 => Value::Int32(i32::from_be_bytes(
                 fixed(4, "int4")?.try_into().expect("4 bytes"),
             )),
-            BinaryCodec::Int64 => Value::Int64(int64("int8")?),
-            BinaryCodec::Float32 => Value::Float32(f32::from_be_bytes(
+            Codec::Int64 => Value::Int64(int64("int8")?),
+            Codec::Float32 => Value::Float32(f32::from_be_bytes(
                 fixed(4, "float4")?.try_into().expect("4 bytes"),
             )),
-            BinaryCodec::Float64 => Value::Float64(f64::from_bits(int64("float8")? as u64)),
-            BinaryCodec::Text => {
-                return text.parse_in(buf, start, end);
+            Codec::Float64 => Value::Float64(f64::from_bits(int64("float8")? as u64)),
+            Codec::Text => {
+                return self.parse_in(buf, start, end);
             }
-            BinaryCodec::Bytea(mode) => mode.encode(buf.slice(start..end)),
-            BinaryCodec::Date => {
+            Codec::Bytea(mode) => mode.encode(buf.slice(start..end)),
+            Codec::Date => {
                 match i32::from_be_bytes(fixed(4, "date")?.try_into().expect("4 bytes")) {
                     i32::MAX => infinite(true)?,
                     i32::MIN => infinite(false)?,
@@ -656,29 +614,32 @@ impl BinaryCodec {
                     ),
                 }
             }
-            BinaryCodec::TimeMillis => Value::Int32((int64("time")? / 1000) as i32),
-            BinaryCodec::TimeMicros => Value::Int64(int64("time")?),
-            BinaryCodec::TimestampMillis | BinaryCodec::TimestampMicros => {
-                match int64("timestamp")? {
-                    i64::MAX => infinite(true)?,
-                    i64::MIN => infinite(false)?,
-                    micros if *self == BinaryCodec::TimestampMillis => {
-                        Value::Int64(since_2000(micros)?.div_euclid(1000))
-                    }
-                    micros => Value::Int64(since_2000(micros)?),
+            Codec::TimeMillis => Value::Int32((int64("time")? / 1000) as i32),
+            Codec::TimeMicros => Value::Int64(int64("time")?),
+            Codec::TimestampMillis | Codec::TimestampMicros => match int64("timestamp")? {
+                i64::MAX => infinite(true)?,
+                i64::MIN => infinite(false)?,
+                micros if matches!(self, Codec::TimestampMillis) => {
+                    Value::Int64(since_2000(micros)?.div_euclid(1000))
                 }
-            }
-            BinaryCodec::Numeric(scale) => match binary_decimal(raw, *scale) {
+                micros => Value::Int64(since_2000(micros)?),
+            },
+            Codec::Numeric {
+                scale: Some(scale),
+                mode: DecimalMode::Precise,
+                money: false,
+            } => match binary_decimal(raw, *scale) {
                 Some(unscaled) => Value::decimal(unscaled),
-                None => text.parse(Bytes::from(
+                None => self.parse(Bytes::from(
                     numeric_text(raw).ok_or_else(|| "an invalid binary numeric".to_owned())?,
                 ))?,
             },
-            BinaryCodec::TimestampTz(digits) => match int64("timestamptz")? {
+            Codec::TimestampTz(digits) => match int64("timestamptz")? {
                 i64::MAX => infinite(true)?,
                 i64::MIN => infinite(false)?,
                 micros => Value::from(format_utc(since_2000(micros)?, *digits)),
             },
+            other => return Err(format!("no binary form is read for {other:?}")),
         })
     }
 }
@@ -1566,7 +1527,7 @@ mod tests {
             assert_eq!(numeric_text(bytes).as_deref(), Some(*text), "{text}");
             let buf = Bytes::from(bytes.clone());
             assert_eq!(
-                BinaryCodec::Numeric(*scale).read(&numeric(*scale), &buf, 0, buf.len()),
+                numeric(*scale).parse_binary(&buf, 0, buf.len()),
                 numeric(*scale).parse(Bytes::from(text.to_string())),
                 "{text}"
             );
@@ -1584,7 +1545,7 @@ mod tests {
         let codec = Codec::TimestampTz(6);
         let read = |micros_since_2000: i64| {
             let buf = Bytes::copy_from_slice(&micros_since_2000.to_be_bytes());
-            BinaryCodec::TimestampTz(6).read(&codec, &buf, 0, 8)
+            codec.parse_binary(&buf, 0, 8)
         };
         assert_eq!(
             read(0),
@@ -1596,9 +1557,13 @@ mod tests {
         );
         assert_eq!(read(i64::MAX), Ok(Value::from("infinity")));
         assert_eq!(read(i64::MIN), Ok(Value::from("-infinity")));
-        assert!(BinaryCodec::Int32
-            .read(&Codec::Int32, &Bytes::from_static(&[0; 3]), 0, 3)
+        assert!(Codec::Int32
+            .parse_binary(&Bytes::from_static(&[0; 3]), 0, 3)
             .is_err());
+        // Types without a binary reader say so instead of misreading.
+        assert!(!Codec::Text.reads_binary(2950), "uuid");
+        assert!(!Codec::Int64.reads_binary(26), "oid: 4 bytes in binary");
+        assert!(Codec::Point.parse_binary(&Bytes::new(), 0, 0).is_err());
     }
 
     #[test]
