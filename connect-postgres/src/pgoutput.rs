@@ -388,53 +388,50 @@ pub fn strip_binary_copy_header(first: Bytes) -> Bytes {
 }
 
 /// Splits a binary `COPY` row (a field count, then per field its length, -1 for NULL, and
-/// its bytes) into its fields, each a range of `row`.
+/// its bytes) into its fields, each a range of `row`; a malformed row ends with an error.
 pub fn binary_copy_fields(
     row: &Bytes,
 ) -> impl Iterator<Item = Result<CopyField, DecodeError>> + '_ {
-    let malformed = |detail: &str| DecodeError {
-        tag: 'c',
-        detail: format!("binary COPY row: {detail}"),
-    };
-    let mut left = match row.get(..2) {
-        Some(count) => Ok(i16::from_be_bytes([count[0], count[1]]).max(0)),
-        None => Err(()),
-    };
+    let mut left = row
+        .get(..2)
+        .map(|c| i16::from_be_bytes([c[0], c[1]]).max(0));
     let mut pos = 2;
+    let mut failed = false;
     std::iter::from_fn(move || {
-        let n = match left.as_mut() {
-            Err(()) => {
-                left = Ok(0);
-                return Some(Err(malformed("no field count")));
+        if failed {
+            return None;
+        }
+        let field = match left.as_mut() {
+            None => Err("no field count"),
+            Some(0) if pos == row.len() => return None,
+            Some(0) => Err("bytes after the last field"),
+            Some(n) => {
+                *n -= 1;
+                next_binary_field(row, &mut pos)
             }
-            Ok(n) => n,
         };
-        if *n == 0 {
-            return (pos != row.len()).then(|| {
-                pos = row.len();
-                Err(malformed("bytes after the last field"))
-            });
-        }
-        *n -= 1;
-        let Some(len) = row.get(pos..pos + 4) else {
-            *n = 0;
-            pos = row.len();
-            return Some(Err(malformed("truncated")));
-        };
-        let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
-        pos += 4;
-        if len < 0 {
-            return Some(Ok(CopyField::Null));
-        }
-        let start = pos;
-        pos += len as usize;
-        if pos > row.len() {
-            *n = 0;
-            pos = row.len();
-            return Some(Err(malformed("truncated")));
-        }
-        Some(Ok(CopyField::Plain(start, pos)))
+        failed = field.is_err();
+        Some(field.map_err(|detail| DecodeError {
+            tag: 'c',
+            detail: format!("binary COPY row: {detail}"),
+        }))
     })
+}
+
+/// The binary `COPY` field at `pos` of `row`; `pos` moves past it.
+fn next_binary_field(row: &[u8], pos: &mut usize) -> Result<CopyField, &'static str> {
+    let len = row.get(*pos..*pos + 4).ok_or("truncated")?;
+    let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+    *pos += 4;
+    let Ok(len) = usize::try_from(len) else {
+        return Ok(CopyField::Null);
+    };
+    let start = *pos;
+    *pos += len;
+    if *pos > row.len() {
+        return Err("truncated");
+    }
+    Ok(CopyField::Plain(start, *pos))
 }
 
 fn unescape_copy(field: &[u8]) -> Option<Bytes> {

@@ -82,8 +82,6 @@ fn literal_default(c: &ColumnDef, codec: &Codec) -> Option<Value> {
 #[derive(Debug, Clone)]
 struct ColumnPlan {
     codec: Codec,
-    /// It can be read from a binary `COPY` ([`Codec::reads_binary`]).
-    binary: bool,
     keep: bool,
     mask: Option<Mask>,
     /// The column's length (varchar/char), for truncating hashes.
@@ -218,6 +216,7 @@ impl TableSchema {
         let mut plan = Vec::with_capacity(columns.len());
         let mut names = Vec::with_capacity(columns.len());
         let mut key_positions = Vec::new();
+        let mut binary_copy = true;
         let custom_key = config.message_key_columns.for_table(schema, table);
         if let Some(missing) =
             custom_key.and_then(|cols| cols.iter().find(|k| !columns.iter().any(|c| &c.name == *k)))
@@ -254,12 +253,9 @@ impl TableSchema {
                     ),
                 ));
             }
-            let binary = match c.pg_type {
-                PgType::Base { oid, .. } => codec.reads_binary(oid),
-                _ => false,
-            };
+            binary_copy &=
+                !keep || matches!(c.pg_type, PgType::Base { oid, .. } if codec.reads_binary(oid));
             plan.push(ColumnPlan {
-                binary,
                 codec,
                 keep,
                 mask,
@@ -289,7 +285,7 @@ impl TableSchema {
             2 * (schema.len() + table.len()),
         );
         Ok(TableSchema {
-            binary_copy: plan.iter().all(|p| !p.keep || p.binary),
+            binary_copy,
             event_overhead,
             schema: schema.to_owned(),
             table: table.to_owned(),

@@ -561,18 +561,6 @@ impl Codec {
     /// [reads in binary](Self::reads_binary).
     pub fn parse_binary(&self, buf: &Bytes, start: usize, end: usize) -> Result<Value, String> {
         let raw = &buf[start..end];
-        let fixed = |n: usize, what: &str| {
-            if raw.len() == n {
-                Ok(raw)
-            } else {
-                Err(format!("a binary {what} of {} bytes", raw.len()))
-            }
-        };
-        let int64 = |what: &str| {
-            Ok::<_, String>(i64::from_be_bytes(
-                fixed(8, what)?.try_into().expect("8 bytes"),
-            ))
-        };
         // PostgreSQL's infinite dates and timestamps are the type's extremes; the text
         // codec knows what Debezium makes of them.
         let infinite = |positive: bool| {
@@ -588,42 +576,38 @@ impl Codec {
                 .ok_or_else(|| format!("timestamp {micros} out of range"))
         };
         Ok(match self {
-            Codec::Bool => Value::Boolean(fixed(1, "bool")?[0] != 0),
-            Codec::Int16 => Value::Int16(i16::from_be_bytes(
-                fixed(2, "int2")?.try_into().expect("2 bytes"),
-            )),
-            Codec::Int32 => Value::Int32(i32::from_be_bytes(
-                fixed(4, "int4")?.try_into().expect("4 bytes"),
-            )),
-            Codec::Int64 => Value::Int64(int64("int8")?),
-            Codec::Float32 => Value::Float32(f32::from_be_bytes(
-                fixed(4, "float4")?.try_into().expect("4 bytes"),
-            )),
-            Codec::Float64 => Value::Float64(f64::from_bits(int64("float8")? as u64)),
+            Codec::Bool => Value::Boolean(sized::<1>(raw, "bool")?[0] != 0),
+            Codec::Int16 => Value::Int16(i16::from_be_bytes(sized(raw, "int2")?)),
+            Codec::Int32 => Value::Int32(i32::from_be_bytes(sized(raw, "int4")?)),
+            Codec::Int64 => Value::Int64(i64::from_be_bytes(sized(raw, "int8")?)),
+            Codec::Float32 => Value::Float32(f32::from_be_bytes(sized(raw, "float4")?)),
+            Codec::Float64 => Value::Float64(f64::from_be_bytes(sized(raw, "float8")?)),
             Codec::Text => {
                 return self.parse_in(buf, start, end);
             }
             Codec::Bytea(mode) => mode.encode(buf.slice(start..end)),
-            Codec::Date => {
-                match i32::from_be_bytes(fixed(4, "date")?.try_into().expect("4 bytes")) {
-                    i32::MAX => infinite(true)?,
-                    i32::MIN => infinite(false)?,
-                    days => Value::Int32(
-                        days.checked_add((PG_EPOCH_MICROS / MICROS_PER_DAY) as i32)
-                            .ok_or_else(|| format!("date {days} out of range"))?,
-                    ),
+            Codec::Date => match i32::from_be_bytes(sized(raw, "date")?) {
+                i32::MAX => infinite(true)?,
+                i32::MIN => infinite(false)?,
+                days => Value::Int32(
+                    days.checked_add((PG_EPOCH_MICROS / MICROS_PER_DAY) as i32)
+                        .ok_or_else(|| format!("date {days} out of range"))?,
+                ),
+            },
+            Codec::TimeMillis => {
+                Value::Int32((i64::from_be_bytes(sized(raw, "time")?) / 1000) as i32)
+            }
+            Codec::TimeMicros => Value::Int64(i64::from_be_bytes(sized(raw, "time")?)),
+            Codec::TimestampMillis | Codec::TimestampMicros => {
+                match i64::from_be_bytes(sized(raw, "timestamp")?) {
+                    i64::MAX => infinite(true)?,
+                    i64::MIN => infinite(false)?,
+                    micros if matches!(self, Codec::TimestampMillis) => {
+                        Value::Int64(since_2000(micros)?.div_euclid(1000))
+                    }
+                    micros => Value::Int64(since_2000(micros)?),
                 }
             }
-            Codec::TimeMillis => Value::Int32((int64("time")? / 1000) as i32),
-            Codec::TimeMicros => Value::Int64(int64("time")?),
-            Codec::TimestampMillis | Codec::TimestampMicros => match int64("timestamp")? {
-                i64::MAX => infinite(true)?,
-                i64::MIN => infinite(false)?,
-                micros if matches!(self, Codec::TimestampMillis) => {
-                    Value::Int64(since_2000(micros)?.div_euclid(1000))
-                }
-                micros => Value::Int64(since_2000(micros)?),
-            },
             Codec::Numeric {
                 scale: Some(scale),
                 mode: DecimalMode::Precise,
@@ -634,7 +618,7 @@ impl Codec {
                     numeric_text(raw).ok_or_else(|| "an invalid binary numeric".to_owned())?,
                 ))?,
             },
-            Codec::TimestampTz(digits) => match int64("timestamptz")? {
+            Codec::TimestampTz(digits) => match i64::from_be_bytes(sized(raw, "timestamptz")?) {
                 i64::MAX => infinite(true)?,
                 i64::MIN => infinite(false)?,
                 micros => Value::from(format_utc(since_2000(micros)?, *digits)),
@@ -642,6 +626,12 @@ impl Codec {
             other => return Err(format!("no binary form is read for {other:?}")),
         })
     }
+}
+
+/// A fixed-size binary value of `N` bytes (the type named `what`).
+fn sized<const N: usize>(raw: &[u8], what: &str) -> Result<[u8; N], String> {
+    raw.try_into()
+        .map_err(|_| format!("a binary {what} of {} bytes", raw.len()))
 }
 
 /// The header fields and base-10000 digits of a binary numeric: (weight, sign, dscale,
@@ -1257,11 +1247,10 @@ fn canonical_utc_zoned(b: &[u8], digits: u8) -> Option<String> {
 /// "2024-03-05 13:45:10.5+00" (or "+05:30", "-08") → UTC microseconds since the epoch.
 fn parse_timestamptz(s: &str) -> Option<i64> {
     // PostgreSQL prints the era after the offset: `0044-03-15 12:00:00+00 BC`.
-    if let Some(rest) = s.strip_suffix(" BC") {
-        let idx = rest.rfind(['+', '-']).filter(|&i| i > 10)?;
-        let (local, offset) = rest.split_at(idx);
-        return parse_timestamptz(&format!("{local} BC{offset}"));
-    }
+    let (s, bc) = match s.strip_suffix(" BC") {
+        Some(rest) => (rest, true),
+        None => (s, false),
+    };
     let idx = s.rfind(['+', '-']).filter(|&i| i > 10)?;
     let (local, offset) = s.split_at(idx);
     let sign = if offset.starts_with('-') { -1 } else { 1 };
@@ -1270,7 +1259,12 @@ fn parse_timestamptz(s: &str) -> Option<i64> {
     let om: i64 = parts.next().map_or(Some(0), |m| m.parse().ok())?;
     let os: i64 = parts.next().map_or(Some(0), |m| m.parse().ok())?;
     let offset_micros = sign * ((oh * 60 + om) * 60 + os) * 1_000_000;
-    Some(parse_timestamp(local)? - offset_micros)
+    let local_micros = if bc {
+        parse_timestamp(&format!("{local} BC"))?
+    } else {
+        parse_timestamp(local)?
+    };
+    Some(local_micros - offset_micros)
 }
 
 /// "13:45:10.5+02" → "11:45:10.5Z" (Java's ISO_OFFSET_TIME in UTC, as Debezium writes it).
